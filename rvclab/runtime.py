@@ -1,0 +1,217 @@
+"""How MLX runs on each platform: fast BLAS on Linux CPU, device choice, seeding.
+
+Every rvclab module that uses MLX gets it through :func:`import_mlx` (the ``rvclab.mlx``
+package calls it on import), so the steps below always happen before ``mlx.core`` loads.
+
+Platform paths, each guarded and named here:
+
+* **macOS (Apple Silicon)** — MLX uses Metal and Accelerate; nothing to prepare. Device: GPU.
+* **Linux + CUDA** (``mlx-cuda`` installed) — MLX's CUDA backend; device: GPU.
+* **Linux CPU** (``mlx[cpu]``) — the wheel links a reference BLAS (about 20x slower than torch
+  for a large fp32 matmul on this CI class of machine). We load the system OpenBLAS into the
+  process with ``RTLD_GLOBAL`` *before* ``mlx.core`` is imported, so its ``sgemm`` symbols win.
+  OpenBLAS detects the CPU itself; we never set ``OPENBLAS_CORETYPE`` (forcing a core the CPU
+  lacks dies with "Illegal instruction"). Debian package: ``libopenblas0-pthread``.
+
+Environment variables:
+
+* ``RVCLAB_FAST_BLAS=0`` turns the OpenBLAS preload off (to measure MLX out of the box).
+* ``RVCLAB_BLAS_LIB=/path/libopenblas.so.0`` names the library to preload.
+* ``RVCLAB_MLX_DEVICE=cpu|gpu`` overrides the device choice.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import platform
+import sys
+import warnings
+from dataclasses import dataclass
+
+BLAS_DEBIAN_PACKAGE = "libopenblas0-pthread"
+# Sonames tried in order; the Debian package provides the first through update-alternatives.
+BLAS_CANDIDATES = (
+    "libopenblas.so.0",
+    "libopenblasp-r0.so",
+    "/usr/lib/x86_64-linux-gnu/libopenblas.so.0",
+    "/usr/lib/aarch64-linux-gnu/libopenblas.so.0",
+    "libopenblas.so",
+)
+
+IS_MACOS = sys.platform == "darwin"
+IS_LINUX = sys.platform.startswith("linux")
+
+
+@dataclass
+class _State:
+    prepared: bool = False
+    blas_path: str | None = None  # library we preloaded, if any
+    blas_error: str | None = None  # why none was preloaded
+    late: bool = False  # mlx.core was imported before we could prepare
+    warned: bool = False
+
+
+_STATE = _State()
+
+
+def fast_blas_enabled() -> bool:
+    """False when ``RVCLAB_FAST_BLAS`` is set to 0/false/off."""
+    return os.environ.get("RVCLAB_FAST_BLAS", "1").strip().lower() not in ("0", "false", "off", "no")
+
+
+def _preload_openblas() -> None:
+    """Load OpenBLAS globally so MLX's BLAS calls resolve to it (Linux CPU path only)."""
+    explicit = os.environ.get("RVCLAB_BLAS_LIB")
+    candidates = (explicit,) if explicit else BLAS_CANDIDATES
+    errors = []
+    for name in candidates:
+        try:
+            ctypes.CDLL(name, mode=ctypes.RTLD_GLOBAL)
+        except OSError as exc:
+            errors.append(f"{name}: {exc}")
+            continue
+        _STATE.blas_path = _resolve_loaded(name) or name
+        return
+    _STATE.blas_error = "; ".join(errors)
+
+
+def _resolve_loaded(fragment: str) -> str | None:
+    """The absolute path of a loaded shared library whose name contains ``fragment``."""
+    base = os.path.basename(fragment).split(".so")[0]
+    for path in loaded_libraries():
+        if base in os.path.basename(path):
+            return path
+    return None
+
+
+def loaded_libraries() -> list[str]:
+    """Shared libraries mapped into this process (Linux only; empty elsewhere)."""
+    try:
+        with open("/proc/self/maps", encoding="utf-8") as fh:
+            paths = {line.split()[-1] for line in fh if ".so" in line and "/" in line}
+    except OSError:
+        return []
+    return sorted(paths)
+
+
+def prepare() -> None:
+    """Run the platform's preparation once; safe to call many times."""
+    if _STATE.prepared:
+        return
+    _STATE.prepared = True
+    if not IS_LINUX or _has_cuda_backend_installed():
+        return
+    if not fast_blas_enabled():
+        _STATE.blas_error = "disabled by RVCLAB_FAST_BLAS=0"
+        return
+    if "mlx.core" in sys.modules:
+        _STATE.late = True
+    _preload_openblas()
+    if _STATE.blas_path is None:
+        _warn_once(
+            "rvclab: no OpenBLAS found, so MLX on this Linux CPU uses its slow reference BLAS "
+            f"(about 20x slower matmuls). Install the Debian package {BLAS_DEBIAN_PACKAGE} "
+            f"(apt-get install -y {BLAS_DEBIAN_PACKAGE}). Tried: {_STATE.blas_error}"
+        )
+    elif _STATE.late:
+        _warn_once(
+            "rvclab: mlx.core was imported before rvclab.runtime could load OpenBLAS; MLX may "
+            "keep its slow reference BLAS. Import rvclab.mlx (or call rvclab.runtime.import_mlx) "
+            "before mlx."
+        )
+
+
+def _warn_once(message: str) -> None:
+    if not _STATE.warned:
+        _STATE.warned = True
+        warnings.warn(message, RuntimeWarning, stacklevel=3)
+
+
+def _has_cuda_backend_installed() -> bool:
+    """True when the mlx-cuda wheel is present (then MLX's CPU BLAS is not our concern)."""
+    from importlib import metadata
+
+    for dist in ("mlx-cuda", "mlx-cuda-12", "mlx-cuda-13"):
+        try:
+            metadata.version(dist)
+            return True
+        except metadata.PackageNotFoundError:
+            continue
+    return False
+
+
+def import_mlx():
+    """Prepare the platform, then import and return ``mlx.core``."""
+    prepare()
+    import mlx.core as mx
+
+    device = os.environ.get("RVCLAB_MLX_DEVICE")
+    if device:
+        mx.set_default_device(mx.gpu if device.lower() == "gpu" else mx.cpu)
+    elif _gpu_available(mx):
+        mx.set_default_device(mx.gpu)
+    else:
+        mx.set_default_device(mx.cpu)
+    return mx
+
+
+def _gpu_available(mx) -> bool:
+    if IS_MACOS:
+        return bool(mx.metal.is_available())
+    cuda = getattr(mx, "cuda", None)
+    return bool(cuda is not None and cuda.is_available())
+
+
+def mlx_backend_name() -> str:
+    """'metal', 'cuda' or 'cpu': where MLX arrays are computed by default."""
+    mx = import_mlx()
+    if mx.default_device() == mx.cpu:
+        return "cpu"
+    return "metal" if IS_MACOS else "cuda"
+
+
+def blas_in_use() -> str:
+    """The BLAS library MLX will call on this platform, in words."""
+    prepare()
+    if IS_MACOS:
+        return "Accelerate (macOS)"
+    if _STATE.blas_path:
+        return _STATE.blas_path
+    ref = [p for p in loaded_libraries() if "libblas" in os.path.basename(p)]
+    return f"reference BLAS ({ref[0]})" if ref else "reference BLAS bundled with mlx"
+
+
+def blas_status() -> dict:
+    """What :func:`prepare` did, for ``rvclab info`` and tests."""
+    prepare()
+    return {
+        "fast_blas_enabled": fast_blas_enabled(),
+        "preloaded": _STATE.blas_path,
+        "error": _STATE.blas_error,
+        "late": _STATE.late,
+        "machine": platform.machine(),
+    }
+
+
+def seed_everything(seed: int) -> None:
+    """Seed numpy's legacy generator, torch and MLX (where imported) with one number."""
+    import numpy as np
+
+    np.random.seed(seed)
+    if "torch" in sys.modules:
+        sys.modules["torch"].manual_seed(seed)
+    if "mlx.core" in sys.modules:
+        sys.modules["mlx.core"].random.seed(seed)
+
+
+def torch_sync(device: str = "cpu") -> None:
+    """Block until queued torch work on ``device`` is done (no-op on the CPU)."""
+    if device.startswith("cuda"):
+        import torch
+
+        torch.cuda.synchronize()
+    elif device == "mps":
+        import torch
+
+        torch.mps.synchronize()
