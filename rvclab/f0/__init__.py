@@ -1,0 +1,1 @@
+"""F0 methods, one module each, dispatched by rvclab.pitch."""

@@ -1,0 +1,1 @@
+"""Parity runners, one module per stage (rvclab parity NAME)."""

@@ -1,0 +1,1 @@
+"""Converter rule tables, one module per model family."""

@@ -1,0 +1,1 @@
+"""Seeded weights written in upstream file formats (rvclab weights make)."""
