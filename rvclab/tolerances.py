@@ -47,3 +47,7 @@ E2E_SPEC_CORR_MIN = 0.9999
 # Seed's stated rule of thumb: activations RMSE < 0.01. Ours, per layer, relative to the layer's
 # RMS, is far stricter; the tracer marks the first layer past it.
 TRACE_REL_MAX_ABS = 1e-4
+
+# --- Convolution kernels (rvclab/mlx/ops.py), fp32 ----------------------------------------------
+# max |MLX - torch| / max |torch| for conv1d / conv_transpose1d / conv2d, both paths.
+OPS_CONV_REL_MAX_ABS = 1e-5

@@ -1,0 +1,328 @@
+"""Convolutions for the MLX port, with torch semantics and a fast path for MLX on the Linux CPU.
+
+Layouts (MLX, channels last):
+
+* ``conv1d``: x ``(B, T, C_in)``, w ``(C_out, K, C_in/groups)``, b ``(C_out,)``
+  -> ``(B, T_out, C_out)``
+* ``conv_transpose1d``: x ``(B, T, C_in)``, w ``(C_out, K, C_in/groups)`` (MLX's layout: torch's
+  ``(C_in, C_out/groups, K)`` regrouped; for ``groups=1`` simply ``w_torch.transpose(1, 2, 0)``)
+* ``conv2d``: x ``(B, H, W, C_in)``, w ``(C_out, kH, kW, C_in/groups)``
+  -> ``(B, H_out, W_out, C_out)``
+
+Output lengths, padding (zeros), stride, dilation, groups and ``output_padding`` follow
+``torch.nn.functional.conv1d`` / ``conv_transpose1d`` / ``conv2d``. ``padding`` may also be a pair
+``(left, right)`` for conv1d (asymmetric) and ``(pad_h, pad_w)`` for conv2d.
+
+Two paths, chosen in ONE place, :func:`_use_matmul_path`:
+
+* **native** — ``mx.conv1d`` / ``mx.conv_transpose1d`` / ``mx.conv2d``. Best on Metal and CUDA,
+  where MLX has tuned kernels.
+* **matmul** — used when MLX computes on the CPU (Linux ``mlx[cpu]``). MLX's CPU kernels for dilated
+  and transposed convolutions are one to two orders of magnitude slower than torch, while its
+  matmul (with the OpenBLAS that :mod:`rvclab.runtime` preloads) is as fast as torch's. So:
+
+  - conv1d/conv2d = a sum over kernel taps of shifted matmuls, accumulated in place by BLAS
+    (``mx.addmm``, beta = 1; the bias seeds the accumulator). Taps are grouped into blocks
+    (a small im2col through a strided view) when the channel count alone would make a too-shallow
+    matmul (e.g. ``C_in = 1``); a block of all taps is plain im2col.
+  - conv_transpose1d = a polyphase conv1d: the kernel (dilation zeros inserted, padded to a
+    multiple of the stride) is split into ``m = ceil(K_eff / stride)`` taps of ``stride * C_out``
+    output channels each, run over the input padded by ``m - 1``; the result reshapes (for free)
+    from ``(T + m - 1, stride, C_out)`` to ``(T + m - 1) * stride`` samples, i.e. the overlap-add
+    happens inside the BLAS accumulation, with no scatter. Then ``padding`` is cropped.
+
+  Results are exact up to fp32 summation order (about 1e-6 relative to torch).
+
+``RVCLAB_CONV_PATH=auto|matmul|native`` (or :func:`set_conv_path` / :func:`conv_path`) overrides
+the choice, e.g. for benchmarks and tests.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+
+import mlx.core as mx
+
+from rvclab import runtime
+
+_PATHS = ("auto", "matmul", "native")
+_conv_path = os.environ.get("RVCLAB_CONV_PATH", "auto").strip().lower() or "auto"
+
+# A matmul shallower than this (contraction length C_in/groups * taps) runs poorly in BLAS, so taps
+# are grouped into im2col blocks of about this depth. Measured on a 2-core AVX2 machine.
+MIN_GEMM_DEPTH = 64
+
+
+# --- path choice --------------------------------------------------------------------------------
+
+
+def set_conv_path(path: str) -> None:
+    """Force ``"matmul"`` or ``"native"`` convolutions, or ``"auto"`` (per platform)."""
+    global _conv_path
+    if path not in _PATHS:
+        raise ValueError(f"conv path must be one of {_PATHS}, found {path!r}")
+    _conv_path = path
+
+
+@contextlib.contextmanager
+def conv_path(path: str):
+    """Context manager form of :func:`set_conv_path`; restores the previous choice."""
+    previous = _conv_path
+    set_conv_path(path)
+    try:
+        yield
+    finally:
+        set_conv_path(previous)
+
+
+def _use_matmul_path() -> bool:
+    """THE platform choice: matmul reformulation on the CPU, MLX's native kernels on a GPU.
+
+    ``auto``: if MLX computes on the CPU (Linux ``mlx[cpu]``, or ``RVCLAB_MLX_DEVICE=cpu``) use
+    the matmul path, since MLX's CPU convolution kernels are slow; on Metal (macOS) and CUDA
+    use MLX's native kernels. ``runtime.IS_MACOS`` is consulted too: macOS CPU runs have
+    Accelerate-backed matmuls, which the matmul path suits as well.
+    """
+    if _conv_path != "auto":
+        return _conv_path == "matmul"
+    on_cpu = mx.default_device() == mx.cpu
+    return on_cpu and (runtime.IS_LINUX or runtime.IS_MACOS)
+
+
+def active_path() -> str:
+    """``"matmul"`` or ``"native"``: what a convolution call would use now."""
+    return "matmul" if _use_matmul_path() else "native"
+
+
+# --- argument checks ----------------------------------------------------------------------------
+
+
+def _pair(v, name: str) -> tuple[int, int]:
+    if isinstance(v, int):
+        return (v, v)
+    if isinstance(v, (tuple, list)) and len(v) == 2 and all(isinstance(i, int) for i in v):
+        return (int(v[0]), int(v[1]))
+    raise ValueError(f"{name} must be an int or a pair of ints, found {v!r}")
+
+
+def _check(name: str, x, w, b, groups: int, ndim: int) -> None:
+    if x.ndim != ndim:
+        raise ValueError(f"{name}: x must have {ndim} dims (B, ..., C_in), found shape {x.shape}")
+    if w.ndim != ndim:
+        raise ValueError(
+            f"{name}: w must have {ndim} dims (C_out, ..., C_in/groups), found {w.shape}"
+        )
+    c_in, c_out = x.shape[-1], w.shape[0]
+    if groups < 1 or c_in % groups or c_out % groups:
+        raise ValueError(f"{name}: groups={groups} must divide C_in={c_in} and C_out={c_out}")
+    if w.shape[-1] * groups != c_in:
+        raise ValueError(
+            f"{name}: w shape {w.shape} expects C_in={w.shape[-1] * groups} "
+            f"(groups={groups}), found x shape {x.shape}"
+        )
+    if b is not None and tuple(b.shape) != (c_out,):
+        raise ValueError(f"{name}: b must have shape ({c_out},), found {tuple(b.shape)}")
+
+
+# --- shared tap engine --------------------------------------------------------------------------
+
+
+def _taps_per_block(c_group: int, n_taps: int) -> int:
+    return max(1, min(n_taps, -(-MIN_GEMM_DEPTH // c_group)))
+
+
+def _tap_matmul(xg, wg, bg, t_out: int, stride: int, dilation: int):
+    """Core of the matmul path, one spatial axis.
+
+    xg: ``(G, B, T_pad, Cg)`` padded input, row contiguous; wg: ``(G, K, Cg, Og)``;
+    bg: ``(G, 1, 1, Og)`` or None. Returns ``(G, B, t_out, Og)`` =
+    ``sum_k xg[:, :, k*dilation + stride*t] @ wg[:, k]`` (+ bias).
+    """
+    n_g, n_b, t_pad, c_g = xg.shape
+    n_taps, o_g = wg.shape[1], wg.shape[3]
+    per = _taps_per_block(c_g, n_taps)
+    row = t_pad * c_g
+    y = bg
+    for k0 in range(0, n_taps, per):
+        j = min(per, n_taps - k0)
+        if j == 1 and stride == 1:
+            cols = xg[:, :, k0 * dilation : k0 * dilation + t_out, :]
+        else:
+            cols = mx.as_strided(
+                xg,
+                (n_g, n_b, t_out, j, c_g),
+                (n_b * row, row, stride * c_g, dilation * c_g, 1),
+                k0 * dilation * c_g,
+            ).reshape(n_g, n_b, t_out, j * c_g)
+        wb = wg[:, k0 : k0 + j].reshape(n_g, 1, j * c_g, o_g)
+        y = cols @ wb if y is None else mx.addmm(y, cols, wb)
+    return y
+
+
+def _group_input(x, groups: int):
+    """(B, T, C) -> (G, B, T, C/G), row contiguous (a copy only when groups > 1)."""
+    n_b, t, c = x.shape
+    if groups == 1:
+        return x[None]
+    return mx.contiguous(x.reshape(n_b, t, groups, c // groups).transpose(2, 0, 1, 3))
+
+
+def _ungroup_output(y):
+    """(G, B, T, Og) -> (B, T, G*Og)."""
+    n_g, n_b, t, o_g = y.shape
+    if n_g == 1:
+        return y[0]
+    return y.transpose(1, 2, 0, 3).reshape(n_b, t, n_g * o_g)
+
+
+def _conv1d_matmul(x, w, b, stride: int, pad: tuple[int, int], dilation: int, groups: int):
+    n_b, t, c_in = x.shape
+    c_out, n_taps, c_g = w.shape
+    t_pad = t + pad[0] + pad[1]
+    t_out = (t_pad - dilation * (n_taps - 1) - 1) // stride + 1
+    if t_out < 1:
+        raise ValueError(
+            f"conv1d: input length {t} (padded {t_pad}) is shorter than the dilated kernel "
+            f"{dilation * (n_taps - 1) + 1}"
+        )
+    if pad != (0, 0):
+        x = mx.pad(x, [(0, 0), pad, (0, 0)])
+    xg = _group_input(x, groups)
+    o_g = c_out // groups
+    wg = w.reshape(groups, o_g, n_taps, c_g).transpose(0, 2, 3, 1)  # (G, K, Cg, Og)
+    bg = None if b is None else b.reshape(groups, 1, 1, o_g)
+    return _ungroup_output(_tap_matmul(xg, wg, bg, t_out, stride, dilation))
+
+
+# --- public API ---------------------------------------------------------------------------------
+
+
+def conv1d(x, w, b=None, stride: int = 1, padding=0, dilation: int = 1, groups: int = 1):
+    """torch ``conv1d`` in MLX layout: x ``(B, T, C_in)``, w ``(C_out, K, C_in/groups)``,
+    b ``(C_out,)`` -> ``(B, T_out, C_out)``, ``T_out = (T + 2p - d(K-1) - 1) // stride + 1``.
+
+    ``padding``: int (both sides) or ``(left, right)``; zeros.
+    """
+    _check("conv1d", x, w, b, groups, 3)
+    pad = _pair(padding, "padding")
+    if _use_matmul_path():
+        return _conv1d_matmul(x, w, b, stride, pad, dilation, groups)
+    if pad[0] != pad[1]:
+        x = mx.pad(x, [(0, 0), pad, (0, 0)])
+        pad = (0, 0)
+    y = mx.conv1d(x, w, stride=stride, padding=pad[0], dilation=dilation, groups=groups)
+    return y if b is None else y + b
+
+
+def conv_transpose1d(
+    x, w, b=None, stride: int = 1, padding: int = 0, output_padding: int = 0, dilation: int = 1,
+    groups: int = 1,
+):
+    """torch ``conv_transpose1d`` in MLX layout: x ``(B, T, C_in)``, w ``(C_out, K, C_in/groups)``
+    -> ``(B, T_out, C_out)``, ``T_out = (T-1)*stride - 2*padding + d(K-1) + output_padding + 1``.
+    """
+    _check("conv_transpose1d", x, w, b, groups, 3)
+    if output_padding >= max(stride, dilation) or output_padding < 0:
+        raise ValueError(
+            f"conv_transpose1d: output_padding={output_padding} must be in [0, max(stride, "
+            f"dilation)={max(stride, dilation)})"
+        )
+    if not _use_matmul_path():
+        y = mx.conv_transpose1d(
+            x, w, stride=stride, padding=padding, dilation=dilation,
+            output_padding=output_padding, groups=groups,
+        )
+        return y if b is None else y + b
+    return _conv_transpose1d_matmul(x, w, b, stride, padding, output_padding, dilation, groups)
+
+
+def _conv_transpose1d_matmul(x, w, b, stride, padding, output_padding, dilation, groups):
+    n_b, t, c_in = x.shape
+    c_out, n_taps, c_g = w.shape
+    o_g = c_out // groups
+    k_eff = dilation * (n_taps - 1) + 1
+    m = -(-k_eff // stride)  # taps of the polyphase kernel
+    t_out = (t - 1) * stride - 2 * padding + k_eff + output_padding
+    if t_out < 1:
+        raise ValueError(f"conv_transpose1d: output length {t_out} < 1 for input length {t}")
+    # Effective kernel (C_out, m*stride, Cg) with dilation zeros, as (G, Og, m, stride, Cg).
+    if dilation > 1:
+        we = mx.zeros((c_out, n_taps, dilation, c_g), dtype=w.dtype)
+        we = mx.concatenate([w[:, :, None, :], we[:, :, 1:, :]], axis=2)
+        we = we.reshape(c_out, n_taps * dilation, c_g)[:, :k_eff]
+    else:
+        we = w
+    if m * stride > k_eff:
+        we = mx.pad(we, [(0, 0), (0, m * stride - k_eff), (0, 0)])
+    we = we.reshape(groups, o_g, m, stride, c_g)
+    # Polyphase conv weight: out channel (g, r, o), tap k' = m-1-j  ->  (G*stride*Og, m, Cg).
+    wp = we[:, :, ::-1].transpose(0, 3, 1, 2, 4).reshape(groups * stride * o_g, m, c_g)
+    bp = None
+    if b is not None:
+        bp = mx.broadcast_to(b.reshape(groups, 1, o_g), (groups, stride, o_g)).reshape(-1)
+    y = _conv1d_matmul(x, wp, bp, 1, (m - 1, m - 1), 1, groups)  # (B, T+m-1, G*stride*Og)
+    t_full = (t + m - 1) * stride
+    if groups > 1:
+        y = y.reshape(n_b, t + m - 1, groups, stride, o_g).transpose(0, 1, 3, 2, 4)
+    y = y.reshape(n_b, t_full, c_out)
+    end = padding + t_out
+    if end > t_full:  # output_padding reaching past the last tap: zeros (plus bias)
+        tail = mx.zeros((n_b, end - t_full, c_out), dtype=y.dtype)
+        if b is not None:
+            tail = tail + b
+        y = mx.concatenate([y, tail], axis=1)
+    return y[:, padding:end]
+
+
+def conv2d(x, w, b=None, stride=1, padding=0, dilation=1, groups: int = 1):
+    """torch ``conv2d`` in MLX layout: x ``(B, H, W, C_in)``, w ``(C_out, kH, kW, C_in/groups)``,
+    b ``(C_out,)`` -> ``(B, H_out, W_out, C_out)``. ``stride``, ``padding`` (symmetric, zeros) and
+    ``dilation`` are ints or ``(h, w)`` pairs.
+    """
+    _check("conv2d", x, w, b, groups, 4)
+    sh, sw = _pair(stride, "stride")
+    ph, pw = _pair(padding, "padding")
+    dh, dw = _pair(dilation, "dilation")
+    if not _use_matmul_path():
+        y = mx.conv2d(x, w, stride=(sh, sw), padding=(ph, pw), dilation=(dh, dw), groups=groups)
+        return y if b is None else y + b
+    n_b, h, wd, c_in = x.shape
+    c_out, kh, kw, c_g = w.shape
+    o_g = c_out // groups
+    hp, wp = h + 2 * ph, wd + 2 * pw
+    h_out = (hp - dh * (kh - 1) - 1) // sh + 1
+    w_out = (wp - dw * (kw - 1) - 1) // sw + 1
+    if h_out < 1 or w_out < 1:
+        raise ValueError(f"conv2d: input {x.shape} too small for kernel {w.shape} ({dh},{dw})")
+    if ph or pw:
+        x = mx.pad(x, [(0, 0), (ph, ph), (pw, pw), (0, 0)])
+    if groups == 1:
+        xg = x[None]
+    else:
+        xg = mx.contiguous(x.reshape(n_b, hp, wp, groups, c_g).transpose(3, 0, 1, 2, 4))
+    wg = w.reshape(groups, o_g, kh, kw, c_g).transpose(0, 2, 3, 4, 1)  # (G, kH, kW, Cg, Og)
+    y = None if b is None else b.reshape(groups, 1, 1, o_g)
+    # Blocks: whole kernel rows (kW taps) if shallow enough, else single taps.
+    all_in_one = kh * kw * c_g <= 4 * MIN_GEMM_DEPTH
+    row_blocks = kw * c_g <= 8 * MIN_GEMM_DEPTH
+    s_b, s_h, s_w = hp * wp * c_g, wp * c_g, c_g
+    n_g = groups
+    blocks = (
+        [(0, kh, 0, kw)] if all_in_one
+        else [(i, 1, 0, kw) for i in range(kh)] if row_blocks
+        else [(i, 1, j, 1) for i in range(kh) for j in range(kw)]
+    )
+    for i0, ni, j0, nj in blocks:
+        cols = mx.as_strided(
+            xg,
+            (n_g, n_b, h_out, w_out, ni, nj, c_g),
+            (n_b * s_b, s_b, sh * s_h, sw * s_w, dh * s_h, dw * s_w, 1),
+            i0 * dh * s_h + j0 * dw * s_w,
+        ).reshape(n_g, n_b, h_out * w_out, ni * nj * c_g)
+        wb = wg[:, i0 : i0 + ni, j0 : j0 + nj].reshape(n_g, 1, ni * nj * c_g, o_g)
+        y = cols @ wb if y is None else mx.addmm(y, cols, wb)
+    y = y.reshape(n_g, n_b, h_out, w_out, o_g)
+    if n_g == 1:
+        return y[0]
+    return y.transpose(1, 2, 3, 0, 4).reshape(n_b, h_out, w_out, c_out)
