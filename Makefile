@@ -1,0 +1,44 @@
+# rvclab: `make demo` sets up and runs the main job; `make test` sets up and runs every test.
+SHELL := /bin/bash
+VENV := .venv
+PY := $(VENV)/bin/python
+# The install is redone only when what defines it changes.
+STAMP := $(VENV)/.installed-$(shell cat pyproject.toml scripts/setup.sh | sha256sum | cut -c1-16)
+NOTEBOOKS := $(sort $(wildcard notebooks/*.ipynb))
+PYTEST_FLAGS := -p no:cacheprovider --strict-markers
+NBVAL_FLAGS := --nbval --nbval-sanitize-with notebooks/sanitize.cfg --nbval-cell-timeout=900
+
+.PHONY: setup test test-py test-nb demo lab lint bench weights clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml scripts/setup.sh
+	bash scripts/setup.sh "$(VENV)" "$(STAMP)"
+
+# pytest exits 5 when it collects nothing: that is a failure here too.
+test: setup
+	$(PY) -m pytest $(PYTEST_FLAGS) tests $(NOTEBOOKS) $(NBVAL_FLAGS)
+
+test-py: setup
+	$(PY) -m pytest $(PYTEST_FLAGS) tests
+
+test-nb: setup
+	$(PY) -m pytest $(PYTEST_FLAGS) $(NOTEBOOKS) $(NBVAL_FLAGS)
+
+demo: setup
+	$(VENV)/bin/rvclab demo --out out
+
+lab: setup
+	$(VENV)/bin/rvclab lab
+
+weights: setup
+	$(VENV)/bin/rvclab weights make
+
+bench: setup
+	$(VENV)/bin/rvclab bench --stage matmul --json out/bench_matmul.json
+
+lint: setup
+	$(VENV)/bin/ruff check rvclab tests scripts
+
+clean:
+	rm -rf $(VENV) out build *.egg-info

@@ -1,0 +1,96 @@
+"""Metrics and the converter engine's strictness."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from rvclab import convert, metrics
+from rvclab.convert import WEIGHT_G, ConversionError, Rule, apply_rules
+
+
+def test_metrics_basics(rng):
+    a = rng.standard_normal(1000)
+    assert metrics.corr(a, a) == pytest.approx(1.0)
+    assert metrics.corr(a, -a) == pytest.approx(-1.0)
+    assert metrics.max_abs(a, a + 0.5) == pytest.approx(0.5)
+    assert metrics.rmse(a, a + 0.5) == pytest.approx(0.5)
+    f = np.array([0, 100, 200, 400.0])
+    err = metrics.cents_error(f, f * 2 ** (1 / 1200))
+    assert err["frames"] == 3 and err["median"] == pytest.approx(1.0)
+    assert metrics.voicing_agreement(f, np.array([0, 100, 0, 400.0])) == 0.75
+    assert metrics.relative_f0_error(f * 0.82, f) == pytest.approx(-0.18)
+    with pytest.raises(ValueError, match="shapes differ"):
+        metrics.corr(a, a[:10])
+
+
+def test_cosine_per_frame(rng):
+    a = rng.standard_normal((20, 8))
+    assert np.allclose(metrics.cosine_per_frame(a, 2 * a), 1.0)
+
+
+@pytest.mark.parametrize("new_form", [False, True])
+def test_weight_norm_fusion_matches_torch(new_form):
+    torch.manual_seed(0)
+    conv = torch.nn.Conv1d(8, 16, 5)
+    if new_form:
+        conv = torch.nn.utils.parametrizations.weight_norm(conv)
+    else:
+        conv = torch.nn.utils.weight_norm(conv)
+    with torch.no_grad():  # a non-trivial magnitude
+        g = "parametrizations.weight.original0" if new_form else "weight_g"
+        conv.get_parameter(g).mul_(torch.linspace(0.5, 2, 16).view(16, 1, 1))
+    sd = {f"c.{k}": v.detach().numpy() for k, v in conv.state_dict().items()}
+    rules = [
+        Rule("weight_norm", WEIGHT_G, convert.fuse_weight_norm(0, convert.conv1d_layout)),
+        Rule("bias", r"c\.bias", convert.copy()),
+    ]
+    out, report = apply_rules(sd, rules, {"c.weight": (16, 5, 8), "c.bias": (16,)})
+    g_t, v_t = (torch.from_numpy(sd[k]) for k in convert.weight_norm_pair(sd, "c"))
+    ref = torch._weight_norm(v_t, g_t, 0).numpy().transpose(0, 2, 1)  # torch's own fusion
+    assert np.max(np.abs(out["c.weight"] - ref)) / np.max(np.abs(ref)) < 2e-7
+    g_key, v_key = convert.weight_norm_pair(sd, "c")
+    exact = convert.fused_weight(sd[g_key], sd[v_key])
+    assert np.array_equal(out["c.weight"], convert.conv1d_layout(exact.astype(np.float32)))
+    assert np.array_equal(out["c.bias"], sd["c.bias"])  # copies are bit-exact
+    assert report.by_rule() == {"weight_norm": 1, "bias": 1}
+
+
+def test_layouts():
+    w = np.arange(2 * 3 * 4).reshape(2, 3, 4)
+    assert convert.conv1d_layout(w)[1, 2, 0] == w[1, 0, 2]
+    assert convert.conv_transpose1d_layout(w).shape == (3, 4, 2)
+    w4 = np.zeros((2, 3, 4, 5))
+    assert convert.conv2d_layout(w4).shape == (2, 4, 5, 3)
+    assert convert.conv_transpose2d_layout(w4).shape == (3, 4, 5, 2)
+
+
+def test_strictness_names_every_problem():
+    src = {"a.weight": np.zeros((2, 3)), "b.weight": np.zeros(4), "stray": np.zeros(1)}
+    rules = [Rule("copy", r"[ab]\.weight", convert.copy())]
+    with pytest.raises(ConversionError) as err:
+        apply_rules(src, rules, {"a.weight": (3, 2), "b.weight": (4,), "c.weight": (1,)})
+    text = str(err.value)
+    assert "stray (1,): unused source key" in text
+    assert "c.weight: missing (expected shape (1,))" in text
+    assert "a.weight: expected shape (3, 2), found (2, 3)" in text
+    assert len(err.value.problems) == 3
+
+
+def test_fp16_is_upcast_and_dtype_kept_on_request():
+    src = {"w": np.ones(3, np.float16), "i": np.arange(3)}
+    rules = [Rule("copy", r".*", convert.copy())]
+    out, _ = apply_rules(src, rules)
+    assert out["w"].dtype == np.float32 and out["i"].dtype == src["i"].dtype
+    out, _ = apply_rules(src, rules, dtype=None)
+    assert out["w"].dtype == np.float16
+
+
+def test_save_safetensors_atomic(tmp_path):
+    from rvclab.checkpoints import load_checkpoint, safetensors_metadata
+
+    path = convert.save_safetensors_atomic(tmp_path / "m.safetensors", {"w": np.ones(3, np.float32)},
+                                           {"config": [1, 2], "sr": "48k"})
+    assert safetensors_metadata(path) == {"config": "[1, 2]", "sr": "48k"}
+    assert load_checkpoint(path)["w"].tolist() == [1.0, 1.0, 1.0]

@@ -1,0 +1,103 @@
+"""The MLX runtime path: OpenBLAS preloaded before mlx.core on Linux, switchable, honest."""
+
+from __future__ import annotations
+
+import ast
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from rvclab import runtime
+
+ROOT = Path(__file__).resolve().parents[1]
+
+PROBE = """
+import json, rvclab.mlx, rvclab.runtime as rt
+import mlx.core as mx
+a = mx.ones((64, 64)); mx.eval(a @ a)
+maps = open('/proc/self/maps').read()
+print(json.dumps({"status": rt.blas_status(), "openblas_mapped": 'openblas' in maps,
+                  "blas": rt.blas_in_use(), "device": str(mx.default_device())}))
+"""
+
+
+def _probe(env_extra: dict) -> dict:
+    import os
+
+    env = {**os.environ, **env_extra}
+    out = subprocess.run([sys.executable, "-c", PROBE], capture_output=True, text=True, env=env, check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+@pytest.mark.skipif(not runtime.IS_LINUX, reason="OpenBLAS preload is the Linux CPU path only")
+def test_openblas_preloaded_before_mlx():
+    got = _probe({})
+    assert got["status"]["preloaded"], got
+    assert got["openblas_mapped"] and "openblas" in got["blas"]
+    assert not got["status"]["late"]
+
+
+@pytest.mark.skipif(not runtime.IS_LINUX, reason="OpenBLAS preload is the Linux CPU path only")
+def test_preload_can_be_turned_off():
+    got = _probe({"RVCLAB_FAST_BLAS": "0"})
+    assert got["status"]["preloaded"] is None
+    assert "disabled" in got["status"]["error"]
+    assert "reference BLAS" in got["blas"]
+
+
+@pytest.mark.skipif(not runtime.IS_LINUX, reason="OpenBLAS preload is the Linux CPU path only")
+def test_missing_blas_warns_naming_the_debian_package():
+    code = (
+        "import warnings, rvclab.runtime as rt\n"
+        "with warnings.catch_warnings(record=True) as w:\n"
+        "    warnings.simplefilter('always'); rt.prepare()\n"
+        "print([str(x.message) for x in w])"
+    )
+    import os
+
+    env = {**os.environ, "RVCLAB_BLAS_LIB": "/nonexistent/libopenblas.so.0"}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
+    assert runtime.BLAS_DEBIAN_PACKAGE in out.stdout
+
+
+def test_openblas_coretype_never_set():
+    source = (ROOT / "rvclab" / "runtime.py").read_text()
+    assert "os.environ[\"OPENBLAS_CORETYPE\"]" not in source and "putenv" not in source
+
+
+def test_no_module_imports_mlx_around_the_runtime():
+    """Outside rvclab/mlx/ and runtime.py, no module imports mlx at module level."""
+    offenders = []
+    for path in (ROOT / "rvclab").rglob("*.py"):
+        rel = path.relative_to(ROOT / "rvclab")
+        if rel.parts[0] == "mlx" or rel.name == "runtime.py":
+            continue
+        tree = ast.parse(path.read_text())
+        for node in tree.body:  # module level only; imports inside functions run after prepare()
+            names = []
+            if isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module:
+                names = [node.module]
+            if any(n == "mlx" or n.startswith("mlx.") for n in names):
+                offenders.append(str(rel))
+    assert not offenders, f"import rvclab.mlx (or runtime.import_mlx) instead of mlx in: {offenders}"
+
+
+def test_device_override_cpu():
+    got = _probe({"RVCLAB_MLX_DEVICE": "cpu"})
+    assert "cpu" in got["device"]
+
+
+def test_seed_everything_repeats_draws():
+    import numpy as np
+    import torch
+
+    runtime.seed_everything(7)
+    a = (np.random.rand(3), torch.rand(3))
+    runtime.seed_everything(7)
+    b = (np.random.rand(3), torch.rand(3))
+    assert np.array_equal(a[0], b[0]) and torch.equal(a[1], b[1])
