@@ -1,0 +1,114 @@
+"""A GRU with PyTorch's equations and parameter names, for MLX.
+
+PyTorch (and this module), per step with x_t (B, I) and h (B, H):
+
+    r = sigmoid(W_ir x + b_ir + W_hr h + b_hr)
+    z = sigmoid(W_iz x + b_iz + W_hz h + b_hz)
+    n = tanh(W_in x + b_in + r * (W_hn h + b_hn))      # b_hn sits INSIDE the reset-gated term
+    h = (1 - z) * n + z * h
+
+Weights are stacked in gate order (r, z, n): ``weight_ih_l{k}`` (3H, I), ``weight_hh_l{k}``
+(3H, H), ``bias_ih_l{k}`` / ``bias_hh_l{k}`` (3H,); the reverse direction adds ``_reverse``.
+``mlx.nn.GRU`` differs (its own gate order and where the hidden bias enters), so loading
+torch weights into it gives wrong outputs; this module takes them as they are.
+
+Speed: the input projections of every timestep are one matmul; the recurrence runs both
+directions at once as a batch of 2 (one batched (2, B, H) x (2, H, 3H) matmul per step) in a
+compiled step function.
+"""
+
+from __future__ import annotations
+
+import mlx.core as mx
+import mlx.nn as nn
+
+
+def _step(h, gi, w_hh_t, b_hh):
+    """One GRU step for a stack of directions.
+
+    h (D, B, H); gi (D, B, 3H) = W_ih x + b_ih; w_hh_t (D, H, 3H); b_hh (D, 1, 3H).
+    """
+    hidden = h.shape[-1]
+    gh = h @ w_hh_t + b_hh
+    r = mx.sigmoid(gi[..., :hidden] + gh[..., :hidden])
+    z = mx.sigmoid(gi[..., hidden:2 * hidden] + gh[..., hidden:2 * hidden])
+    n = mx.tanh(gi[..., 2 * hidden:] + r * gh[..., 2 * hidden:])
+    return n + z * (h - n)  # = (1 - z) * n + z * h
+
+
+_step_compiled = mx.compile(_step)
+
+
+def gru_scan(gi: mx.array, w_hh: mx.array, b_hh: mx.array, h0: mx.array | None = None,
+             compiled: bool = True) -> mx.array:
+    """Run the recurrence over time for D stacked directions (inputs already in step order).
+
+    gi (D, B, T, 3H) input projections; w_hh (D, 3H, H); b_hh (D, 3H) -> (D, B, T, H).
+    """
+    d, b, t, h3 = gi.shape
+    hidden = h3 // 3
+    w_t = mx.swapaxes(w_hh, -1, -2)  # (D, H, 3H)
+    bias = b_hh[:, None, :]
+    h = mx.zeros((d, b, hidden), dtype=gi.dtype) if h0 is None else h0
+    step = _step_compiled if compiled else _step
+    outs = []
+    for i in range(t):
+        h = step(h, gi[:, :, i, :], w_t, bias)
+        outs.append(h)
+    return mx.stack(outs, axis=2)
+
+
+class GRU(nn.Module):
+    """Batch-first GRU with torch's parameter names: (B, T, I) -> ((B, T, D*H), h_n (L*D, B, H))."""
+
+    def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1,
+                 bidirectional: bool = False, bias: bool = True):
+        super().__init__()
+        self.input_size = input_size
+        self.hidden_size = hidden_size
+        self.num_layers = num_layers
+        self.bidirectional = bidirectional
+        self.use_bias = bias
+        scale = hidden_size ** -0.5
+        for layer in range(num_layers):
+            in_size = input_size if layer == 0 else hidden_size * self.num_directions
+            for sfx in self._suffixes(layer):
+                setattr(self, f"weight_ih{sfx}",
+                        mx.random.uniform(-scale, scale, (3 * hidden_size, in_size)))
+                setattr(self, f"weight_hh{sfx}",
+                        mx.random.uniform(-scale, scale, (3 * hidden_size, hidden_size)))
+                zeros = mx.zeros((3 * hidden_size,))
+                setattr(self, f"bias_ih{sfx}", zeros)
+                setattr(self, f"bias_hh{sfx}", zeros)
+
+    @property
+    def num_directions(self) -> int:
+        return 2 if self.bidirectional else 1
+
+    def _suffixes(self, layer: int) -> list[str]:
+        sfx = [f"_l{layer}"]
+        if self.bidirectional:
+            sfx.append(f"_l{layer}_reverse")
+        return sfx
+
+    def __call__(self, x: mx.array, compiled: bool = True):
+        """x (B, T, I) -> output (B, T, D*H), h_n (num_layers*D, B, H)."""
+        finals = []
+        for layer in range(self.num_layers):
+            sfx = self._suffixes(layer)
+            w_ih = mx.stack([getattr(self, f"weight_ih{s}") for s in sfx])  # (D, 3H, I)
+            w_hh = mx.stack([getattr(self, f"weight_hh{s}") for s in sfx])  # (D, 3H, H)
+            b_ih = mx.stack([getattr(self, f"bias_ih{s}") for s in sfx])
+            b_hh = mx.stack([getattr(self, f"bias_hh{s}") for s in sfx])
+            if not self.use_bias:
+                b_ih, b_hh = mx.zeros_like(b_ih), mx.zeros_like(b_hh)
+            # all timesteps' input projections, one matmul per direction: (D, B, T, 3H)
+            xs = [x, x[:, ::-1, :]] if self.bidirectional else [x]
+            gi = mx.stack([xs[k] @ w_ih[k].T + b_ih[k] for k in range(len(sfx))])
+            hs = gru_scan(gi, w_hh, b_hh, compiled=compiled)  # (D, B, T, H)
+            outs = [hs[0]]
+            if self.bidirectional:
+                outs.append(hs[1][:, ::-1, :])  # back to time order
+            finals.extend(h[:, -1, :] for h in hs)
+            x = mx.concatenate(outs, axis=-1)
+        return x, mx.stack(finals)
