@@ -339,10 +339,10 @@ class RMVPE:
         self.cfg = model.cfg
         self.mel = MelSpectrogram(model.cfg)
 
-    def salience(self, audio: np.ndarray) -> np.ndarray:
+    def salience(self, audio: np.ndarray, chunk_frames: int | None = None) -> np.ndarray:
         """(N,) float audio @ 16 kHz -> (N // 160 + 1, 360) float32."""
         x = mx.array(np.asarray(audio, dtype=np.float32))[None]
-        sal = mel_to_salience(self.model, self.mel(x))
+        sal = mel_to_salience(self.model, self.mel(x), chunk_frames)
         return np.array(sal[0])
 
     def infer(self, audio: np.ndarray, threshold: float | None = None) -> np.ndarray:

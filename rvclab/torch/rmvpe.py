@@ -316,11 +316,11 @@ class RMVPE:
         self.device = device
 
     @torch.no_grad()
-    def salience(self, audio: np.ndarray) -> np.ndarray:
+    def salience(self, audio: np.ndarray, chunk_frames: int | None = None) -> np.ndarray:
         """(N,) float audio @ 16 kHz -> (N // 160 + 1, 360) float32."""
         x = torch.from_numpy(np.asarray(audio, dtype=np.float32)).to(self.device)[None]
         mel = self.mel(x)
-        return mel_to_salience(self.model, mel)[0].float().cpu().numpy()
+        return mel_to_salience(self.model, mel, chunk_frames)[0].float().cpu().numpy()
 
     def infer(self, audio: np.ndarray, threshold: float | None = None) -> np.ndarray:
         """(N,) audio @ 16 kHz -> (N // 160 + 1,) F0 Hz, 0 = unvoiced."""
