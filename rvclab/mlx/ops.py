@@ -51,7 +51,7 @@ _conv_path = os.environ.get("RVCLAB_CONV_PATH", "auto").strip().lower() or "auto
 
 # A matmul shallower than this (contraction length C_in/groups * taps) runs poorly in BLAS, so taps
 # are grouped into im2col blocks of about this depth. Measured on a 2-core AVX2 machine.
-MIN_GEMM_DEPTH = 64
+MIN_GEMM_DEPTH = 32
 
 
 # --- path choice --------------------------------------------------------------------------------
@@ -186,12 +186,27 @@ def _conv1d_matmul(x, w, b, stride: int, pad: tuple[int, int], dilation: int, gr
             f"conv1d: input length {t} (padded {t_pad}) is shorter than the dilated kernel "
             f"{dilation * (n_taps - 1) + 1}"
         )
+    o_g = c_out // groups
+    bg = None if b is None else b.reshape(groups, 1, 1, o_g)
+    if stride > 1 and dilation == 1:
+        # Polyphase: the input seen as (T/stride, stride*C) is a free reshape; the kernel, zero
+        # padded to m*stride taps, becomes m taps of depth stride*C and the conv has stride 1.
+        m = -(-n_taps // stride)
+        right = (t_out - 1 + m) * stride - t - pad[0]  # may be < pad[1]: the tail is unused
+        x = mx.pad(x, [(0, 0), (pad[0], max(right, 0)), (0, 0)]) if pad[0] or right > 0 else x
+        if right < 0:
+            x = x[:, : x.shape[1] + right]
+        xg = _group_input(x, groups)
+        xg = xg.reshape(groups, n_b, t_out - 1 + m, stride * c_g)
+        wg = w.reshape(groups, o_g, n_taps, c_g)
+        if m * stride > n_taps:
+            wg = mx.pad(wg, [(0, 0), (0, 0), (0, m * stride - n_taps), (0, 0)])
+        wg = wg.reshape(groups, o_g, m, stride * c_g).transpose(0, 2, 3, 1)  # (G, m, s*Cg, Og)
+        return _ungroup_output(_tap_matmul(xg, wg, bg, t_out, 1, 1))
     if pad != (0, 0):
         x = mx.pad(x, [(0, 0), pad, (0, 0)])
     xg = _group_input(x, groups)
-    o_g = c_out // groups
     wg = w.reshape(groups, o_g, n_taps, c_g).transpose(0, 2, 3, 1)  # (G, K, Cg, Og)
-    bg = None if b is None else b.reshape(groups, 1, 1, o_g)
     return _ungroup_output(_tap_matmul(xg, wg, bg, t_out, stride, dilation))
 
 
