@@ -1,0 +1,217 @@
+"""Synthesizer parity: torch reference vs MLX port on the same weights, inputs and noise.
+
+Inputs come from a shipped speech clip (``rvclab.audio.data_clips()``), deterministically:
+
+* phone features (B, T, 256|768) @ 100 fps: the clip's 80-bin log-mel frames (hop 160 @ 16 kHz),
+  standardised per bin, then a fixed seeded Gaussian projection to the feature width;
+* F0 (B, T) Hz: ``librosa.yin`` on the clip (50-1100 Hz), unvoiced (0) where the frame's RMS is
+  below 5 % of the clip's peak RMS; coarse pitch 1..255 by upstream's mel-scale formula.
+
+Weights: the torch reference as its constructor initialises it under ``torch.manual_seed(seed)``,
+with the zero-initialised coupling ``post`` convs filled with small seeded values so the flow is
+not the identity; the MLX side gets them through :mod:`rvclab.rules.synthesizer`, as a user's
+voice file would. Noise: ``shared`` (both backends take :func:`rvclab.synth_noise.make_noise`)
+or ``independent`` (MLX draws its own, as the seed project did).
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from rvclab import tolerances as tol
+from rvclab.config import SynthConfig
+
+CONFIG_NAMES = [f"{n}{s}" for s in ("", "-nof0") for n in SynthConfig.presets()]
+N_MELS = 80
+F0_MIN, F0_MAX = 50.0, 1100.0  # upstream's coarse-pitch range
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("--config", default="v2-48k",
+                        help=f"'all' or one of {', '.join(CONFIG_NAMES)}")
+    parser.add_argument("--seconds", type=float, default=1.0, help="input length (100 fps)")
+    parser.add_argument("--seed", type=int, default=0, help="weights, projection and noise seed")
+    parser.add_argument("--noise", choices=("shared", "independent"), default="shared")
+    parser.add_argument("--clip", default=None, help="data clip name or prefix (default: first)")
+    parser.add_argument("--small", action="store_true",
+                        help="reduced channel counts (same hop), for quick checks")
+
+
+# --- inputs ---------------------------------------------------------------------------------------
+def coarse_pitch(f0: np.ndarray) -> np.ndarray:
+    """F0 (Hz, 0 = unvoiced) -> upstream's coarse pitch ids 1..255 (mel scale, 50-1100 Hz)."""
+    mel = 1127.0 * np.log1p(np.asarray(f0, np.float64) / 700.0)
+    lo, hi = 1127.0 * np.log1p(F0_MIN / 700.0), 1127.0 * np.log1p(F0_MAX / 700.0)
+    mel = np.where(mel > 0, (mel - lo) * 254.0 / (hi - lo) + 1.0, mel)
+    return np.clip(np.rint(np.clip(mel, 1, 255)), 1, 255).astype(np.int64)
+
+
+def clip_inputs(config: SynthConfig, frames: int, seed: int = 0, clip=None) -> dict:
+    """Deterministic synthesizer inputs from a shipped clip: phone (1, T, D) float32,
+    lengths (1,), pitch (1, T) int64, f0 (1, T) float32 Hz, sid (1,)."""
+    import librosa
+
+    from rvclab.audio import HOP_16K, SAMPLE_RATE_16K, data_clips, load_audio, log_mel
+    from rvclab.audio import clip as find_clip
+
+    path = find_clip(clip) if clip else data_clips()[0]
+    audio = load_audio(path, SAMPLE_RATE_16K)
+    need = frames * HOP_16K
+    if audio.size < need:  # tile short clips
+        audio = np.tile(audio, int(np.ceil(need / max(audio.size, 1))))
+    audio = audio[:need].astype(np.float32)
+    mel = log_mel(audio, SAMPLE_RATE_16K, n_mels=N_MELS, hop=HOP_16K)[:, :frames]  # (80, T)
+    mel = (mel - mel.mean(axis=1, keepdims=True)) / (mel.std(axis=1, keepdims=True) + 1e-5)
+    proj = np.random.default_rng(seed).standard_normal((N_MELS, config.phone_dim))
+    phone = (mel.T @ proj / np.sqrt(N_MELS)).astype(np.float32)[None]  # (1, T, D)
+    f0 = librosa.yin(audio, fmin=F0_MIN, fmax=F0_MAX, sr=SAMPLE_RATE_16K, frame_length=1024,
+                     hop_length=HOP_16K)[:frames]
+    rms = librosa.feature.rms(y=audio, frame_length=1024, hop_length=HOP_16K)[0][:frames]
+    f0 = np.where(rms > 0.05 * rms.max(), f0, 0.0).astype(np.float32)
+    f0 = np.pad(f0, (0, frames - f0.size))[None]
+    return {"phone": phone, "lengths": np.array([frames], np.int64), "pitch": coarse_pitch(f0),
+            "f0": f0, "sid": np.array([0], np.int64), "clip": path.name}
+
+
+# --- models ---------------------------------------------------------------------------------------
+def torch_voice(config: SynthConfig, seed: int = 0) -> dict:
+    """A voice checkpoint dict (as upstream saves one) of the torch reference, seeded."""
+    import torch
+
+    from rvclab.torch.synthesizer import build_synthesizer
+
+    torch.manual_seed(seed)
+    model = build_synthesizer(config)
+    gen = torch.Generator().manual_seed(seed + 1)
+    with torch.no_grad():
+        for name, p in model.named_parameters():  # coupling post convs start at zero upstream
+            if ".post." in name and not p.any():
+                p.copy_(torch.randn(p.shape, generator=gen) * 0.02)
+    sd = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    return {"weight": sd, "config": config.to_config_list(), "version": config.version,
+            "f0": int(config.f0), "sr": config.sr_tag, "info": f"seeded {seed}"}
+
+
+def models_from_voice(ckpt: dict):
+    """(torch model, MLX model) from one voice checkpoint dict."""
+    import torch
+
+    from rvclab.rules.synthesizer import config_of, convert_checkpoint
+    from rvclab.torch.synthesizer import build_synthesizer
+
+    config = config_of(ckpt)
+    tmodel = build_synthesizer(config)
+    tmodel.load_state_dict({k: v.float() for k, v in ckpt["weight"].items()}, strict=True)
+    tmodel.eval()
+    torch.set_grad_enabled(False)
+    from rvclab.convert import load_into_mlx
+    from rvclab.mlx.synthesizer import build_synthesizer as build_mlx
+
+    arrays, _ = convert_checkpoint(ckpt)
+    mmodel = build_mlx(config)
+    load_into_mlx(mmodel, arrays)
+    return tmodel, mmodel
+
+
+def run_torch(model, inp, noise):
+    import torch
+
+    f0 = model.config.f0
+    with torch.no_grad():
+        o, _, (z, z_p, m_p, logs_p) = model.infer(
+            torch.from_numpy(inp["phone"]), torch.from_numpy(inp["lengths"]),
+            torch.from_numpy(inp["pitch"]) if f0 else None,
+            torch.from_numpy(inp["f0"]) if f0 else None, torch.from_numpy(inp["sid"]), noise)
+    t = lambda a: a.numpy().transpose(0, 2, 1)  # noqa: E731  (B, C, T) -> (B, T, C)
+    return {"wave": o.numpy()[:, 0], "m_p": t(m_p), "logs_p": t(logs_p), "z_p": t(z_p),
+            "z": t(z)}
+
+
+def run_mlx(model, inp, noise, f0: bool):
+    from rvclab.runtime import import_mlx
+
+    mx = import_mlx()
+    o, _, (z, z_p, m_p, logs_p) = model.infer(
+        mx.array(inp["phone"]), mx.array(inp["lengths"]),
+        mx.array(inp["pitch"]) if f0 else None, mx.array(inp["f0"]) if f0 else None,
+        mx.array(inp["sid"]), noise)
+    mx.eval(o, z, z_p, m_p, logs_p)
+    return {"wave": np.array(o)[..., 0], "m_p": np.array(m_p), "logs_p": np.array(logs_p),
+            "z_p": np.array(z_p), "z": np.array(z)}
+
+
+# --- the check ------------------------------------------------------------------------------------
+def compare(config: SynthConfig, seconds: float = 1.0, seed: int = 0, noise_mode: str = "shared",
+            clip=None, ckpt=None) -> dict:
+    """One parity row for ``config``: metrics, tolerances and timings."""
+    from rvclab import metrics
+    from rvclab.runtime import import_mlx
+    from rvclab.synth_noise import make_noise
+
+    mx = import_mlx()
+    frames = max(int(round(seconds * 100)), 1)
+    ckpt = ckpt if ckpt is not None else torch_voice(config, seed)
+    tmodel, mmodel = models_from_voice(ckpt)
+    inp = clip_inputs(config, frames, seed, clip)
+    noise = make_noise(config, 1, frames, seed)
+    t0 = time.perf_counter()
+    ref = run_torch(tmodel, inp, noise)
+    t1 = time.perf_counter()
+    if noise_mode == "independent":
+        mx.random.seed(seed + 12345)
+    out = run_mlx(mmodel, inp, noise if noise_mode == "shared" else None, bool(config.f0))
+    t2 = time.perf_counter()
+    textenc = max(metrics.max_abs(ref[k], out[k]) for k in ("m_p", "logs_p"))
+    flow_alone = flow_stage_max_abs(tmodel, mmodel, ref["z_p"], inp)
+    row = {
+        "config": config.name, "noise": noise_mode, "frames": frames,
+        "samples": int(ref["wave"].size), "clip": inp["clip"],
+        "textenc_max_abs": textenc,
+        "z_p_max_abs": metrics.max_abs(ref["z_p"], out["z_p"]),
+        "flow_max_abs": flow_alone,  # the flow stage on the same z_p
+        "z_max_abs": metrics.max_abs(ref["z"], out["z"]),  # end to end (enc_p error carried)
+        "wave_corr": metrics.corr(ref["wave"], out["wave"]),
+        "wave_max_abs": metrics.max_abs(ref["wave"], out["wave"]),
+        "wave_rmse": metrics.rmse(ref["wave"], out["wave"]),
+        "wave_rms": metrics.rms(ref["wave"]),
+        "torch_s": t1 - t0, "mlx_s": t2 - t1,
+    }
+    row["ok"] = bool(
+        row["textenc_max_abs"] <= tol.SYNTH_TEXTENC_MAX_ABS
+        and row["flow_max_abs"] <= tol.SYNTH_FLOW_MAX_ABS
+        and row["wave_corr"] >= tol.SYNTH_WAVE_CORR_MIN
+        and row["wave_max_abs"] <= tol.SYNTH_WAVE_MAX_ABS)
+    return row
+
+
+def flow_stage_max_abs(tmodel, mmodel, z_p: np.ndarray, inp: dict) -> float:
+    """Max abs difference of the reverse flow alone, both backends fed torch's z_p (B, T, C)."""
+    import torch
+
+    from rvclab import metrics
+    from rvclab.runtime import import_mlx
+
+    mx = import_mlx()
+    sid, lengths = inp["sid"], inp["lengths"]
+    mask = (np.arange(z_p.shape[1])[None] < lengths[:, None]).astype(np.float32)
+    with torch.no_grad():
+        g = tmodel.emb_g(torch.from_numpy(sid)).unsqueeze(-1)
+        zt = tmodel.flow(torch.from_numpy(z_p.transpose(0, 2, 1).copy()),
+                         torch.from_numpy(mask[:, None]), g=g, reverse=True)
+    zm = mmodel.flow(mx.array(z_p), mx.array(mask[..., None]),
+                     g=mmodel.emb_g(mx.array(sid))[:, None], reverse=True)
+    return metrics.max_abs(zt.numpy().transpose(0, 2, 1), np.array(zm))
+
+
+def config_for(name: str, small: bool = False) -> SynthConfig:
+    config = SynthConfig.preset(name)
+    return config.small() if small else config
+
+
+def run(args) -> dict | list[dict]:
+    names = CONFIG_NAMES if args.config == "all" else [args.config]
+    rows = [compare(config_for(n, getattr(args, "small", False)), args.seconds, args.seed,
+                    args.noise, getattr(args, "clip", None)) for n in names]
+    return rows[0] if len(rows) == 1 else rows
