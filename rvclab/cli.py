@@ -194,6 +194,10 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("demo", help="the main job on the shipped data")
     s.add_argument("--out", default="out")
     s.set_defaults(fn=cmd_demo)
+
+    from rvclab.index_cli import add_index_parser  # `rvclab index build|info`
+
+    add_index_parser(sub)
     return p
 
 

@@ -6,6 +6,9 @@ inference pipeline (release 20240604) and Applio's; where they differ the docstr
 one we follow. Rates: the input side is 16 kHz (``SR_16K``) with 10 ms frames (``WINDOW`` = 160
 samples, 100 fps); the output side is the voice model's rate ``tgt_sr`` (32/40/48 kHz).
 
+The output stage (RMS envelope mix, final scaling) lives in :mod:`rvclab.pipeline_output` and
+is re-exported here, so ``rvclab.pipeline_steps`` is the one namespace to import.
+
 Order of one conversion (the lead's ``pipeline.py`` composes it)::
 
     normalize_input -> highpass -> plan_chunks (split points) -> pad_audio (t_pad reflect)
@@ -23,6 +26,12 @@ import numpy as np
 from scipy import signal
 
 from rvclab.audio import HOP_16K, SAMPLE_RATE_16K
+from rvclab.pipeline_output import OUTPUT_PEAK as OUTPUT_PEAK
+from rvclab.pipeline_output import change_rms as change_rms
+from rvclab.pipeline_output import finalize_audio as finalize_audio
+from rvclab.pipeline_output import frame_rms as frame_rms
+from rvclab.pipeline_output import interp_linear as interp_linear
+from rvclab.pipeline_output import to_int16_webui as to_int16_webui
 
 SR_16K = SAMPLE_RATE_16K  # HuBERT and F0 input rate
 WINDOW = HOP_16K  # samples per F0 frame at 16 kHz (10 ms)
@@ -31,7 +40,9 @@ FRAME_RATE = SR_16K // WINDOW  # 100 F0 frames per second ("tf0" upstream)
 # --- input high-pass: 5th-order Butterworth, 48 Hz, applied forward and backward (filtfilt) ----
 HIGHPASS_ORDER = 5
 HIGHPASS_CUTOFF_HZ = 48
-HIGHPASS_B, HIGHPASS_A = signal.butter(N=HIGHPASS_ORDER, Wn=HIGHPASS_CUTOFF_HZ, btype="high", fs=SR_16K)
+HIGHPASS_B, HIGHPASS_A = signal.butter(
+    N=HIGHPASS_ORDER, Wn=HIGHPASS_CUTOFF_HZ, btype="high", fs=SR_16K
+)
 HIGHPASS_MIN_SAMPLES = 3 * max(len(HIGHPASS_A), len(HIGHPASS_B)) + 1  # filtfilt's padlen + 1 = 19
 
 # --- pitch: coarse ids 1..255 on the mel scale between F0_MIN and F0_MAX ----------------------
@@ -43,8 +54,6 @@ COARSE_MIN, COARSE_MAX = 1, 255
 
 PROTECT_OFF = 0.5  # protect >= 0.5 disables the protection of unvoiced frames
 INPUT_PEAK = 0.95  # the loaded input is scaled down if its peak exceeds this
-OUTPUT_PEAK = 0.99  # the output is scaled down if its peak exceeds this
-INT16_SCALE = 32768
 
 
 # --- chunking configuration ---------------------------------------------------------------
@@ -211,8 +220,13 @@ def plan_chunks(audio: np.ndarray, pad: Padding) -> list[Chunk]:
     for t in split_points(audio, pad):
         t = t // pad.window * pad.window
         chunks.append(
-            Chunk(s, t + pad.t_pad2 + pad.window, s // pad.window, (t + pad.t_pad2) // pad.window,
-                  pad.t_pad_tgt)
+            Chunk(
+                s,
+                t + pad.t_pad2 + pad.window,
+                s // pad.window,
+                (t + pad.t_pad2) // pad.window,
+                pad.t_pad_tgt,
+            )
         )
         s = t
     chunks.append(Chunk(s, n_padded, s // pad.window, n_frames, pad.t_pad_tgt))
@@ -248,7 +262,9 @@ def read_f0_curve(path: str | Path) -> np.ndarray:
         except ValueError:
             values = []
         if len(values) != 2 or not all(np.isfinite(values)):
-            raise ValueError(f"{path}: line {number}: expected 'time,hz' (two numbers), found {line!r}")
+            raise ValueError(
+                f"{path}: line {number}: expected 'time,hz' (two numbers), found {line!r}"
+            )
         rows.append(values)
     return np.asarray(rows, dtype=np.float32).reshape(-1, 2)
 
@@ -297,8 +313,11 @@ def coarse_pitch(f0: np.ndarray) -> np.ndarray:
 
 
 def postprocess_f0(
-    f0: np.ndarray, f0_up_key: float = 0, f0_curve: np.ndarray | None = None,
-    x_pad: int = FP32_CONFIG.x_pad, n_frames: int | None = None,
+    f0: np.ndarray,
+    f0_up_key: float = 0,
+    f0_curve: np.ndarray | None = None,
+    x_pad: int = FP32_CONFIG.x_pad,
+    n_frames: int | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Raw F0 (T,) Hz on the padded audio -> (coarse (T',) int32, f0bak (T',) float32 Hz).
 
@@ -336,8 +355,12 @@ def protect_weights(pitchf: np.ndarray, protect: float) -> np.ndarray:
 
 
 def features_to_frames(
-    feats: np.ndarray, feats0: np.ndarray | None, n_samples: int, pitch: np.ndarray | None = None,
-    pitchf: np.ndarray | None = None, protect: float = 0.33,
+    feats: np.ndarray,
+    feats0: np.ndarray | None,
+    n_samples: int,
+    pitch: np.ndarray | None = None,
+    pitchf: np.ndarray | None = None,
+    protect: float = 0.33,
 ) -> tuple[np.ndarray, int, np.ndarray | None, np.ndarray | None]:
     """Per-chunk features @ 50 fps -> synthesizer inputs @ 100 fps.
 
@@ -366,72 +389,3 @@ def features_to_frames(
         base = repeat_x2(feats0)
         up = (up * w + base * (1 - w)).astype(up.dtype)
     return up, p_len, pitch, pitchf
-
-
-# --- output -------------------------------------------------------------------------------
-def frame_rms(x: np.ndarray, sr: int) -> np.ndarray:
-    """(N,) @ sr -> (1 + N // (sr//2),) float64 RMS, one value every half second.
-
-    Frame length sr//2*2, hop sr//2, frames centred with zero padding of half a frame on each
-    side (librosa.feature.rms with center=True and its default constant padding).
-    """
-    hop = sr // 2
-    length = hop * 2
-    x = np.asarray(x, dtype=np.float64)
-    n_frames = 1 + x.shape[0] // hop
-    padded = np.pad(x, (hop, hop))[: (n_frames + 1) * hop]
-    blocks = np.sum(padded.reshape(n_frames + 1, hop) ** 2, axis=1)  # each frame = 2 blocks
-    power = (blocks[:-1] + blocks[1:]) / length
-    return np.sqrt(np.maximum(power, 0.0))
-
-
-def interp_linear(values: np.ndarray, size: int) -> np.ndarray:
-    """(F,) -> (size,) linear resampling with half-pixel centres (align_corners=False), edges held.
-
-    Output i reads source position max((i + 0.5) * F / size - 0.5, 0).
-    """
-    values = np.asarray(values, dtype=np.float64)
-    n = values.shape[0]
-    pos = np.maximum((np.arange(size) + 0.5) * (n / size) - 0.5, 0.0)
-    i0 = np.floor(pos).astype(np.int64)
-    i1 = np.minimum(i0 + 1, n - 1)
-    frac = pos - i0
-    return values[i0] * (1 - frac) + values[i1] * frac
-
-
-def change_rms(source: np.ndarray, source_sr: int, output: np.ndarray, output_sr: int,
-               rate: float) -> np.ndarray:
-    """Blend the output's loudness envelope toward the input's; (M,) @ output_sr -> (M,).
-
-    RMS every half second of the 16 kHz high-passed input and of the output (:func:`frame_rms`),
-    each stretched to M samples (:func:`interp_linear`); the output is multiplied by
-    rms_in**(1 - rate) * max(rms_out, 1e-6)**(rate - 1). rate 1 returns the output unchanged
-    (upstream skips the call); rate 0 gives the output the input's envelope. Keeps output's dtype.
-    """
-    output = np.asarray(output)
-    if rate == 1:
-        return output.copy()
-    rms_in = interp_linear(frame_rms(source, source_sr), output.shape[0])
-    rms_out = np.maximum(interp_linear(frame_rms(output, output_sr), output.shape[0]), 1e-6)
-    gain = np.power(rms_in, 1 - rate) * np.power(rms_out, rate - 1)
-    return (output * gain).astype(output.dtype)
-
-
-def finalize_audio(audio: np.ndarray) -> np.ndarray:
-    """(N,) -> (N,) float32 in [-0.99, 0.99]: divided by peak/0.99 when the peak exceeds 0.99.
-
-    This is what we return. Applio returns the same floats; the WebUI returns int16 instead,
-    see :func:`to_int16_webui`.
-    """
-    x = np.asarray(audio, dtype=np.float32)
-    peak = float(np.abs(x).max()) / OUTPUT_PEAK if x.size else 0.0
-    return x / np.float32(peak) if peak > 1 else x.copy()
-
-
-def to_int16_webui(audio: np.ndarray) -> np.ndarray:
-    """(N,) float -> (N,) int16 as the WebUI writes it: x * 32768 (or 32768 / (peak/0.99) when
-    the peak exceeds 0.99), truncated toward zero, not rounded."""
-    x = np.asarray(audio)
-    peak = float(np.abs(x).max()) / OUTPUT_PEAK if x.size else 0.0
-    scale = INT16_SCALE / peak if peak > 1 else INT16_SCALE
-    return (x * scale).astype(np.int16)

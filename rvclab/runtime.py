@@ -215,3 +215,22 @@ def torch_sync(device: str = "cpu") -> None:
         import torch
 
         torch.mps.synchronize()
+
+
+def guard_faiss_openmp() -> None:
+    """On macOS, keep faiss to one OpenMP thread; elsewhere do nothing.
+
+    faiss and torch each bring an OpenMP runtime; on macOS two in one process can abort or
+    crash (the seed's fix 13; Applio sets the same variables on Apple Silicon). Call before
+    ``import faiss`` (sets ``OMP_NUM_THREADS=1`` and ``KMP_DUPLICATE_LIB_OK=TRUE`` unless the
+    user set them) and again after it (``faiss.omp_set_num_threads(1)``).
+    rvclab.index imports faiss only through this guard. Side effect: torch imported after it
+    also sees OMP_NUM_THREADS=1 (fewer CPU threads); set OMP_NUM_THREADS yourself to override.
+    """
+    if not IS_MACOS:
+        return
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    os.environ.setdefault("KMP_DUPLICATE_LIB_OK", "TRUE")
+    faiss = sys.modules.get("faiss")
+    if faiss is not None and hasattr(faiss, "omp_set_num_threads"):
+        faiss.omp_set_num_threads(1)

@@ -16,7 +16,12 @@ def test_padding_fp32_config_40k():
     assert (pad.t_query, pad.t_center, pad.t_max, pad.window) == (96000, 608000, 656000, 160)
     half = ps.padding_for(48000, ps.HALF_CONFIG)
     assert (half.t_pad, half.t_pad_tgt, half.t_query, half.t_center, half.t_max) == (
-        48000, 144000, 160000, 960000, 1040000)
+        48000,
+        144000,
+        160000,
+        960000,
+        1040000,
+    )
 
 
 # --- input conditioning ---------------------------------------------------------------------
@@ -50,7 +55,8 @@ def test_highpass_gain_at_cutoff_and_dc():
 # --- split points and chunks ----------------------------------------------------------------
 def _noise_with_gaps(n, gaps, seed=0):
     x = np.random.default_rng(seed).uniform(0.2, 1.0, n) * np.random.default_rng(seed + 1).choice(
-        [-1.0, 1.0], n)
+        [-1.0, 1.0], n
+    )
     for start, length in gaps:
         x[start : start + length] = 0.0
     return x
@@ -74,8 +80,11 @@ def test_split_points_land_in_silent_gaps_real_config():
     # splits rounded down to frames: 568000, 1200000; chunk i = [s, t + 2*t_pad + 160) samples,
     # frames [s//160, (t + 2*t_pad)//160); the last runs to the end (n + 2*t_pad).
     got = [(c.audio_start, c.audio_stop, c.frame_start, c.frame_stop) for c in chunks]
-    assert got == [(0, 600160, 0, 3750), (568000, 1232160, 3550, 7700),
-                   (1200000, 1312000, 7500, 8200)]
+    assert got == [
+        (0, 600160, 0, 3750),
+        (568000, 1232160, 3550, 7700),
+        (1200000, 1312000, 7500, 8200),
+    ]
     assert all(c.trim_tgt == 40000 for c in chunks)
 
 
@@ -191,8 +200,9 @@ def test_change_rms_rates():
     out = (0.1 * np.sin(2 * np.pi * 200 * t_out)).astype(np.float32)
     np.testing.assert_array_equal(ps.change_rms(src, 16000, out, 40000, 1.0), out)
     # every RMS frame of the input is 5x the output's, so the gain is 5**(1 - rate)
-    np.testing.assert_allclose(ps.change_rms(src, 16000, out, 40000, 0.0), out * 5, rtol=1e-5,
-                               atol=1e-7)
+    np.testing.assert_allclose(
+        ps.change_rms(src, 16000, out, 40000, 0.0), out * 5, rtol=1e-5, atol=1e-7
+    )
     y = ps.change_rms(src, 16000, out, 40000, 0.5)
     assert y.dtype == np.float32
     np.testing.assert_allclose(y, out * np.sqrt(5), rtol=1e-5, atol=1e-7)
