@@ -211,6 +211,11 @@ def plan_chunks(audio: np.ndarray, pad: Padding) -> list[Chunk]:
     frames are [s // window, (t + 2*t_pad) // window) - one frame fewer than its samples hold,
     as upstream (the synthesizer call trims to the shorter of features and pitch). The last
     chunk runs from the last split to the end of the padded audio and of the F0 arrays.
+
+    Upstream consequence (kept): HuBERT gives 2*T = n-1 frames for an odd chunk length of n
+    frames and n-2 for an even one, so after trimming t_pad_tgt a chunk yields (t - s)/160
+    frames or one fewer; at such a split 10 ms of input is dropped and later output sits 10 ms
+    early. A 95 s input cut into 3 chunks gives 9528 output frames for 9530 input frames.
     """
     n = np.asarray(audio).shape[0]
     n_padded = n + 2 * pad.t_pad

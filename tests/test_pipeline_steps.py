@@ -86,6 +86,15 @@ def test_split_points_land_in_silent_gaps_real_config():
         (1200000, 1312000, 7500, 8200),
     ]
     assert all(c.trim_tgt == 40000 for c in chunks)
+    # Output frames per chunk once HuBERT's frame count and the t_pad trim apply: the spans are
+    # 3550, 3950 and 500 frames; the last chunk (700 frames, even) yields 2 fewer.
+    from rvclab.config import HubertConfig
+
+    def kept(c):
+        n = (c.audio_stop - c.audio_start) // 160
+        return min(n, 2 * HubertConfig().num_frames(c.audio_stop - c.audio_start)) - 200
+
+    assert [kept(c) for c in chunks] == [3550, 3950, 498]
 
 
 def test_no_split_below_t_max_and_first_minimum_wins():
