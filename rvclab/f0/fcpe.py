@@ -1,0 +1,92 @@
+"""FCPE F0 (torchfcpe's bundled model) per 10 ms frame on either backend.
+
+``estimate(audio_16k, backend, f0_min, f0_max)`` -> ``(f0_hz, voiced)``, both (N // 160 + 1,).
+
+As RVC/Applio call torchfcpe: 16 kHz input, ``decoder_mode="local_argmax"``,
+``threshold=0.006`` (frames whose largest latent value is <= 0.006 are unvoiced, F0 0), no
+interpolation over unvoiced frames. RVC does not clip FCPE to [f0_min, f0_max]; neither do we
+unless ``apply_range=True`` (then frames outside become unvoiced).
+Weights: torchfcpe's packaged ``assets/fcpe_c_v001.pt`` (never downloaded), loaded safely.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from rvclab.audio import HOP_16K
+
+DEFAULT_THRESHOLD = 0.006
+DECODERS = ("local_argmax", "argmax")
+
+_MODELS: dict = {}
+
+
+def get_model(backend: str = "mlx"):
+    """Cached FCPE net for ``backend`` with torchfcpe's packaged weights."""
+    if backend not in _MODELS:
+        from rvclab.torch.fcpe import load_fcpe, load_state_dict
+
+        if backend == "torch":
+            _MODELS[backend] = load_fcpe()
+        elif backend == "mlx":
+            from rvclab.convert import load_into_mlx
+            from rvclab.mlx.fcpe import CFNaiveMelPE
+            from rvclab.rules.fcpe import convert_checkpoint
+
+            model = CFNaiveMelPE()
+            load_into_mlx(model, convert_checkpoint(load_state_dict()[0])[0])
+            _MODELS[backend] = model
+        else:
+            raise ValueError(f"backend '{backend}' unknown; expected 'torch' or 'mlx'")
+    return _MODELS[backend]
+
+
+def predict(audio_16k: np.ndarray, backend: str = "mlx", *, decoder: str = "local_argmax",
+            threshold: float = DEFAULT_THRESHOLD) -> dict:
+    """{'f0': Hz (T,), 'confidence': max latent per frame (T,)}, T = N // 160 + 1."""
+    if decoder not in DECODERS:
+        raise ValueError(f"FCPE decoder '{decoder}' unknown; expected one of {DECODERS}")
+    audio = _check(audio_16k)
+    model = get_model(backend)
+    if backend == "torch":
+        from rvclab.torch.fcpe import infer
+
+        f0, conf = infer(model, audio, decoder, threshold)
+    else:
+        from rvclab.mlx.fcpe import infer
+        from rvclab.runtime import import_mlx
+        from rvclab.torch.fcpe import mel_basis
+
+        mx = import_mlx()
+        f0, conf = infer(model, audio, mel_basis(), decoder, threshold)
+        mx.eval(f0, conf)
+        f0, conf = np.array(f0), np.array(conf)
+    return {"f0": np.asarray(f0, np.float32), "confidence": np.asarray(conf, np.float32)}
+
+
+def estimate(audio_16k: np.ndarray, backend: str = "mlx", f0_min: float = 50.0,
+             f0_max: float = 1100.0, *, decoder: str = "local_argmax",
+             threshold: float = DEFAULT_THRESHOLD, apply_range: bool = False,
+             **_) -> tuple[np.ndarray, np.ndarray]:
+    """(N,) audio @ 16 kHz -> (f0_hz, voiced), each (N // 160 + 1,)."""
+    audio = _check(audio_16k)
+    if audio.size == 0:
+        return np.zeros(0, np.float32), np.zeros(0, bool)
+    f0 = predict(audio, backend, decoder=decoder, threshold=threshold)["f0"]
+    f0 = np.nan_to_num(f0, nan=0.0)
+    if apply_range:
+        f0[(f0 < f0_min) | (f0 > f0_max)] = 0.0
+    return f0, f0 > 0
+
+
+def _check(audio_16k) -> np.ndarray:
+    audio = np.asarray(audio_16k, dtype=np.float32)
+    if audio.ndim != 1:
+        raise ValueError(f"audio_16k must be 1-D (mono @ 16 kHz); got shape {audio.shape}")
+    if not np.isfinite(audio).all():
+        raise ValueError("audio_16k contains NaN or inf")
+    return audio
+
+
+def n_frames(n_samples: int, hop: int = HOP_16K) -> int:
+    return n_samples // hop + 1
