@@ -175,3 +175,58 @@ def test_bad_shapes_raise_with_shapes():
         ops.conv1d(mx.zeros((1, 2, 6)), mx.zeros((3, 5, 6)))
     with pytest.raises(ValueError, match="output_padding"):
         ops.conv_transpose1d(x, mx.zeros((3, 4, 6)), stride=2, output_padding=2)
+
+
+REAL_LAYERS = [
+    # v2-48k decoder and HuBERT layers at their real channel widths, short lengths (matmul path;
+    # the benchmark runs them at full length).
+    ("conv1d", dict(B=1, T=40, cin=192, cout=512, K=7, padding=3)),  # conv_pre
+    ("convt", dict(B=1, T=12, cin=512, cout=256, K=24, stride=12, padding=6)),  # ups0
+    ("convt", dict(B=1, T=30, cin=256, cout=128, K=20, stride=10, padding=5)),  # ups1
+    ("conv1d", dict(B=1, T=300, cin=256, cout=256, K=11, dilation=5, padding=25)),  # ResBlock1
+    ("conv1d", dict(B=1, T=800, cin=1, cout=256, K=80, stride=40, padding=20)),  # noise_convs[0]
+    ("conv1d", dict(B=1, T=60, cin=768, cout=768, K=128, padding=64, groups=16)),  # pos_conv
+    ("conv1d", dict(B=2, T=400, cin=1, cout=512, K=10, stride=5)),  # HuBERT conv 0
+]
+
+
+REAL_IDS = [f"{kind}_{i}" for i, (kind, _) in enumerate(REAL_LAYERS)]
+
+
+@pytest.mark.parametrize("kind,p", REAL_LAYERS, ids=REAL_IDS)
+def test_real_layer_shapes(kind, p):
+    r = _rng("real", kind, sorted(p.items()))
+    g, s, pad = p.get("groups", 1), p.get("stride", 1), p.get("padding", 0)
+    x = r.standard_normal((p["B"], p["T"], p["cin"]), dtype=np.float32)
+    b = r.standard_normal(p["cout"], dtype=np.float32)
+    xt, bt = torch.from_numpy(x).permute(0, 2, 1), torch.from_numpy(b)
+    with ops.conv_path("matmul"):
+        if kind == "convt":
+            wt = r.standard_normal((p["cin"], p["cout"], p["K"]), dtype=np.float32)
+            ref = F.conv_transpose1d(xt, torch.from_numpy(wt), bt, s, pad)
+            got = ops.conv_transpose1d(mx.array(x), mx.array(_torch_to_mlx_transposed(wt, 1)),
+                                       mx.array(b), stride=s, padding=pad)
+        else:
+            w = r.standard_normal((p["cout"], p["K"], p["cin"] // g), dtype=np.float32)
+            d = p.get("dilation", 1)
+            ref = F.conv1d(xt, torch.from_numpy(w).permute(0, 2, 1), bt, s, pad, d, g)
+            got = ops.conv1d(mx.array(x), mx.array(w), mx.array(b), stride=s, padding=pad,
+                             dilation=d, groups=g)
+    _close(got, ref.permute(0, 2, 1).numpy())
+
+
+def test_matmul_path_under_compile():
+    r = _rng("compile")
+    x = mx.array(r.standard_normal((2, 50, 16), dtype=np.float32))
+    w = mx.array(r.standard_normal((8, 7, 16), dtype=np.float32))
+    wt = mx.array(r.standard_normal((8, 4, 8), dtype=np.float32))
+    with ops.conv_path("matmul"):
+
+        def f(x):
+            y = ops.conv1d(x, w, padding=9, dilation=3)
+            return ops.conv_transpose1d(y, wt, stride=2, padding=1)
+
+        eager = np.array(f(x))
+        compiled = np.array(mx.compile(f)(x))
+    assert eager.shape == (2, 100, 8)
+    np.testing.assert_allclose(compiled, eager, rtol=1e-6, atol=1e-6)

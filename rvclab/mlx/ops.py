@@ -49,9 +49,16 @@ from rvclab import runtime
 _PATHS = ("auto", "matmul", "native")
 _conv_path = os.environ.get("RVCLAB_CONV_PATH", "auto").strip().lower() or "auto"
 
-# A matmul shallower than this (contraction length C_in/groups * taps) runs poorly in BLAS, so taps
-# are grouped into im2col blocks of about this depth. Measured on a 2-core AVX2 machine.
-MIN_GEMM_DEPTH = 32
+# conv1d: taps are grouped into im2col blocks (a copy through a strided view) only when C_in/groups
+# is below this; otherwise each tap is its own matmul on a free view of the input. Measured on a
+# 2-core AVX2 machine: for C_in >= 32, single taps beat im2col blocks by 2-3x (MLX's strided
+# copies are slow; BLAS handles depth-32 products fine).
+MIN_GEMM_DEPTH = 16
+# conv2d: every tap is a strided view there (the W axis), so matmul copies anyway; whole-kernel
+# im2col when kH*kW*Cg is at most CONV2D_IM2COL_DEPTH, kernel-row blocks when kW*Cg is at most
+# CONV2D_ROW_DEPTH, single taps otherwise.
+CONV2D_IM2COL_DEPTH = 128
+CONV2D_ROW_DEPTH = 256
 
 
 # --- path choice --------------------------------------------------------------------------------
@@ -319,8 +326,8 @@ def conv2d(x, w, b=None, stride=1, padding=0, dilation=1, groups: int = 1):
     wg = w.reshape(groups, o_g, kh, kw, c_g).transpose(0, 2, 3, 4, 1)  # (G, kH, kW, Cg, Og)
     y = None if b is None else b.reshape(groups, 1, 1, o_g)
     # Blocks: whole kernel rows (kW taps) if shallow enough, else single taps.
-    all_in_one = kh * kw * c_g <= 4 * MIN_GEMM_DEPTH
-    row_blocks = kw * c_g <= 8 * MIN_GEMM_DEPTH
+    all_in_one = kh * kw * c_g <= CONV2D_IM2COL_DEPTH
+    row_blocks = kw * c_g <= CONV2D_ROW_DEPTH
     s_b, s_h, s_w = hp * wp * c_g, wp * c_g, c_g
     n_g = groups
     blocks = (
