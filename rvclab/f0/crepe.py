@@ -214,11 +214,14 @@ def postprocess(f0: np.ndarray, periodicity: np.ndarray,
 def estimate(audio_16k: np.ndarray, backend: str = "mlx", f0_min: float = 50.0,
              f0_max: float = 1100.0, *, capacity: str = "full", method: str | None = None,
              decoder: str = "viterbi", threshold: float = PERIODICITY_THRESHOLD,
-             batch_size: int = BATCH_SIZE, seed: int | None = 0,
+             batch_size: int = BATCH_SIZE, seed: int | None = 0, model: str | None = None,
              **_) -> tuple[np.ndarray, np.ndarray]:
-    """(N,) audio @ 16 kHz -> (f0_hz, voiced), each (N // 160 + 1,); ``method`` 'crepe' or
-    'crepe-tiny' picks the capacity (else ``capacity`` 'full' / 'tiny')."""
-    if method is not None:
+    """(N,) audio @ 16 kHz -> (f0_hz, voiced), each (N // 160 + 1,). The capacity comes from
+    ``model`` ('full' / 'tiny', as rvclab.pitch passes it), else ``method`` ('crepe' /
+    'crepe-tiny'), else ``capacity``."""
+    if model is not None:
+        capacity = model
+    elif method is not None:
         if method not in CAPACITY:
             raise ValueError(f"method '{method}' unknown here; expected one of {list(CAPACITY)}")
         capacity = CAPACITY[method]

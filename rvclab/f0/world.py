@@ -21,8 +21,10 @@ METHODS = ("harvest", "dio")
 
 def estimate(audio_16k: np.ndarray, backend: str = "cpu", f0_min: float = 50.0,
              f0_max: float = 1100.0, *, method: str = "harvest", filter_radius: int = FILTER_RADIUS,
-             **_) -> tuple[np.ndarray, np.ndarray]:
-    """(N,) audio @ 16 kHz -> (f0_hz, voiced), each (N // 160 + 1,)."""
+             algorithm: str | None = None, **_) -> tuple[np.ndarray, np.ndarray]:
+    """(N,) audio @ 16 kHz -> (f0_hz, voiced), each (N // 160 + 1,); ``algorithm`` (as
+    rvclab.pitch passes it) or ``method``: 'harvest' / 'dio'."""
+    method = algorithm or method
     pyworld = _pyworld()
     if method not in METHODS:
         raise ValueError(f"WORLD method '{method}' unknown; expected one of {METHODS}")
