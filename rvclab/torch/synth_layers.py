@@ -38,7 +38,13 @@ def norm_except_dim0(v: torch.Tensor) -> torch.Tensor:
 
 
 def fuse_weight_norm(g: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
-    """Effective kernel ``g * v / ||v||`` (norm over all axes but 0)."""
+    """Effective kernel ``g * v / ||v||`` (norm over all axes but 0).
+
+    Uses torch's own fused op (the one its ``weight_norm`` hook calls) so the kernel is
+    bit-identical to upstream's; the plain formula is the fallback.
+    """
+    if hasattr(torch, "_weight_norm"):
+        return torch._weight_norm(v, g, 0)
     return v * (g / norm_except_dim0(v))
 
 
