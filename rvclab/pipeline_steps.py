@@ -179,8 +179,10 @@ def quietness(audio: np.ndarray, window: int = WINDOW) -> np.ndarray:
     half = window // 2
     padded = np.pad(x, (half, half), mode="reflect")
     total = np.zeros_like(x)
+    buf = np.empty_like(x)
     for i in range(window):
-        total += np.abs(padded[i : i - window])
+        np.abs(padded[i : i - window], out=buf)
+        total += buf
     return total
 
 
@@ -370,8 +372,9 @@ def features_to_frames(
     """Per-chunk features @ 50 fps -> synthesizer inputs @ 100 fps.
 
     feats (T, C): HuBERT features after the optional index blend; feats0 (T, C): the same before
-    the blend (used only when protecting); n_samples: the chunk's 16 kHz length; pitch/pitchf
-    (F,): the chunk's coarse ids / Hz (None for a model without F0).
+    the blend (used only when protecting; None when nothing was blended, which makes protection
+    the identity, as it is upstream without an index); n_samples: the chunk's 16 kHz length;
+    pitch/pitchf (F,): the chunk's coarse ids / Hz (None for a model without F0).
     Returns (feats (2T, C), p_len, pitch[:p_len], pitchf[:p_len]) with
     p_len = min(n_samples // window, 2T). Pitch is trimmed only when the features are shorter
     (as upstream). When protect < 0.5 and pitch is given, unvoiced frames mix back the

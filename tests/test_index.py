@@ -117,14 +117,17 @@ def test_exact_match_and_missing_neighbours_stay_finite():
 
 
 def test_kmeans_reduction_sklearn_and_faiss(tmp_path, monkeypatch):
-    feats = _feats(1200, 256, seed=7)
-    _, report = ix.build_index(feats, "v1", kmeans_threshold=1000, kmeans_centers=80)
-    assert (report.n_indexed, report.n_ivf, report.reduced_by) == (80, 2, "sklearn.MiniBatchKMeans")
+    # scaled down: more than 300 rows -> 39 centres (upstream: > 200 000 -> 10 000)
+    feats = _feats(400, 256, seed=7)
+    kw = {"kmeans_threshold": 300, "kmeans_centers": 39}
+    _, report = ix.build_index(feats, "v1", **kw)
+    assert (report.n_indexed, report.n_ivf) == (39, 1)  # min(int(16 sqrt(39)), 39 // 39)
+    assert report.reduced_by == "sklearn.MiniBatchKMeans"
     monkeypatch.setitem(sys.modules, "sklearn.cluster", None)  # scikit-learn unavailable
-    index, report = ix.build_index(feats, "v1", kmeans_threshold=1000, kmeans_centers=80)
-    assert (report.n_indexed, report.reduced_by, index.ntotal) == (80, "faiss.Kmeans", 80)
-    _, report = ix.build_index(feats[:900], "v1", kmeans_threshold=1000)  # not above: no k-means
-    assert report.reduced_by is None and report.n_indexed == 900
+    index, report = ix.build_index(feats, "v1", **kw)
+    assert (report.n_indexed, report.reduced_by, index.ntotal) == (39, "faiss.Kmeans", 39)
+    _, report = ix.build_index(feats[:300], "v1", **kw)  # not above the threshold
+    assert report.reduced_by is None and report.n_indexed == 300
 
 
 def test_bad_inputs_name_the_file(tmp_path):
