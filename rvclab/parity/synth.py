@@ -172,6 +172,7 @@ def compare(config: SynthConfig, seconds: float = 1.0, seed: int = 0, noise_mode
         "z_p_max_abs": metrics.max_abs(ref["z_p"], out["z_p"]),
         "flow_max_abs": flow_alone,  # the flow stage on the same z_p
         "z_max_abs": metrics.max_abs(ref["z"], out["z"]),  # end to end (enc_p error carried)
+        "z_corr": metrics.corr(ref["z"], out["z"]),
         "wave_corr": metrics.corr(ref["wave"], out["wave"]),
         "wave_max_abs": metrics.max_abs(ref["wave"], out["wave"]),
         "wave_rmse": metrics.rmse(ref["wave"], out["wave"]),

@@ -1,0 +1,106 @@
+"""MLX synthesizer vs the torch reference: every configuration (small channel counts, real hop),
+full-size v2-48k once, the noise-independent mode, and the pieces that decide sample-level
+agreement (relative attention indexing, SineGen phase, reverse flow order)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from rvclab import tolerances as tol
+from rvclab.config import SynthConfig
+from rvclab.parity.synth import CONFIG_NAMES, compare
+from rvclab.runtime import import_mlx
+
+torch.set_num_threads(min(2, torch.get_num_threads()))
+mx = import_mlx()
+from mlx.utils import tree_map  # noqa: E402  (after the runtime is prepared)
+
+FRAMES = 24
+
+
+def _check(row):
+    assert row["textenc_max_abs"] <= tol.SYNTH_TEXTENC_MAX_ABS, row
+    assert row["flow_max_abs"] <= tol.SYNTH_FLOW_MAX_ABS, row
+    assert row["wave_corr"] >= tol.SYNTH_WAVE_CORR_MIN, row
+    assert row["wave_max_abs"] <= tol.SYNTH_WAVE_MAX_ABS, row
+    assert row["wave_rms"] > 1e-4, row  # a silent output would agree trivially
+    assert row["ok"]
+
+
+@pytest.mark.parametrize("name", CONFIG_NAMES)
+def test_parity_small(name):
+    row = compare(SynthConfig.preset(name).small(), seconds=FRAMES / 100, seed=1)
+    assert row["samples"] == FRAMES * SynthConfig.preset(name).hop_length
+    _check(row)
+
+
+def test_parity_full_size_v2_48k():
+    _check(compare(SynthConfig.preset("v2-48k"), seconds=0.2, seed=0))
+
+
+def test_independent_noise_collapses_waveform_corr():
+    config = SynthConfig.preset("v2-48k").small()
+    shared = compare(config, seconds=0.3, seed=2, noise_mode="shared")
+    indep = compare(config, seconds=0.3, seed=2, noise_mode="independent")
+    assert shared["ok"] and shared["z_corr"] > 0.999999
+    # Own draws: the latent decorrelates (the seed project's waveform corr was 0.36-0.40 with
+    # trained voices; an untrained decoder is dominated by the speaker bias and the sine, so
+    # its waveform corr falls less, but far below the goal).
+    assert indep["z_corr"] < 0.9, indep
+    assert indep["wave_corr"] < tol.SYNTH_WAVE_CORR_MIN and not indep["ok"], indep
+    assert 1 - indep["wave_corr"] > 1e4 * (1 - shared["wave_corr"]), (indep, shared)
+    assert indep["textenc_max_abs"] <= tol.SYNTH_TEXTENC_MAX_ABS  # noise enters after enc_p
+
+
+# --- the pieces -----------------------------------------------------------------------------------
+def test_relative_absolute_index_conversion():
+
+    from rvclab.mlx.synth_attention import MultiHeadAttention as M
+
+    n = 7
+    rel = np.random.default_rng(0).standard_normal((1, 2, n, 2 * n - 1)).astype(np.float32)
+    ab = np.array(M._relative_position_to_absolute_position(mx.array(rel)))
+    i, j = np.meshgrid(np.arange(n), np.arange(n), indexing="ij")
+    assert np.array_equal(ab, rel[:, :, i, j - i + n - 1])  # distance j - i at column n-1+j-i
+    back = np.array(M._absolute_position_to_relative_position(mx.array(ab)))
+    expect = np.zeros_like(rel)
+    expect[:, :, i, j - i + n - 1] = ab
+    assert np.array_equal(back, expect)
+
+
+def test_sinegen_matches_torch_over_two_seconds():
+
+    from rvclab.mlx.synth_vocoder import SineGen as MSine
+    from rvclab.torch.synth_generator import SineGen as TSine
+
+    frames, upp, sr = 200, 480, 48000
+    f0 = 110.0 * 2.0 ** (np.arange(frames) / 60.0)
+    f0[50:60] = 0.0
+    f0[150:] = 1100.0  # fast phase wraps
+    f0 = f0.astype(np.float32)[None]
+    rng = np.random.default_rng(0)
+    phase0 = np.zeros((1, 1), np.float32)
+    noise = rng.standard_normal((1, frames * upp, 1)).astype(np.float32)
+    ref, uv, _ = TSine(sr)(torch.from_numpy(f0), upp, torch.from_numpy(phase0),
+                           torch.from_numpy(noise))
+    got, uv_m, _ = MSine(sr)(mx.array(f0), upp, phase0=phase0, noise=noise)
+    assert np.array_equal(np.array(uv_m), uv.numpy())
+    assert np.abs(np.array(got) - ref.numpy()).max() < 1e-6
+
+
+def test_reverse_flow_inverts_forward():
+
+    from rvclab.mlx.synthesizer import ResidualCouplingBlock
+
+
+    flow = ResidualCouplingBlock(8, 16, 5, 1, 3, gin_channels=4)
+    rng = np.random.default_rng(0)
+    flow.update(tree_map(lambda p: mx.array(rng.standard_normal(p.shape) * 0.2, dtype=mx.float32),
+                         flow.parameters()))
+    x = mx.array(rng.standard_normal((1, 12, 8)), dtype=mx.float32)
+    mask, g = mx.ones((1, 12, 1)), mx.array(rng.standard_normal((1, 1, 4)), dtype=mx.float32)
+    y = flow(x, mask, g=g, reverse=False)
+    assert float(mx.abs(y - x).max()) > 1e-2
+    assert float(mx.abs(flow(y, mask, g=g, reverse=True) - x).max()) < 1e-5
