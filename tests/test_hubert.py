@@ -270,3 +270,14 @@ def test_pos_conv_weight_norm_fused_over_dim_2(small_models):
     assert names["encoder.pos_conv.0.weight"] == "pos_conv weight norm"
     assert names["feature_extractor.conv_layers.3.0.weight"] == "conv front end"
     assert names["feature_extractor.conv_layers.0.2.weight"] == "group norm"
+
+
+def test_tanh_gelu_would_break_parity(small_models, speech, monkeypatch):
+    """Upstream uses the exact (erf) GELU; the tanh form in the port fails both goals."""
+    import mlx.nn as nn
+
+    exact = parity.compare(*parity.features(small_models, speech, "v2"))
+    monkeypatch.setattr(nn, "gelu", nn.gelu_approx)
+    tanh = parity.compare(*parity.features(small_models, speech, "v2"))
+    assert exact["ok"] and not tanh["ok"]
+    assert tanh["max_abs_rel"] > 10 * tolerances.HUBERT_MAX_ABS_REL
