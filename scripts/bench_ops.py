@@ -160,7 +160,7 @@ def main(argv=None) -> int:
     rows = []
     meta = dict(machine=platform.machine(), torch_threads=torch.get_num_threads(),
                 blas=blas_in_use(), device=str(mx.default_device()), mlx=mx.__version__,
-                torch=torch.__version__, auto_path=ops.active_path())
+                torch=torch.__version__)
     print(json.dumps({"meta": meta}), flush=True)
     for name, kind, p in cases(args.seconds, args.full):
         if only and not any(s in name for s in only):
@@ -178,9 +178,17 @@ def main(argv=None) -> int:
         with torch.inference_mode():
             res = time_interleaved(fns, args.warmup, args.repeats, args.budget)
         row["torch_ms"], row["torch_repeats"] = res.pop("torch")
+        op = {"convt": "conv_transpose1d"}.get(kind, kind)
+        with ops.conv_path("auto"):
+            row["auto_path"] = ops.active_path(op, p.get("stride", 1), p.get("dilation", 1),
+                                               p.get("groups", 1))
         for key, (ms, n) in res.items():
             row[f"mlx_{key}_ms"], row[f"{key}_repeats"] = ms, n
             row[f"{key}_over_torch"] = ms / row["torch_ms"]
+        auto_key = "fast" if row["auto_path"] == "matmul" else "native"
+        if f"mlx_{auto_key}_ms" in row:
+            row["mlx_auto_ms"] = row[f"mlx_{auto_key}_ms"]
+            row["auto_over_torch"] = row["mlx_auto_ms"] / row["torch_ms"]
         rows.append(row)
         print(json.dumps({k: round(v, 3) if isinstance(v, float) and "err" not in k else v
                           for k, v in row.items()}), flush=True)

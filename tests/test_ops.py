@@ -152,11 +152,21 @@ def test_conv2d_matches_torch(path, case):
 
 
 def test_path_choice_follows_device():
+    on_cpu = mx.default_device() == mx.cpu
     with ops.conv_path("auto"):
-        expected = "matmul" if mx.default_device() == mx.cpu else "native"
-        assert ops.active_path() == expected
+        for op, kw, cpu_path in [
+            ("conv1d", {}, "matmul"),
+            ("conv1d", {"dilation": 3}, "matmul"),
+            ("conv1d", {"stride": 5}, "native"),
+            ("conv_transpose1d", {"stride": 10}, "matmul"),
+            ("conv2d", {}, "native"),
+            ("conv2d", {"dilation": (1, 2)}, "matmul"),
+        ]:
+            assert ops.active_path(op, **kw) == (cpu_path if on_cpu else "native"), (op, kw)
     with ops.conv_path("native"):
-        assert ops.active_path() == "native"
+        assert ops.active_path("conv_transpose1d") == "native"
+    with ops.conv_path("matmul"):
+        assert ops.active_path("conv2d") == "matmul"
     with pytest.raises(ValueError, match="conv path"):
         ops.set_conv_path("fast")
 

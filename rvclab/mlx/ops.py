@@ -15,11 +15,12 @@ Output lengths, padding (zeros), stride, dilation, groups and ``output_padding``
 
 Two paths, chosen in ONE place, :func:`_use_matmul_path`:
 
-* **native** — ``mx.conv1d`` / ``mx.conv_transpose1d`` / ``mx.conv2d``. Best on Metal and CUDA,
-  where MLX has tuned kernels.
-* **matmul** — used when MLX computes on the CPU (Linux ``mlx[cpu]``). MLX's CPU kernels for dilated
-  and transposed convolutions are one to two orders of magnitude slower than torch, while its
-  matmul (with the OpenBLAS that :mod:`rvclab.runtime` preloads) is as fast as torch's. So:
+* **native** — ``mx.conv1d`` / ``mx.conv_transpose1d`` / ``mx.conv2d``. Used on Metal and CUDA,
+  where MLX has tuned kernels, and on the CPU for strided undilated conv1d and plain conv2d.
+* **matmul** — used when MLX computes on the CPU (Linux ``mlx[cpu]``) for transposed, dilated and
+  stride-1 convs. MLX's CPU kernels for dilated and transposed convolutions are 10-60x slower than
+  torch, while its matmul (with the OpenBLAS that :mod:`rvclab.runtime` preloads) is as fast as
+  torch's. So:
 
   - conv1d/conv2d = a sum over kernel taps of shifted matmuls, accumulated in place by BLAS
     (``mx.addmm``, beta = 1; the bias seeds the accumulator). Taps are grouped into blocks
@@ -83,23 +84,34 @@ def conv_path(path: str):
         set_conv_path(previous)
 
 
-def _use_matmul_path() -> bool:
-    """THE platform choice: matmul reformulation on the CPU, MLX's native kernels on a GPU.
+def _use_matmul_path(op: str = "conv1d", stride=1, dilation=1, groups: int = 1) -> bool:
+    """THE path choice, per platform and (on the CPU) per layer kind.
 
-    ``auto``: if MLX computes on the CPU (Linux ``mlx[cpu]``, or ``RVCLAB_MLX_DEVICE=cpu``) use
-    the matmul path, since MLX's CPU convolution kernels are slow; on Metal (macOS) and CUDA
-    use MLX's native kernels. ``runtime.IS_MACOS`` is consulted too: macOS CPU runs have
-    Accelerate-backed matmuls, which the matmul path suits as well.
+    ``auto``:
+
+    * MLX on a GPU (Metal on macOS, CUDA on Linux; see :mod:`rvclab.runtime`): native kernels.
+    * MLX on the CPU (Linux ``mlx[cpu]`` with the OpenBLAS that ``rvclab.runtime`` preloads, or
+      ``RVCLAB_MLX_DEVICE=cpu``): MLX's own kernel is an im2col + GEMM for undilated convs and a
+      naive loop otherwise. So: the matmul path for every ``conv_transpose1d``, every dilated
+      conv, and stride-1 conv1d (tap matmuls beat its im2col copy for wide channels); MLX's
+      native kernel for strided undilated conv1d (HuBERT front end, NSF noise convs) and for
+      undilated, ungrouped conv2d (RMVPE), where it measured faster (scripts/bench_ops.py).
     """
     if _conv_path != "auto":
         return _conv_path == "matmul"
-    on_cpu = mx.default_device() == mx.cpu
-    return on_cpu and (runtime.IS_LINUX or runtime.IS_MACOS)
+    if mx.default_device() != mx.cpu or not (runtime.IS_LINUX or runtime.IS_MACOS):
+        return False
+    if op == "conv_transpose1d":
+        return True
+    if op == "conv1d":
+        return dilation > 1 or stride == 1
+    undilated = _pair(dilation, "dilation") == (1, 1)
+    return not (undilated and groups == 1)
 
 
-def active_path() -> str:
-    """``"matmul"`` or ``"native"``: what a convolution call would use now."""
-    return "matmul" if _use_matmul_path() else "native"
+def active_path(op: str = "conv1d", stride=1, dilation=1, groups: int = 1) -> str:
+    """``"matmul"`` or ``"native"``: what a call with these arguments would use now."""
+    return "matmul" if _use_matmul_path(op, stride, dilation, groups) else "native"
 
 
 # --- argument checks ----------------------------------------------------------------------------
@@ -228,7 +240,7 @@ def conv1d(x, w, b=None, stride: int = 1, padding=0, dilation: int = 1, groups: 
     """
     _check("conv1d", x, w, b, groups, 3)
     pad = _pair(padding, "padding")
-    if _use_matmul_path():
+    if _use_matmul_path("conv1d", stride, dilation, groups):
         return _conv1d_matmul(x, w, b, stride, pad, dilation, groups)
     if pad[0] != pad[1]:
         x = mx.pad(x, [(0, 0), pad, (0, 0)])
@@ -250,7 +262,7 @@ def conv_transpose1d(
             f"conv_transpose1d: output_padding={output_padding} must be in [0, max(stride, "
             f"dilation)={max(stride, dilation)})"
         )
-    if not _use_matmul_path():
+    if not _use_matmul_path("conv_transpose1d", stride, dilation, groups):
         y = mx.conv_transpose1d(
             x, w, stride=stride, padding=padding, dilation=dilation,
             output_padding=output_padding, groups=groups,
@@ -306,7 +318,7 @@ def conv2d(x, w, b=None, stride=1, padding=0, dilation=1, groups: int = 1):
     sh, sw = _pair(stride, "stride")
     ph, pw = _pair(padding, "padding")
     dh, dw = _pair(dilation, "dilation")
-    if not _use_matmul_path():
+    if not _use_matmul_path("conv2d", (sh, sw), (dh, dw), groups):
         y = mx.conv2d(x, w, stride=(sh, sw), padding=(ph, pw), dilation=(dh, dw), groups=groups)
         return y if b is None else y + b
     n_b, h, wd, c_in = x.shape
