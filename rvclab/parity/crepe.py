@@ -46,8 +46,6 @@ def reference(audio: np.ndarray, capacity: str, seed: int) -> dict:
 
         tc = import_torchcrepe()
         np.random.seed(seed)
-        if hasattr(tc.decode.viterbi, "transition"):
-            pass  # cached transition matrix is deterministic
         with torch.no_grad():
             f0, pd = tc.predict(torch.from_numpy(audio)[None], SAMPLE_RATE_16K, HOP_16K, 50.0,
                                 1100.0, capacity, batch_size=f0crepe.BATCH_SIZE, device="cpu",
@@ -84,7 +82,8 @@ def run_capacity(args, capacity: str) -> list[dict]:
         probs_torch = f0crepe.probabilities(audio, capacity, "torch")
         err = metrics.cents_error(final, ref["final"])
         row = {
-            "clip": path.name, "model": f"crepe-{capacity}", "seconds": round(audio.size / 16000, 2),
+            "clip": path.name, "model": f"crepe-{capacity}",
+            "seconds": round(audio.size / 16000, 2),
             "frames": int(final.size), "frames_ref": int(ref["final"].size),
             "reference": ref["name"], "torchaudio": ref["torchaudio"],
             "f0_median_cents": err["median"], "f0_p99_cents": err["p99"],
