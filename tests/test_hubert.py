@@ -281,3 +281,18 @@ def test_tanh_gelu_would_break_parity(small_models, speech, monkeypatch):
     tanh = parity.compare(*parity.features(small_models, speech, "v2"))
     assert exact["ok"] and not tanh["ok"]
     assert tanh["max_abs_rel"] > 10 * tolerances.HUBERT_MAX_ABS_REL
+
+
+@pytest.mark.parametrize("config", [SMALL, HubertConfig()], ids=["small", "base"])
+def test_expected_shapes_match_the_mlx_model(config):
+    from rvclab.convert import mlx_param_shapes
+    from rvclab.mlx.hubert import HubertModel
+
+    assert rules.expected_shapes(config) == mlx_param_shapes(HubertModel(config))
+
+
+def test_matches_only_hubert_checkpoints():
+    assert rules.matches(rules.to_transformers(seeded.seeded_state(SMALL, 0)))
+    assert not rules.matches({"weight": {"enc_p.emb_phone.weight": np.zeros((2, 2))},
+                              "config": [], "version": "v2"})
+    assert not rules.matches({"model": {"unet.encoder.bn.weight": np.zeros(2)}})
