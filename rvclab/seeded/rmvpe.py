@@ -4,8 +4,9 @@ BatchNorm running statistics are not trivial: first measured on a seeded harmoni
 train-mode pass, so activations stay bounded), then perturbed (means shifted by ~0.3 std,
 variances scaled by exp(N(0, 0.3^2))), so batch-statistics BatchNorm (train mode) or a dropped
 running statistic gives a visible error. BN gammas are random around 1 (0.3 for the last BN of
-each residual branch). The output Linear bias is shifted so that the per-frame peak salience of
-speech straddles the 0.03 threshold (else seeded weights pass it always or never).
+each residual branch). The output Linear bias is set per bin from the network's response to silence
+(see :func:`_set_voicing_bias`), so silence is unvoiced and speech passes 0.03 on part of
+its frames (random weights otherwise pass it always or never).
 """
 
 from __future__ import annotations
@@ -15,8 +16,9 @@ from pathlib import Path
 import numpy as np
 
 FILENAME = "rmvpe.pt"
-LINEAR_GAIN = 1.0
-LINEAR_BIAS = -5.4  # puts the per-frame peak logit near logit(0.03) = -3.48 on speech
+VOICING_GAIN = 4.0  # logits added along the voicing direction at the glide's median
+SILENCE_LENGTHS = (2720, 5000, 8000, 12345, 16000)  # samples: edge effects of every padding
+VOICING_MARGIN = 1.0  # logits below logit(0.03) for every bin of a silent frame
 RESIDUAL_GAMMA = 0.3
 
 
@@ -82,11 +84,48 @@ def seeded_state_dict(seed: int = 0, cfg=None) -> dict:
             value.mul_(torch.exp(0.3 * torch.randn(value.shape, generator=gen)))
         elif key.endswith("num_batches_tracked"):
             value.fill_(1000)
-    # a spread of salience around the 0.03 threshold: logits centred a little above logit(0.03)
-    with torch.no_grad():
-        sd["fc.1.weight"].mul_(LINEAR_GAIN)
-        sd["fc.1.bias"].copy_(LINEAR_BIAS + 0.5 * torch.randn(sd["fc.1.bias"].shape, generator=gen))
+    _set_voicing_bias(model, sd, gen, seed)
     return {k: v.detach().clone().contiguous() for k, v in sd.items()}
+
+
+def _gru_out(model, audio: np.ndarray):
+    """BiGRU output (T, 512) of the torch model for (N,) audio @ 16 kHz."""
+    import torch
+
+    from rvclab.torch.rmvpe import MelSpectrogram, pad_frames
+
+    with torch.no_grad():
+        mel = MelSpectrogram(model.cfg)(torch.from_numpy(audio)[None])
+        x = model.cnn(model.unet(pad_frames(mel).transpose(-1, -2).unsqueeze(1)))
+        return model.fc[0](x.transpose(1, 2).flatten(-2))[0]
+
+
+def _set_voicing_bias(model, sd: dict, gen, seed: int) -> None:
+    """Give the output layer a voicing direction and per-bin biases.
+
+    d = mean BiGRU output on a harmonic glide - mean on silence (zeros of several lengths, so
+    the U-Net's border responses for each amount of frame padding are included), scaled so that the silent
+    maximum of g.d is 0 and the glide's median is 1; every bin's weight gets VOICING_GAIN * d.
+    Then bias_b = logit(threshold) - VOICING_MARGIN - max over silent frames of (W g)_b, so every
+    bin of every silent frame sits VOICING_MARGIN logits under the threshold, and voiced input
+    passes it; the random part of W still decides which bin (pitch) wins.
+    """
+    import torch
+
+    model.load_state_dict(sd)
+    model.eval()
+    cfg = model.cfg
+    with torch.no_grad():
+        g_sil = torch.cat([_gru_out(model, np.zeros(n, np.float32)) for n in SILENCE_LENGTHS])
+        g_voc = _gru_out(model, _calibration_audio(seed + 1))
+        d = g_voc.mean(0) - g_sil.mean(0)
+        lo, hi = float((g_sil @ d).max()), float((g_voc @ d).median())
+        if hi > lo:
+            sd["fc.1.weight"].add_(VOICING_GAIN / (hi - lo) * d[None, :])
+        silent_max = (g_sil @ sd["fc.1.weight"].T).amax(dim=0)  # (360,)
+        logit_thr = float(np.log(cfg.threshold / (1 - cfg.threshold)))
+        jitter = 0.1 * torch.rand(silent_max.shape, generator=gen)
+        sd["fc.1.bias"].copy_(logit_thr - VOICING_MARGIN - jitter - silent_max)
 
 
 def make(out_dir: Path, seed: int = 0, force: bool = False) -> list[Path]:

@@ -1,0 +1,267 @@
+"""RMVPE: torch reference vs MLX port (front end, GRU, network, chunking, decoding, bad input)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from rvclab import tolerances as tol
+from rvclab.config import RmvpeConfig
+
+SMALL = RmvpeConfig(n_blocks=1, inter_layers=1, en_out_channels=4, gru_hidden=16)
+
+
+@pytest.fixture(scope="module")
+def mx():
+    from rvclab.runtime import import_mlx
+
+    return import_mlx()
+
+
+@pytest.fixture(scope="module")
+def small_pair(mx):
+    """(torch RMVPE, MLX RMVPE, state dict) for the small seeded config."""
+    from rvclab.convert import load_into_mlx
+    from rvclab.mlx import rmvpe as M
+    from rvclab.rules.rmvpe import convert_checkpoint
+    from rvclab.seeded.rmvpe import seeded_state_dict
+    from rvclab.torch import rmvpe as T
+
+    sd = seeded_state_dict(3, SMALL)
+    tm = T.E2E(SMALL)
+    tm.load_state_dict(sd)
+    arrays, _ = convert_checkpoint(sd)
+    mm = M.E2E(SMALL)
+    load_into_mlx(mm, arrays)
+    return T.RMVPE(tm), M.RMVPE(mm), sd
+
+
+@pytest.fixture(scope="module")
+def speech():
+    from rvclab.audio import data_clips, load_audio
+
+    return load_audio(data_clips()[3], 16000).astype(np.float32)
+
+
+# --- pieces ----------------------------------------------------------------------------------
+def test_reflect_pad_matches_numpy(mx):
+    from rvclab.mlx.rmvpe import reflect_pad
+
+    x = np.arange(2 * 7, dtype=np.float32).reshape(2, 7)
+    got = np.array(reflect_pad(mx.array(x), 1, 3, 5))
+    np.testing.assert_array_equal(got, np.pad(x, ((0, 0), (3, 5)), mode="reflect"))
+    with pytest.raises(ValueError, match="reflect padding"):
+        reflect_pad(mx.array(x), 1, 7, 0)
+
+
+@pytest.mark.parametrize("layers", [1, 2])
+def test_gru_equations_match_torch(mx, layers):
+    from rvclab.mlx.gru import GRU
+
+    torch.manual_seed(layers)
+    ref = torch.nn.GRU(12, 9, num_layers=layers, batch_first=True, bidirectional=True)
+    with torch.no_grad():  # non-zero biases so the hidden bias placement matters
+        for name, p in ref.named_parameters():
+            p.copy_(torch.randn_like(p) * 0.7)
+    ours = GRU(12, 9, num_layers=layers, bidirectional=True)
+    ours.load_weights([(k, mx.array(v.detach().numpy())) for k, v in ref.named_parameters()])
+    x = torch.randn(2, 23, 12)
+    with torch.no_grad():
+        want, want_h = ref(x)
+    for compiled in (True, False):
+        got, got_h = ours(mx.array(x.numpy()), compiled=compiled)
+        np.testing.assert_allclose(np.array(got), want.numpy(), atol=2e-6)
+        np.testing.assert_allclose(np.array(got_h), want_h.numpy(), atol=2e-6)
+
+
+def test_mlx_nn_gru_needs_the_hidden_bias_split(mx):
+    """mlx.nn.GRU has torch's gate order but one input-side bias ``b`` plus ``bhn``: torch's
+    ``bias_hh`` must be split (r, z parts into ``b``, n part into ``bhn``). Summing both biases
+    into ``b`` (the naive mapping) moves b_hn outside the reset gate and changes the output."""
+    import mlx.nn as nn
+
+    from rvclab.mlx.gru import GRU
+
+    h = 5
+    ours = GRU(6, h)
+    ours.bias_ih_l0 = mx.random.normal((3 * h,), key=mx.random.key(1))
+    ours.bias_hh_l0 = mx.random.normal((3 * h,), key=mx.random.key(2))
+    x = mx.random.normal((1, 8, 6), key=mx.random.key(0))
+    want = ours(x)[0]
+    theirs = nn.GRU(6, h)
+    split = ours.bias_ih_l0 + mx.concatenate([ours.bias_hh_l0[:2 * h], mx.zeros(h)])
+    theirs.update({"Wx": ours.weight_ih_l0, "Wh": ours.weight_hh_l0, "b": split,
+                   "bhn": ours.bias_hh_l0[2 * h:]})
+    assert float(mx.abs(theirs(x) - want).max()) < 1e-5
+    theirs.update({"b": ours.bias_ih_l0 + ours.bias_hh_l0, "bhn": mx.zeros(h)})
+    assert float(mx.abs(theirs(x) - want).max()) > 1e-2
+
+
+def test_mel_matches_torch(mx, speech):
+    from rvclab.mlx.rmvpe import MelSpectrogram as MM
+    from rvclab.torch.rmvpe import MelSpectrogram as TM
+
+    a = speech[:16000]
+    want = TM()(torch.from_numpy(a)[None])[0].numpy().T  # (T, 128)
+    got = np.array(MM()(mx.array(a)[None]))[0]
+    assert got.shape == want.shape == (16000 // 160 + 1, 128)
+    loud = want > np.log(1e-3)  # away from the clamp, where fp32 rounding is amplified by log
+    assert np.abs(got - want)[loud].max() < 1e-4
+    assert np.abs(got - want).max() < 5e-3
+
+
+def test_mel_filterbank_is_htk_30_8000():
+    import librosa
+
+    from rvclab.audio import mel_filterbank
+
+    fb = mel_filterbank(16000, 1024, 128, 30.0, 8000.0, True)
+    ref = librosa.filters.mel(sr=16000, n_fft=1024, n_mels=128, fmin=30, fmax=8000, htk=True)
+    np.testing.assert_allclose(fb, ref, rtol=1e-6)
+    assert not np.allclose(fb, librosa.filters.mel(sr=16000, n_fft=1024, n_mels=128, fmin=30,
+                                                   fmax=8000, htk=False))
+
+
+# --- network parity --------------------------------------------------------------------------
+def test_small_network_parity(small_pair, speech):
+    t, m, _ = small_pair
+    st, sm = t.salience(speech), m.salience(speech)
+    assert st.shape == sm.shape == (len(speech) // 160 + 1, 360)
+    assert np.abs(st - sm).max() <= tol.RMVPE_SALIENCE_MAX_ABS
+
+
+def test_chunk_boundary_parity(small_pair, speech):
+    """Long input across chunk boundaries (64-frame chunks here, 32000 upstream)."""
+    t, m, _ = small_pair
+    a = np.tile(speech, 2)[: 16000 * 5 + 77]  # 501 frames -> 512 padded -> 8 chunks
+    st, sm = t.salience(a, chunk_frames=64), m.salience(a, chunk_frames=64)
+    assert np.abs(st - sm).max() <= tol.RMVPE_SALIENCE_MAX_ABS
+    whole = t.salience(a)
+    assert np.abs(whole - st).max() > 1e-4  # chunks really are independent (GRU restarts)
+    with pytest.raises(ValueError, match="multiple of 32"):
+        t.salience(a, chunk_frames=50)
+
+
+def test_batchnorm_running_stats_matter(small_pair, speech, mx):
+    """Seeded running statistics are not trivial: batch statistics give another salience."""
+    from rvclab.mlx.rmvpe import BatchNorm2d
+
+    _, m, sd = small_pair
+    means = [v for k, v in sd.items() if k.endswith("running_mean")]
+    assert min(float(v.abs().mean()) for v in means) > 1e-3
+    base = m.salience(speech[:16000])
+    bns = [mod for _, mod in m.model.named_modules() if isinstance(mod, BatchNorm2d)]
+    for bn in bns:
+        bn.train_mode = True
+    try:
+        bad = m.salience(speech[:16000])
+    finally:
+        for bn in bns:
+            bn.train_mode = False
+    assert np.abs(bad - base).max() > 1e-2
+
+
+# --- decoding --------------------------------------------------------------------------------
+def test_decode_bump_and_both_decoders(mx):
+    from rvclab.parity.rmvpe import bump_salience, decoders_compare
+
+    f0 = np.array([32.0, 55.0, 110.0, 220.5, 441.0, 987.0, 1900.0], np.float32)
+    ft, fm = decoders_compare(bump_salience(f0))
+    cents = 1200 * np.abs(np.log2(ft / f0))
+    assert cents[1:-1].max() < 1.0  # interior: the 9-bin weighted mean recovers the pitch
+    assert np.abs(1200 * np.log2(fm / ft)).max() < 1e-2
+
+
+def test_decode_threshold_edges_and_constants(mx):
+    from rvclab.mlx.rmvpe import decode as decode_mlx
+    from rvclab.torch.rmvpe import cents_mapping, decode
+
+    sal = np.zeros((5, 360), np.float32)
+    sal[0, 100] = 0.03  # exactly the threshold: unvoiced (strictly greater needed)
+    sal[1, 100] = 0.031
+    sal[2, 0] = 0.5  # edge bins: the zero padding takes part in the weights
+    sal[3, 359] = 0.5
+    ft, fm = decode(sal, 0.03), np.array(decode_mlx(mx.array(sal), 0.03))
+    assert ft[0] == 0 and ft[4] == 0 and ft[1] > 0
+    np.testing.assert_allclose(ft[1], 10 * 2 ** ((20 * 100 + 1997.3794084376191) / 1200), rtol=1e-6)
+    np.testing.assert_allclose(ft[2], 10 * 2 ** (1997.3794084376191 / 1200), rtol=1e-6)
+    np.testing.assert_allclose(fm, ft, rtol=1e-5)
+    assert cents_mapping().shape == (368,)
+
+
+# --- real config, seeded weights -------------------------------------------------------------
+@pytest.fixture(scope="module")
+def real_pair(seeded_weights):
+    from rvclab.f0.rmvpe import get_estimator
+
+    path = seeded_weights / "rmvpe.pt"
+    return get_estimator("torch", path), get_estimator("mlx", path), path
+
+
+def test_real_config_parity_on_a_clip(real_pair, speech):
+    from rvclab.parity.rmvpe import check_clip
+
+    t, m, _ = real_pair
+    row = check_clip("librivox_male_0880", speech, t, m)
+    assert row["ok"], row
+    assert row["voiced_torch"] > 0.3 * row["frames"]  # seeded weights voice part of speech
+    assert row["bump_frames_voiced_both"] == row["frames"]
+
+
+def test_silence_too_short_and_empty(real_pair):
+    from rvclab.f0.rmvpe import estimate
+
+    _, _, path = real_pair
+    for backend in ("torch", "mlx"):
+        f0, voiced = estimate(np.zeros(8000, np.float32), backend, model_path=path)
+        assert f0.shape == (51,) and not voiced.any() and np.isfinite(f0).all()
+        f0, voiced = estimate(np.zeros(0, np.float32), backend, model_path=path)
+        assert f0.shape == (0,)
+        with pytest.raises(ValueError, match="too short"):
+            estimate(np.zeros(1000, np.float32), backend, model_path=path)
+        f0, _ = estimate(np.zeros(2720, np.float32), backend, model_path=path)  # 17 frames: ok
+        assert f0.shape == (18,)
+
+
+# --- checkpoints -----------------------------------------------------------------------------
+def test_conversion_keys_and_layouts(small_pair):
+    from rvclab.rules.rmvpe import convert_checkpoint, matches
+
+    _, _, sd = small_pair
+    assert matches(sd) and not matches({"enc_p.emb_phone.weight": 0})
+    arrays, meta = convert_checkpoint(sd)
+    w = sd["unet.encoder.layers.0.conv.0.conv.0.weight"].numpy()
+    np.testing.assert_array_equal(arrays["unet.encoder.layers.0.conv.0.conv.0.weight"],
+                                  w.transpose(0, 2, 3, 1))
+    wt = sd["unet.decoder.layers.0.conv1.0.weight"].numpy()
+    np.testing.assert_array_equal(arrays["unet.decoder.layers.0.conv1.0.weight"],
+                                  wt.transpose(1, 2, 3, 0))
+    assert "fc.0.gru.weight_hh_l0_reverse" in arrays
+    assert not any(k.endswith("num_batches_tracked") for k in arrays)
+    assert "unet.encoder.layers.0.conv.0.shortcut.weight" in arrays
+    assert not any("shortcut" in k and ("running" in k) for k in sd)  # no BN on the shortcut
+    assert meta["family"] == "rmvpe"
+
+
+def test_bad_checkpoint_names_key_and_shapes(small_pair, tmp_path):
+    from rvclab.checkpoints import CheckpointError
+    from rvclab.convert import ConversionError
+    from rvclab.rmvpe_io import load_rmvpe
+    from rvclab.rules.rmvpe import convert_checkpoint
+
+    _, _, sd = small_pair
+    bad = dict(sd)
+    bad["fc.1.weight"] = torch.zeros(360, 31)
+    with pytest.raises(ConversionError, match=r"fc\.1\.weight.*\(360, 32\).*\(360, 31\)"):
+        convert_checkpoint(bad, SMALL)
+    missing = {k: v for k, v in sd.items() if k != "cnn.bias"}
+    with pytest.raises(ConversionError, match=r"cnn\.bias: missing"):
+        convert_checkpoint(missing, SMALL)
+    path = tmp_path / "hubert_like.pt"
+    torch.save({"encoder.layers.0.weight": torch.zeros(2)}, path)
+    with pytest.raises(CheckpointError, match="not an RMVPE checkpoint"):
+        load_rmvpe(path, "torch")
+    torch.save(bad, path)
+    with pytest.raises(CheckpointError, match=r"fc\.1\.weight"):
+        load_rmvpe(path, "torch")
