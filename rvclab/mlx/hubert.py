@@ -5,8 +5,9 @@ activations are (B, T, C); conv weights are (O, K, I); the positional conv's wei
 at conversion (``encoder.pos_conv.0.weight``). GELU is the exact (erf) form, as upstream.
 
 The front end's strided convs run as "gather K strided views, one matmul" (one GEMM per layer,
-with MLX's BLAS), which is exact up to summation order and much faster on the CPU than a
-direct convolution.
+with MLX's BLAS), exact up to summation order. The grouped positional conv (K = 128) goes through
+:func:`rvclab.mlx.ops.conv1d` (tap matmuls on the CPU, about 4x faster there than ``mx.conv1d``;
+MLX's native kernel on a GPU).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import mlx.core as mx
 import mlx.nn as nn
 
 from rvclab.config import HubertConfig
+from rvclab.mlx.ops import conv1d
 from rvclab.torch.hubert import VERSION_LAYERS, TooShortError, check_length
 
 __all__ = ["HubertModel", "TooShortError", "VERSION_LAYERS"]
@@ -126,7 +128,7 @@ class PosConv(nn.Module):
         self.bias = mx.zeros((dim,))
 
     def __call__(self, x):  # (B, T, C) -> (B, T + 2 * pad - K + 1, C)
-        return mx.conv1d(x, self.weight, padding=self.padding, groups=self.groups) + self.bias
+        return conv1d(x, self.weight, self.bias, padding=self.padding, groups=self.groups)
 
 
 class SamePad(nn.Module):
