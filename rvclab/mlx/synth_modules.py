@@ -109,6 +109,11 @@ def leaky_relu(x, slope=LRELU_SLOPE):
     return mx.where(x > 0, x, x * slope)
 
 
+def sequence_mask(lengths, max_len):
+    """(B,) int lengths -> (B, T, 1) float mask, 1 on valid frames."""
+    return (mx.arange(max_len)[None, :] < lengths[:, None]).astype(mx.float32)[..., None]
+
+
 def get_padding(kernel_size, dilation=1):
     return (kernel_size * dilation - dilation) // 2
 

@@ -23,11 +23,6 @@ from rvclab.mlx.synth_modules import (
 )
 
 
-def sequence_mask(lengths, max_len):
-    """(B,) int lengths -> (B, T, 1) float mask."""
-    return (mx.arange(max_len)[None, :] < lengths[:, None]).astype(mx.float32)[..., None]
-
-
 def _interp_align_corners(x, upp):
     """torch ``F.interpolate(scale_factor=upp, mode='linear', align_corners=True)`` along T of
     (B, T, C), with torch's CPU float32 arithmetic: scale ``(T-1)/(T*upp-1)``, source position
@@ -118,10 +113,10 @@ class SourceModuleHnNSF(nn.Module):
     """Harmonic-plus-noise source: SineGen then Linear(dim -> 1) and tanh -> (B, T*upp, 1)."""
 
     def __init__(self, sampling_rate, harmonic_num=0, sine_amp=0.1, add_noise_std=0.003,
-                 voiced_threshod=0):
+                 voiced_threshold=0):
         super().__init__()
         self.l_sin_gen = SineGen(sampling_rate, harmonic_num, sine_amp, add_noise_std,
-                                 voiced_threshod)
+                                 voiced_threshold)
         self.l_linear = Linear(harmonic_num + 1, 1)
 
     def __call__(self, f0, upp, phase0=None, noise=None):

@@ -25,8 +25,9 @@ from rvclab.mlx.synth_modules import (
     Linear,
     ResidualCouplingLayer,
     leaky_relu,
+    sequence_mask,
 )
-from rvclab.mlx.synth_vocoder import Generator, GeneratorNSF, sequence_mask
+from rvclab.mlx.synth_vocoder import Generator, GeneratorNSF
 from rvclab.synth_noise import SINE_NOISE, SINE_PHASE, Z_P
 
 Z_P_SCALE = 0.66666  # noise temperature on z_p at inference, as upstream

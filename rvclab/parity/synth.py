@@ -7,10 +7,11 @@ Inputs come from a shipped speech clip (``rvclab.audio.data_clips()``), determin
 * F0 (B, T) Hz: ``librosa.yin`` on the clip (50-1100 Hz), unvoiced (0) where the frame's RMS is
   below 5 % of the clip's peak RMS; coarse pitch 1..255 by upstream's mel-scale formula.
 
-Weights: the torch reference as its constructor initialises it under ``torch.manual_seed(seed)``,
-with the zero-initialised coupling ``post`` convs filled with small seeded values so the flow is
-not the identity; the MLX side gets them through :mod:`rvclab.rules.synthesizer`, as a user's
-voice file would. Noise: ``shared`` (both backends take :func:`rvclab.synth_noise.make_noise`)
+Weights: a seeded voice checkpoint (:mod:`rvclab.seeded.synthesizer`, fp16 as upstream saves
+voices), a user's voice ``.pth`` (``--voice``), or the constructor init (``--weights init``). The
+torch side loads it through :mod:`rvclab.voice`, the MLX side through the converter
+(:mod:`rvclab.rules.synthesizer`), as a user's voice file would be.
+Noise: ``shared`` (both backends take :func:`rvclab.synth_noise.make_noise`)
 or ``independent`` (MLX draws its own, as the seed project did).
 """
 
@@ -37,6 +38,10 @@ def add_arguments(parser) -> None:
     parser.add_argument("--clip", default=None, help="data clip name or prefix (default: first)")
     parser.add_argument("--small", action="store_true",
                         help="reduced channel counts (same hop), for quick checks")
+    parser.add_argument("--weights", choices=("seeded", "init"), default="seeded",
+                        help="seeded voice (fp16, as files are saved) or constructor init")
+    parser.add_argument("--voice", default=None,
+                        help="a voice .pth to check instead (its config; --config ignored)")
 
 
 # --- inputs ---------------------------------------------------------------------------------------
@@ -76,10 +81,20 @@ def clip_inputs(config: SynthConfig, frames: int, seed: int = 0, clip=None) -> d
 
 
 # --- models ---------------------------------------------------------------------------------------
-def torch_voice(config: SynthConfig, seed: int = 0) -> dict:
-    """A voice checkpoint dict (as upstream saves one) of the torch reference, seeded."""
+def torch_voice(config: SynthConfig, seed: int = 0, weights: str = "seeded") -> dict:
+    """A voice checkpoint dict, as upstream saves one (fp16 weights, no enc_q), for ``config``.
+
+    ``weights='seeded'``: :func:`rvclab.seeded.synthesizer.seeded_model` (every parameter
+    exercised, output level calibrated); ``'init'``: the reference's constructor init under
+    ``torch.manual_seed(seed)`` with the zero coupling ``post`` convs filled (fp32, faster)."""
     import torch
 
+    from rvclab.voice import voice_checkpoint
+
+    if weights == "seeded":
+        from rvclab.seeded.synthesizer import seeded_model
+
+        return voice_checkpoint(seeded_model(config, seed), info=f"rvclab seeded {seed}")
     from rvclab.torch.synthesizer import build_synthesizer
 
     torch.manual_seed(seed)
@@ -89,26 +104,22 @@ def torch_voice(config: SynthConfig, seed: int = 0) -> dict:
         for name, p in model.named_parameters():  # coupling post convs start at zero upstream
             if ".post." in name and not p.any():
                 p.copy_(torch.randn(p.shape, generator=gen) * 0.02)
-    sd = {k: v.detach().clone() for k, v in model.state_dict().items()}
-    return {"weight": sd, "config": config.to_config_list(), "version": config.version,
-            "f0": int(config.f0), "sr": config.sr_tag, "info": f"seeded {seed}"}
+    return voice_checkpoint(model, info=f"rvclab init {seed}", half=False)
 
 
 def models_from_voice(ckpt: dict):
-    """(torch model, MLX model) from one voice checkpoint dict."""
+    """(torch model, MLX model) from one voice checkpoint dict, each through its own loader:
+    the reference's (:mod:`rvclab.voice`) and the converter (:mod:`rvclab.rules.synthesizer`)."""
     import torch
 
-    from rvclab.rules.synthesizer import config_of, convert_checkpoint
-    from rvclab.torch.synthesizer import build_synthesizer
-
-    config = config_of(ckpt)
-    tmodel = build_synthesizer(config)
-    tmodel.load_state_dict({k: v.float() for k, v in ckpt["weight"].items()}, strict=True)
-    tmodel.eval()
-    torch.set_grad_enabled(False)
     from rvclab.convert import load_into_mlx
     from rvclab.mlx.synthesizer import build_synthesizer as build_mlx
+    from rvclab.rules.synthesizer import config_of, convert_checkpoint
+    from rvclab.voice import model_from_weights, prepare_weights
 
+    config = config_of(ckpt)
+    tmodel = model_from_weights(config, prepare_weights(ckpt["weight"]))
+    torch.set_grad_enabled(False)
     arrays, _ = convert_checkpoint(ckpt)
     mmodel = build_mlx(config)
     load_into_mlx(mmodel, arrays)
@@ -143,8 +154,8 @@ def run_mlx(model, inp, noise, f0: bool):
 
 
 # --- the check ------------------------------------------------------------------------------------
-def compare(config: SynthConfig, seconds: float = 1.0, seed: int = 0, noise_mode: str = "shared",
-            clip=None, ckpt=None) -> dict:
+def compare(config: SynthConfig | None, seconds: float = 1.0, seed: int = 0,
+            noise_mode: str = "shared", clip=None, ckpt=None, weights: str = "seeded") -> dict:
     """One parity row for ``config``: metrics, tolerances and timings."""
     from rvclab import metrics
     from rvclab.runtime import import_mlx
@@ -152,8 +163,9 @@ def compare(config: SynthConfig, seconds: float = 1.0, seed: int = 0, noise_mode
 
     mx = import_mlx()
     frames = max(int(round(seconds * 100)), 1)
-    ckpt = ckpt if ckpt is not None else torch_voice(config, seed)
+    ckpt = ckpt if ckpt is not None else torch_voice(config, seed, weights)
     tmodel, mmodel = models_from_voice(ckpt)
+    config = tmodel.config
     inp = clip_inputs(config, frames, seed, clip)
     noise = make_noise(config, 1, frames, seed)
     t0 = time.perf_counter()
@@ -212,7 +224,13 @@ def config_for(name: str, small: bool = False) -> SynthConfig:
 
 
 def run(args) -> dict | list[dict]:
+    weights = getattr(args, "weights", "seeded")
+    if getattr(args, "voice", None):
+        from rvclab.checkpoints import load_checkpoint
+
+        return compare(None, args.seconds, args.seed, args.noise, getattr(args, "clip", None),
+                       ckpt=load_checkpoint(args.voice))
     names = CONFIG_NAMES if args.config == "all" else [args.config]
     rows = [compare(config_for(n, getattr(args, "small", False)), args.seconds, args.seed,
-                    args.noise, getattr(args, "clip", None)) for n in names]
+                    args.noise, getattr(args, "clip", None), weights=weights) for n in names]
     return rows[0] if len(rows) == 1 else rows
