@@ -62,7 +62,7 @@ def test_gru_equations_match_torch(mx, layers):
     torch.manual_seed(layers)
     ref = torch.nn.GRU(12, 9, num_layers=layers, batch_first=True, bidirectional=True)
     with torch.no_grad():  # non-zero biases so the hidden bias placement matters
-        for name, p in ref.named_parameters():
+        for p in ref.parameters():
             p.copy_(torch.randn_like(p) * 0.7)
     ours = GRU(12, 9, num_layers=layers, bidirectional=True)
     ours.load_weights([(k, mx.array(v.detach().numpy())) for k, v in ref.named_parameters()])
