@@ -296,3 +296,20 @@ def plot_f0(tracks: dict, title: str = ""):
     ax.set_title(title)
     ax.legend()
     return fig
+
+
+def f0_overlay(est_t, est_m, path):
+    """F0 of both backends on one clip (a Figure)."""
+    from pathlib import Path
+
+    from rvclab.audio import load_audio
+
+    audio = load_audio(path, 16000)
+    return plot_f0({"torch": est_t.infer(audio), "MLX": est_m.infer(audio)},
+                   f"{Path(path).stem}: RMVPE F0 (seeded weights)")
+
+
+def rounded(rows: list[dict], digits: int = 3) -> list[dict]:
+    """Rows with floats rounded for display."""
+    return [{k: round(v, digits) if isinstance(v, float) else v for k, v in r.items()}
+            for r in rows]

@@ -265,3 +265,14 @@ def test_bad_checkpoint_names_key_and_shapes(small_pair, tmp_path):
     torch.save(bad, path)
     with pytest.raises(CheckpointError, match=r"fc\.1\.weight"):
         load_rmvpe(path, "torch")
+
+
+def test_pitch_interface_aligns_rmvpe_to_rvc_frames(real_pair, speech):
+    from rvclab.pitch import estimate_f0
+
+    _, _, path = real_pair
+    a = speech[:16000 + 123]
+    res_t = estimate_f0(a, "rmvpe", backend="torch", model_path=path)
+    res_m = estimate_f0(a, "rmvpe", backend="mlx", model_path=path)
+    assert res_t.n_frames == res_m.n_frames == len(a) // 160  # RVC's p_len
+    assert np.mean(res_t.voiced == res_m.voiced) >= tol.VOICING_AGREEMENT_MIN

@@ -105,7 +105,8 @@ def _set_voicing_bias(model, sd: dict, gen, seed: int) -> None:
 
     d = mean BiGRU output on a harmonic glide - mean on silence (zeros of several lengths, so
     the U-Net's border responses for each amount of frame padding are included), scaled so that
-    the silent maximum of g.d is 0 and the glide's median is 1; every bin's weight gets VOICING_GAIN * d.
+    the silent maximum of g.d is 0 and the glide's median is 1; every bin's weight gets
+    VOICING_GAIN * d.
     Then bias_b = logit(threshold) - VOICING_MARGIN - max over silent frames of (W g)_b, so every
     bin of every silent frame sits VOICING_MARGIN logits under the threshold, and voiced input
     passes it; the random part of W still decides which bin (pitch) wins.
