@@ -49,16 +49,13 @@ class TextEncoder(nn.Module):
         self.encoder = Encoder(hidden_channels, filter_channels, n_heads, n_layers, kernel_size)
         self.proj = Conv1d(hidden_channels, out_channels * 2, 1)
 
-    def __call__(self, phone, pitch, lengths, skip_head=None):
+    def __call__(self, phone, pitch, lengths):
         x = self.emb_phone(phone)
         if pitch is not None:
             x = x + self.emb_pitch(pitch)
         x = leaky_relu(x * math.sqrt(self.hidden_channels), 0.1)  # (B, T, H)
         x_mask = sequence_mask(lengths, x.shape[1])
         x = self.encoder(x * x_mask, x_mask)
-        if skip_head is not None:
-            head = int(skip_head)
-            x, x_mask = x[:, head:], x_mask[:, head:]
         stats = self.proj(x) * x_mask
         return stats[..., :self.out_channels], stats[..., self.out_channels:], x_mask
 
