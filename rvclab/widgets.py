@@ -266,7 +266,8 @@ def noise_corr_plot(rows: list[dict], seed_band=(0.36, 0.40)):
     ax.bar(x + 0.2, [r["independent"] for r in rows], 0.4, label="independent noise")
     for i, r in enumerate(rows):
         if "predicted" in r:
-            ax.plot(i + 0.2, r["predicted"], "k_", ms=20, mew=2, label="predicted (closed form)")
+            ax.plot(i + 0.2, r["predicted"], "k_", ms=20, mew=2,
+                    label="expected z_p corr (closed form)")
     ax.axhspan(*seed_band, color="tab:red", alpha=0.15, label="seed's waveform corr")
     ax.set_xticks(x, [r["stage"] for r in rows])
     ax.set_ylim(0, 1.05)
