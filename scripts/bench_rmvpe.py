@@ -3,7 +3,8 @@
     .venv/bin/python scripts/bench_rmvpe.py [--seconds 10] [--repeats 3] [--json out.json]
 
 Both backends run the same work (log-mel, padding, network, chunking as upstream); one warm-up
-call each, then ``--repeats`` timed calls, medians reported. MLX is synchronised with
+call each, then ``--repeats`` rounds of one torch and one MLX call (alternating, so changes in
+machine load hit both alike), medians reported. MLX is synchronised with
 ``mx.eval`` (the salience is materialised as numpy, as the decoder needs it). Also times the
 BiGRU alone (the sequential part). Prints JSON rows.
 """
@@ -22,14 +23,18 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 
-def timed(fn, repeats: int) -> dict:
-    fn()  # warm-up
-    times = []
+def timed_pair(fn_torch, fn_mlx, repeats: int) -> tuple[dict, dict]:
+    """Warm both up, then alternate torch and MLX calls (so load changes hit both alike)."""
+    fn_torch()
+    fn_mlx()
+    times = {"torch": [], "mlx": []}
     for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return {"median_s": statistics.median(times), "min_s": min(times), "repeats": repeats}
+        for name, fn in (("torch", fn_torch), ("mlx", fn_mlx)):
+            t0 = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - t0)
+    return tuple({"median_s": statistics.median(t), "min_s": min(t), "repeats": repeats}
+                 for t in (times["torch"], times["mlx"]))
 
 
 def main(argv=None) -> int:
@@ -56,9 +61,9 @@ def main(argv=None) -> int:
     rows = []
     common = {"seconds": args.seconds, "torch_threads": torch.get_num_threads(),
               "mlx_device": str(mx.default_device()), "blas": blas_in_use()}
-    for backend, est in (("torch", est_t), ("mlx", est_m)):
-        rows.append({"stage": "salience", "backend": backend, **common,
-                     **timed(lambda e=est: e.salience(audio), args.repeats)})
+    tt, tm = timed_pair(lambda: est_t.salience(audio), lambda: est_m.salience(audio), args.repeats)
+    rows.append({"stage": "salience", "backend": "torch", **common, **tt})
+    rows.append({"stage": "salience", "backend": "mlx", **common, **tm})
 
     # the BiGRU alone on the real input shape (T, 384)
     t = n // 160 + 1
@@ -73,9 +78,9 @@ def main(argv=None) -> int:
         with torch.no_grad():
             gru_t(xt)
 
-    rows.append({"stage": "bigru", "backend": "torch", **common, **timed(run_t, args.repeats)})
-    rows.append({"stage": "bigru", "backend": "mlx", **common,
-                 **timed(lambda: mx.eval(gru_m(xm)), args.repeats)})
+    tt, tm = timed_pair(run_t, lambda: mx.eval(gru_m(xm)), args.repeats)
+    rows.append({"stage": "bigru", "backend": "torch", **common, **tt})
+    rows.append({"stage": "bigru", "backend": "mlx", **common, **tm})
     for stage in ("salience", "bigru"):
         pair = {r["backend"]: r["median_s"] for r in rows if r["stage"] == stage}
         rows.append({"stage": stage, "ratio_torch_over_mlx": pair["torch"] / pair["mlx"], **common})
