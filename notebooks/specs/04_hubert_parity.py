@@ -70,7 +70,8 @@ print("front end max_abs / RMS below the goal:", metrics.max_abs(a, b) / metrics
 outputs; the table lists the conv layers, the projection and each transformer layer.
 """),
     ("code", """
-# NBVAL_IGNORE_OUTPUT  (last digits of fp32 rounding differences vary with BLAS threads)
+# NBVAL_IGNORE_OUTPUT
+# (the last digits of fp32 rounding differences vary with BLAS threads; the next cell checks)
 import torch
 def run_torch():
     with torch.no_grad():
