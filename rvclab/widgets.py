@@ -183,21 +183,31 @@ def layer_error_plot(table, tol: float | None = None, title: str = ""):
     from rvclab.tolerances import TRACE_REL_MAX_ABS
 
     tol = TRACE_REL_MAX_ABS if tol is None else tol
+    import re
+
     rel = np.array([r["rel"] for r in table], dtype=np.float64)
-    floor = 1e-12  # exact layers (rel 0) drawn at the floor
+    positive = rel[(rel > 0) & np.isfinite(rel)]
+    floor = positive.min() / 10 if positive.size else tol / 1e6  # exact layers drawn here
     fig, ax = plt.subplots(figsize=(11, 3.5), constrained_layout=True)
     x = np.arange(len(table))
-    stages = [r["path"].split(".", 1)[0] for r in table]
+    stages = [re.split(r"[.\[#]", r["path"], maxsplit=1)[0] for r in table]
+    stages = [s if s in _STAGE_COLORS else "other" for s in stages]
     for stage in dict.fromkeys(stages):
-        sel = np.array([s == stage for s in stages])
-        ax.scatter(x[sel], np.maximum(rel[sel], floor), s=10, label=stage,
+        sel = np.array([s == stage for s in stages]) & (rel > 0)
+        if not sel.any():
+            continue
+        ax.scatter(x[sel], rel[sel], s=10, label=stage,
                    color=_STAGE_COLORS.get(stage, "tab:gray"))
+    if (rel == 0).any():
+        ax.scatter(x[rel == 0], np.full(int((rel == 0).sum()), floor), s=14, marker="x",
+                   color="k", label="exact (0)")
     ax.axhline(tol, color="k", ls="--", lw=1, label=f"tolerance {tol:g} x RMS")
     first = table.first_failure()
     if first is not None:
         i = next(k for k, r in enumerate(table) if r is first)
         ax.axvline(i, color="red", lw=1)
-        ax.annotate(f"first failure: {first['path']}", (i, max(rel[i], floor)), color="red",
+        y = rel[i] if np.isfinite(rel[i]) and rel[i] > 0 else tol  # inf: shape mismatch
+        ax.annotate(f"first failure: {first['path']}", (i, y), color="red",
                     xytext=(5, 5), textcoords="offset points", fontsize=8)
     else:
         ax.text(0.01, 0.95, "no layer past tolerance", transform=ax.transAxes, va="top",
@@ -261,7 +271,7 @@ def noise_corr_plot(rows: list[dict], seed_band=(0.36, 0.40)):
     import matplotlib.pyplot as plt
 
     x = np.arange(len(rows))
-    fig, ax = plt.subplots(figsize=(8, 3.2), constrained_layout=True)
+    fig, ax = plt.subplots(figsize=(10, 3.2), constrained_layout=True)
     ax.bar(x - 0.2, [r["shared"] for r in rows], 0.4, label="shared noise")
     ax.bar(x + 0.2, [r["independent"] for r in rows], 0.4, label="independent noise")
     for i, r in enumerate(rows):
@@ -272,7 +282,7 @@ def noise_corr_plot(rows: list[dict], seed_band=(0.36, 0.40)):
     ax.set_xticks(x, [r["stage"] for r in rows])
     ax.set_ylim(0, 1.05)
     ax.set_ylabel("corr(torch, MLX)")
-    ax.legend(fontsize=8, loc="lower left")
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     plt.close(fig)
     return fig
 

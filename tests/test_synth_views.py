@@ -172,6 +172,7 @@ def test_layer_error_plot_marks_the_first_failure(run):
 
     table = TraceTable(dict(r) for r in run[3])
     table[3]["ok"], table[3]["rel"] = False, 1e-2
+    table[5]["ok"], table[5]["rel"] = False, float("inf")  # a shape mismatch row
     fig = widgets.layer_error_plot(table)
     texts = [t.get_text() for t in fig.axes[0].texts]
     assert any(table[3]["path"] in t for t in texts)

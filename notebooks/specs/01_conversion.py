@@ -84,7 +84,8 @@ Torch's fp32 fusion accumulates rounding in the norm (up to ~5e-7 relative on th
 rows of `dec.ups.0`); the converter's float64 fusion is within fp32 rounding of the exact value.
 """),
     ("code", """
-# NBVAL_IGNORE_OUTPUT  (torch's fp32 fusion may round differently with its threads)
+# NBVAL_IGNORE_OUTPUT
+# (torch's fp32 fusion may round differently with its threads)
 worst = sorted(checks, key=lambda r: -(r["rel_fp32"] or 0))
 widgets.rows_table(worst, max_rows=8, caption="largest difference from torch's fp32 fusion first")
 """),

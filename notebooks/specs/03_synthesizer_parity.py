@@ -31,7 +31,8 @@ Every named submodule's output on both sides, in forward order; `rel` is max |ML
 the RMS of the torch output, `ok` compares it with `tolerances.TRACE_REL_MAX_ABS`.
 """),
     ("code", """
-# NBVAL_IGNORE_OUTPUT  (last digits of fp32 rounding differences vary with BLAS threads)
+# NBVAL_IGNORE_OUTPUT
+# (last digits of fp32 rounding differences vary with BLAS threads)
 table, ref, out = sv.traced_run(tmodel, mmodel, inp, noise)
 widgets.parity_table(table)
 """),
@@ -57,6 +58,8 @@ Both waveforms at 48 kHz, for A/B listening, and the goals of issue 4: TextEncod
 <= 1e-5, waveform corr >= 0.99999, waveform max abs <= 1e-4.
 """),
     ("code", """
+# NBVAL_IGNORE_OUTPUT
+# (a widget: its HTML fallback depends on the front end running it)
 a, b = ref["wave"][0], out["wave"][0]
 widgets.ab_player(a, b, config.sr)
 """),
