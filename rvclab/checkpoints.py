@@ -228,12 +228,24 @@ def atomic_write(path: str | os.PathLike, write_fn, *, overwrite: bool = True) -
     os.close(fd)
     try:
         write_fn(Path(tmp))
+        # mkstemp creates 0600; give the file the mode a plain open() would (or the old file's)
+        mode = path.stat().st_mode & 0o777 if path.exists() else 0o666 & ~_UMASK
+        os.chmod(tmp, mode)
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
     return path
+
+
+def _read_umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+_UMASK = _read_umask()  # read once: os.umask is process-wide, not safe to poke from threads
 
 
 def save_torch_atomic(obj: Any, path: str | os.PathLike, *, overwrite: bool = True) -> Path:

@@ -18,8 +18,6 @@ from pathlib import Path
 SEEDED_FAMILIES = ("synthesizer", "hubert", "rmvpe")
 PARITY_NAMES = ("synth", "hubert", "rmvpe", "crepe", "crepe-tiny", "fcpe", "e2e")
 RULE_FAMILIES = ("synthesizer", "hubert", "rmvpe", "crepe", "fcpe")
-ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_WEIGHTS = ROOT / "weights"
 
 EXIT_OK, EXIT_CHECK_FAILED, EXIT_BAD_INPUT = 0, 1, 2
 
@@ -75,6 +73,9 @@ def cmd_info(args) -> int:
 
 
 def cmd_weights_make(args) -> int:
+    from rvclab.paths import weights_dir
+
+    args.out = args.out or str(weights_dir())
     written = []
     families = args.only.split(",") if args.only else SEEDED_FAMILIES
     for family in families:
@@ -160,7 +161,7 @@ def build_parser() -> argparse.ArgumentParser:
     w = sub.add_parser("weights", help="seeded weights in upstream file formats")
     wsub = w.add_subparsers(dest="weights_command", required=True)
     s = wsub.add_parser("make", help="write seeded checkpoints (not trained) into weights/")
-    s.add_argument("--out", default=str(DEFAULT_WEIGHTS))
+    s.add_argument("--out", default=None, help="folder (default: weights/ or $RVCLAB_WEIGHTS)")
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--only", default="", help=f"comma-separated subset of {','.join(SEEDED_FAMILIES)}")
     s.add_argument("--force", action="store_true", help="replace existing files")
@@ -182,6 +183,12 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("output")
     s.add_argument("--force", action="store_true", help="replace an existing output")
     s.set_defaults(fn=cmd_convert_weights)
+
+    from rvclab import batch
+
+    s = sub.add_parser("convert", help="convert a voice: one file or a folder (batch)")
+    batch.add_arguments(s)
+    s.set_defaults(fn=batch.run_cli)
 
     s = sub.add_parser("bench", help="benchmarks (JSON rows)")
     s.add_argument("--stage", default="matmul")

@@ -25,11 +25,17 @@ from rvclab.audio import SAMPLE_RATE_16K, AudioError, check_finite, load_audio_n
 from rvclab.pitch import estimate_f0
 from rvclab.synth_noise import make_noise
 
-ROOT = Path(__file__).resolve().parents[1]
-WEIGHTS = Path(os.environ.get("RVCLAB_WEIGHTS", ROOT / "weights"))
 STAGES = ("features", "f0", "synth")
 BACKENDS = ("torch", "mlx")
 MIN_SECONDS = 0.1  # shorter inputs cannot fill one HuBERT frame after padding; refused
+
+
+def __getattr__(name: str):
+    if name == "WEIGHTS":  # the weights folder, resolved at use (RVCLAB_WEIGHTS may change)
+        from rvclab.paths import weights_dir
+
+        return weights_dir()
+    raise AttributeError(name)
 
 
 class PipelineError(ValueError):
@@ -85,15 +91,12 @@ _EMBEDDERS: dict[tuple[str, str], object] = {}
 
 
 def embedder(backend: str, path: str | os.PathLike | None = None):
-    """HuBERT/ContentVec model for ``backend`` (cached per path); default weights/hubert_base.pt,
-    written by ``rvclab weights make`` when missing."""
+    """HuBERT/ContentVec model for ``backend`` (cached per path); default: the seeded
+    weights/hubert_base.pt (:func:`rvclab.paths.default_hubert`)."""
     from rvclab.hubert_io import load_hubert
+    from rvclab.paths import default_hubert
 
-    path = Path(path) if path else WEIGHTS / "hubert_base.pt"
-    if not path.exists() and path == WEIGHTS / "hubert_base.pt":
-        from rvclab.seeded.hubert import make
-
-        make(WEIGHTS, seed=0, force=False)
+    path = Path(path) if path else default_hubert()
     key = (str(path), backend)
     if key not in _EMBEDDERS:
         _EMBEDDERS[key] = load_hubert(path, backend)

@@ -12,6 +12,15 @@ ROOT = Path(__file__).resolve().parents[1]
 os.environ.setdefault("PYTHONHASHSEED", "0")
 
 
+def pytest_configure(config):
+    """Seeded weights go to one temp folder per session, never into the repository."""
+    if "RVCLAB_WEIGHTS" not in os.environ:
+        base = config._tmp_path_factory.getbasetemp() if hasattr(config, "_tmp_path_factory") else None
+        folder = Path(base or __import__("tempfile").mkdtemp(prefix="rvclab-")) / "weights"
+        folder.mkdir(parents=True, exist_ok=True)
+        os.environ["RVCLAB_WEIGHTS"] = str(folder)
+
+
 @pytest.fixture
 def rng():
     return np.random.default_rng(1234)

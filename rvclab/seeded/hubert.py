@@ -189,15 +189,15 @@ def write_transformers(directory: Path, state: dict, config: HubertConfig, *,
 
 def make(out_dir: Path, seed: int, force: bool, config: HubertConfig | None = None) -> list[Path]:
     """Write ``hubert_base.pt`` and ``contentvec_base/`` under ``out_dir`` (base config unless
-    ``config``); returns the written paths. Existing files are kept unless ``force``."""
+    ``config``); returns the paths. When all exist they are kept unless ``force``; when only
+    some exist, the set is rewritten so the two formats hold the same weights."""
     config = config or HubertConfig()
     out_dir = Path(out_dir)
     targets = [out_dir / FAIRSEQ_NAME, out_dir / TRANSFORMERS_DIR / "config.json",
                out_dir / TRANSFORMERS_DIR / "model.safetensors"]
-    existing = [p for p in targets if p.exists()]
-    if existing and not force:
-        raise FileExistsError(f"{existing[0]}: exists; pass force=True to overwrite")
+    if all(p.exists() for p in targets) and not force:
+        return targets  # already there: kept, as the other seeded makers do
     state = seeded_state(config, seed)
-    written = [write_fairseq(targets[0], state, config, seed=seed, overwrite=force)]
-    written += write_transformers(out_dir / TRANSFORMERS_DIR, state, config, overwrite=force)
+    written = [write_fairseq(targets[0], state, config, seed=seed, overwrite=True)]
+    written += write_transformers(out_dir / TRANSFORMERS_DIR, state, config, overwrite=True)
     return written
