@@ -18,6 +18,7 @@ from pathlib import Path
 
 DEMO_CLIP = "librivox_male_0880"
 DEMO_VOICE = "voice_v2_40k.pth"
+DEMO_F0 = "fcpe"  # real pretrained weights (torchfcpe), so the pitch track is the speaker's own
 
 
 def _write_text(path: Path, text: str) -> None:
@@ -68,12 +69,12 @@ def run_demo(out: Path) -> int:
     print(f"== converting {source.name} ({audio16.size / 16000:.2f} s) with {voice_path.name} ==")
     runs = {}
     for backend in ("torch", "mlx"):
-        runs[backend] = convert_voice(audio16, voice, sr=16000, backend=backend, f0_method="rmvpe", progress=True)
+        runs[backend] = convert_voice(audio16, voice, sr=16000, backend=backend, f0_method=DEMO_F0, progress=True)
         save_audio_atomic(out / f"converted_{backend}.wav", runs[backend].audio, runs[backend].sr)
         print(f"  {backend}: {sum(runs[backend].timings.values()):.2f} s -> {out / f'converted_{backend}.wav'}")
     t, m = runs["torch"], runs["mlx"]
     numbers = {
-        "clip": source.name, "voice": voice_path.name, "f0_method": "rmvpe", "sr": t.sr,
+        "clip": source.name, "voice": voice_path.name, "f0_method": DEMO_F0, "sr": t.sr,
         "chunks": len(t.chunks), "wave_corr": metrics.corr(t.audio, m.audio),
         "spec_corr": metrics.spectral_corr(t.audio, m.audio, t.sr),
         "wave_max_abs": metrics.max_abs(t.audio, m.audio), "rms_ratio": metrics.rms_ratio(m.audio, t.audio),
@@ -84,7 +85,7 @@ def run_demo(out: Path) -> int:
     _write_text(out / "parity.json", json.dumps(numbers, indent=2))
     figures = {
         "waveforms.png": widgets.waveform_compare(t.audio, m.audio, t.sr),
-        "f0_overlay.png": widgets.f0_overlay(t.f0, m.f0, title="F0 used by each backend (Hz)"),
+        "f0_overlay.png": widgets.f0_overlay(_unpad(t.f0), _unpad(m.f0), title=f"F0 ({DEMO_F0}) used by each backend"),
         "spectrogram_diff.png": widgets.spectrogram_diff(t.audio, m.audio, t.sr),
     }
     for name, fig in figures.items():
@@ -97,6 +98,14 @@ def run_demo(out: Path) -> int:
     print("The voice model is seeded, not trained: the output is speech-shaped noise. To use a real")
     print("one: rvclab convert -m your_voice.pth -i in.wav -o out.wav (see weights/README.md).")
     return 0
+
+
+def _unpad(f0):
+    """F0 on the padded input -> F0 on the input itself (drop x_pad seconds at each end)."""
+    from rvclab.pipeline_steps import FP32_CONFIG, FRAME_RATE
+
+    pad = FP32_CONFIG.x_pad * FRAME_RATE
+    return f0[pad : f0.size - pad]
 
 
 def _report_html(out: Path, source: Path, numbers: dict, figures: list[str]) -> str:
