@@ -13,18 +13,14 @@ from pathlib import Path
 
 from rvclab.checkpoints import CheckpointError, load_checkpoint
 
-DEFAULT_PATH = Path(__file__).resolve().parents[1] / "weights" / "rmvpe.pt"
-
-
 def ensure_default_weights(path: str | os.PathLike | None = None) -> Path:
-    """``path`` or weights/rmvpe.pt; the default is written by the seeded maker if missing."""
+    """``path`` or weights/rmvpe.pt (:func:`rvclab.paths.default_rmvpe`: written by the seeded
+    maker if missing)."""
     if path is not None:
         return Path(path)
-    if not DEFAULT_PATH.exists():
-        from rvclab.seeded.rmvpe import make
+    from rvclab.paths import default_rmvpe
 
-        make(DEFAULT_PATH.parent, seed=0, force=False)
-    return DEFAULT_PATH
+    return default_rmvpe()
 
 
 def load_state_dict(path: str | os.PathLike) -> dict:

@@ -13,7 +13,6 @@ import numpy as np
 from rvclab.config import SynthConfig
 
 SEEDED_SEED = 0  # `rvclab weights make` default
-WEIGHTS_DIR = Path(__file__).resolve().parents[1] / "weights"
 
 
 # --- voice files ----------------------------------------------------------------------------------
@@ -24,7 +23,9 @@ def ensure_voice(preset: str = "v2-48k", out_dir: str | Path | None = None,
     ``rvclab weights make``)."""
     from rvclab.seeded.synthesizer import FILES, make_one
 
-    out_dir = WEIGHTS_DIR if out_dir is None else Path(out_dir)
+    from rvclab.paths import weights_dir
+
+    out_dir = weights_dir() if out_dir is None else Path(out_dir)
     config = SynthConfig.preset(preset, f0=f0)
     return make_one(out_dir / FILES[(preset, f0)], config, SEEDED_SEED, force=False)
 

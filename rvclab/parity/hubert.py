@@ -87,7 +87,9 @@ def _weights_dir(args) -> tuple[Path, tempfile.TemporaryDirectory | None]:
 
     if args.weights:
         return Path(args.weights), None
-    default = Path(__file__).resolve().parents[2] / "weights"
+    from rvclab.paths import weights_dir
+
+    default = weights_dir()
     if not args.small and all((default / name).exists() for name in FORMATS.values()):
         return default, None
     tmp = tempfile.TemporaryDirectory(prefix="rvclab-hubert-")
