@@ -89,8 +89,8 @@ def bench_matmul(sizes=(1024, 2048), repeats: int = 5) -> list[dict]:
     for n in sizes:
         a = np.random.default_rng(0).standard_normal((n, n)).astype(np.float32)
         ta, ma = torch.from_numpy(a), mx.array(a)
-        t_torch = timeit(lambda: torch.mm(ta, ta), torch_sync_cpu, repeats=repeats)
-        t_mlx = timeit(lambda: ma @ ma, mlx_sync, repeats=repeats)
+        t_torch = timeit(lambda ta=ta: torch.mm(ta, ta), torch_sync_cpu, repeats=repeats)
+        t_mlx = timeit(lambda ma=ma: ma @ ma, mlx_sync, repeats=repeats)
         flop = 2.0 * n**3
         for backend, t in (("torch", t_torch), ("mlx", t_mlx)):
             rows.append({"stage": "matmul", "size": n, "backend": backend, **t,

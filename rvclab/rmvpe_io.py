@@ -13,6 +13,7 @@ from pathlib import Path
 
 from rvclab.checkpoints import CheckpointError, load_checkpoint
 
+
 def ensure_default_weights(path: str | os.PathLike | None = None) -> Path:
     """``path`` or weights/rmvpe.pt (:func:`rvclab.paths.default_rmvpe`: written by the seeded
     maker if missing)."""

@@ -21,9 +21,8 @@ def ensure_voice(preset: str = "v2-48k", out_dir: str | Path | None = None,
     """Path of the seeded voice .pth for ``preset`` in ``out_dir`` (default: the repository's
     git-ignored weights/), written first if missing (same file and seed as
     ``rvclab weights make``)."""
-    from rvclab.seeded.synthesizer import FILES, make_one
-
     from rvclab.paths import weights_dir
+    from rvclab.seeded.synthesizer import FILES, make_one
 
     out_dir = weights_dir() if out_dir is None else Path(out_dir)
     config = SynthConfig.preset(preset, f0=f0)

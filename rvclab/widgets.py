@@ -55,7 +55,6 @@ def clip_overview(path: str | Path, sr: int | None = None):
 def ab_player(a: np.ndarray, b: np.ndarray, sr: int, labels=("torch", "MLX")):
     """Two players side by side (A/B listening)."""
     import ipywidgets as w
-
     from IPython.display import Audio
 
     boxes = []

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-import rvclab.mlx  # noqa: F401  (prepares the MLX runtime)
+import rvclab.mlx  # noqa: F401  (prepares the MLX runtime before mlx.core loads)
 import mlx.core as mx
 import mlx.nn as mnn
 
