@@ -26,6 +26,13 @@ Two paths, chosen in ONE place, :func:`_use_matmul_path`:
     (``mx.addmm``, beta = 1; the bias seeds the accumulator). Taps are grouped into blocks
     (a small im2col through a strided view) when the channel count alone would make a too-shallow
     matmul (e.g. ``C_in = 1``); a block of all taps is plain im2col.
+  - stride-1 ungrouped conv2d ("flat taps"): the zero-padded input ``(B, Hp, Wp, C)`` is seen as
+    ``(B, Hp * Wp, C)`` rows; tap ``(i, j)`` is then the contiguous row range starting at
+    ``i * Wp + j`` (a free view, no copy), so the conv is ``kH * kW`` plain matmuls over
+    ``H_out * Wp`` output rows. The ``Wp - W_out`` extra columns per output row (reads that wrap
+    into the next padded row) are computed and dropped by a view. No im2col copy at all, which is
+    what makes it 2-4x faster than MLX's CPU conv2d on wide maps with few channels (RMVPE's
+    full-resolution U-Net blocks).
   - conv_transpose1d = a polyphase conv1d: the kernel (dilation zeros inserted, padded to a
     multiple of the stride) is split into ``m = ceil(K_eff / stride)`` taps of ``stride * C_out``
     output channels each, run over the input padded by ``m - 1``; the result reshapes (for free)
@@ -60,6 +67,12 @@ MIN_GEMM_DEPTH = 16
 # CONV2D_ROW_DEPTH, single taps otherwise.
 CONV2D_IM2COL_DEPTH = 128
 CONV2D_ROW_DEPTH = 256
+# conv2d, auto on the CPU: undilated, ungrouped, stride-1 convs take the flat-tap matmul path
+# when they have at least this many output positions (B * H_out * W_out), or a 1x1 kernel (then
+# the conv is one plain matmul). Below it MLX's im2col + GEMM wins: few positions, deep channels
+# (RMVPE's 64x8 and 32x4 maps with 256-1024 channels). Measured on the 2-core AVX2 machine
+# (scripts/bench_rmvpe.py, docs/rmvpe.md): on 1024x128 maps with 16 channels, 26 ms vs 97 ms.
+CONV2D_FLAT_MIN_POSITIONS = 2048
 
 
 # --- path choice --------------------------------------------------------------------------------
@@ -84,8 +97,9 @@ def conv_path(path: str):
         set_conv_path(previous)
 
 
-def _use_matmul_path(op: str = "conv1d", stride=1, dilation=1, groups: int = 1) -> bool:
-    """THE path choice, per platform and (on the CPU) per layer kind.
+def _use_matmul_path(op: str = "conv1d", stride=1, dilation=1, groups: int = 1,
+                     positions: int | None = None, kernel=None) -> bool:
+    """THE path choice, per platform and (on the CPU) per layer kind and shape.
 
     ``auto``:
 
@@ -95,7 +109,11 @@ def _use_matmul_path(op: str = "conv1d", stride=1, dilation=1, groups: int = 1) 
       naive loop otherwise. So: the matmul path for every ``conv_transpose1d``, every dilated
       conv, and stride-1 conv1d (tap matmuls beat its im2col copy for wide channels); MLX's
       native kernel for strided undilated conv1d (HuBERT front end, NSF noise convs) and for
-      undilated, ungrouped conv2d (RMVPE), where it measured faster (scripts/bench_ops.py).
+      undilated, ungrouped conv2d, where it measured faster (scripts/bench_ops.py) -- except
+      stride-1 conv2d with a 1x1 kernel or at least ``CONV2D_FLAT_MIN_POSITIONS`` output
+      positions (``positions`` = B * H_out * W_out, ``kernel`` = (kH, kW), both passed by
+      :func:`conv2d`; without them the answer is the per-kind one): there the flat-tap matmuls
+      win 1.2-4x (RMVPE's U-Net at 128 x 16 and above).
     """
     if _conv_path != "auto":
         return _conv_path == "matmul"
@@ -106,12 +124,19 @@ def _use_matmul_path(op: str = "conv1d", stride=1, dilation=1, groups: int = 1) 
     if op == "conv1d":
         return dilation > 1 or stride == 1
     undilated = _pair(dilation, "dilation") == (1, 1)
-    return not (undilated and groups == 1)
+    if not (undilated and groups == 1):
+        return True
+    if _pair(stride, "stride") != (1, 1) or positions is None:
+        return False
+    return positions >= CONV2D_FLAT_MIN_POSITIONS or (
+        kernel is not None and _pair(kernel, "kernel") == (1, 1))
 
 
-def active_path(op: str = "conv1d", stride=1, dilation=1, groups: int = 1) -> str:
+def active_path(op: str = "conv1d", stride=1, dilation=1, groups: int = 1,
+                positions: int | None = None, kernel=None) -> str:
     """``"matmul"`` or ``"native"``: what a call with these arguments would use now."""
-    return "matmul" if _use_matmul_path(op, stride, dilation, groups) else "native"
+    return "matmul" if _use_matmul_path(op, stride, dilation, groups, positions, kernel) \
+        else "native"
 
 
 # --- argument checks ----------------------------------------------------------------------------
@@ -318,17 +343,20 @@ def conv2d(x, w, b=None, stride=1, padding=0, dilation=1, groups: int = 1):
     sh, sw = _pair(stride, "stride")
     ph, pw = _pair(padding, "padding")
     dh, dw = _pair(dilation, "dilation")
-    if not _use_matmul_path("conv2d", (sh, sw), (dh, dw), groups):
-        y = mx.conv2d(x, w, stride=(sh, sw), padding=(ph, pw), dilation=(dh, dw), groups=groups)
-        return y if b is None else y + b
     n_b, h, wd, c_in = x.shape
     c_out, kh, kw, c_g = w.shape
-    o_g = c_out // groups
     hp, wp = h + 2 * ph, wd + 2 * pw
     h_out = (hp - dh * (kh - 1) - 1) // sh + 1
     w_out = (wp - dw * (kw - 1) - 1) // sw + 1
+    positions = n_b * max(h_out, 0) * max(w_out, 0)
+    if not _use_matmul_path("conv2d", (sh, sw), (dh, dw), groups, positions, (kh, kw)):
+        y = mx.conv2d(x, w, stride=(sh, sw), padding=(ph, pw), dilation=(dh, dw), groups=groups)
+        return y if b is None else y + b
     if h_out < 1 or w_out < 1:
         raise ValueError(f"conv2d: input {x.shape} too small for kernel {w.shape} ({dh},{dw})")
+    if (sh, sw) == (1, 1) and groups == 1:
+        return _conv2d_flat(x, w, b, (ph, pw), (dh, dw), h_out, w_out)
+    o_g = c_out // groups
     if ph or pw:
         x = mx.pad(x, [(0, 0), (ph, ph), (pw, pw), (0, 0)])
     if groups == 1:
@@ -360,3 +388,30 @@ def conv2d(x, w, b=None, stride=1, padding=0, dilation=1, groups: int = 1):
     if n_g == 1:
         return y[0]
     return y.transpose(1, 2, 3, 0, 4).reshape(n_b, h_out, w_out, c_out)
+
+
+def _conv2d_flat(x, w, b, padding, dilation, h_out: int, w_out: int):
+    """Stride-1, ungrouped conv2d as ``kH * kW`` matmuls on free row views (see the module doc).
+
+    x ``(B, H, W, C)``, w ``(O, kH, kW, C)`` -> ``(B, h_out, w_out, O)`` (a view that drops the
+    ``Wp - w_out`` wrap-around columns of each output row).
+    """
+    n_b, h, wd, c_in = x.shape
+    c_out, kh, kw, _ = w.shape
+    (ph, pw), (dh, dw) = padding, dilation
+    hp, wp = h + 2 * ph, wd + 2 * pw
+    m = h_out * wp  # output rows, wrap-around columns included
+    last = (kh - 1) * dh * wp + (kw - 1) * dw + m  # rows read by the last tap
+    extra = max(0, -(-(last - hp * wp) // wp))  # zero rows below, for the last tap's tail
+    if ph or pw or extra:
+        x = mx.pad(x, [(0, 0), (ph, ph + extra), (pw, pw), (0, 0)])
+    rows = x.reshape(n_b, (hp + extra) * wp, c_in)
+    wt = w.transpose(1, 2, 3, 0)  # (kH, kW, C, O)
+    y = b
+    for i in range(kh):
+        for j in range(kw):
+            off = i * dh * wp + j * dw
+            a = rows if (off == 0 and m == rows.shape[1]) else rows[:, off:off + m]
+            y = a @ wt[i, j] if y is None else mx.addmm(y, a, wt[i, j])
+    y = y.reshape(n_b, h_out, wp, c_out)
+    return y if w_out == wp else y[:, :, :w_out]
