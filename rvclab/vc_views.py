@@ -48,13 +48,11 @@ def voice_paths() -> list[Path]:
 
 
 def default_voice():
-    """The seeded v2 32 kHz voice as a :class:`rvclab.pipeline.VoiceModel`."""
-    from rvclab.pipeline import WEIGHTS, VoiceModel
+    """The seeded v2 32 kHz voice as a :class:`rvclab.pipeline.VoiceModel` (written if missing)."""
+    from rvclab.paths import default_voice as seeded_voice
+    from rvclab.pipeline import VoiceModel
 
-    path = WEIGHTS / DEFAULT_VOICE
-    if not path.exists():
-        voice_paths()
-    return VoiceModel(path)
+    return VoiceModel(seeded_voice(DEFAULT_VOICE))
 
 
 def load_clip(path, seconds: float | None = None) -> np.ndarray:
