@@ -37,6 +37,39 @@ def reflect_pad(x: mx.array, axis: int, left: int, right: int) -> mx.array:
     return mx.concatenate(parts, axis=axis) if len(parts) > 1 else x
 
 
+# --- derived weights ---------------------------------------------------------------------------
+class _Derived:
+    """Arrays computed from parameters (e.g. BatchNorm folded into conv weights), kept outside
+    the parameter tree. Rebuilt whenever a source array object is replaced (``load_weights``,
+    ``update``), so the cache never goes stale; computed lazily with the first forward pass."""
+
+    def __init__(self):
+        self._src: tuple = ()
+        self._val = None
+
+    def get(self, src: tuple, build):
+        if len(src) != len(self._src) or any(a is not b for a, b in zip(src, self._src)):
+            self._val, self._src = build(), src
+        return self._val
+
+
+def fold_batchnorm(w: mx.array, b: mx.array | None, bn: BatchNorm2d):
+    """conv (w (O, ...), b (O,) or None) followed by eval-mode ``bn`` -> one conv's (w', b').
+
+    bn(conv(x)) = conv(x) * s + (beta - mean * s), s = gamma / sqrt(var + eps); so w' = w * s
+    per output channel and b' = (b or 0) * s + beta - mean * s. Exact up to fp32 rounding.
+    """
+    scale = bn.weight * mx.rsqrt(bn.running_var + bn.eps)
+    shift = bn.bias - bn.running_mean * scale
+    if b is not None:
+        shift = shift + b * scale
+    return w * scale.reshape((-1,) + (1,) * (w.ndim - 1)), shift
+
+
+def _bn_src(bn: BatchNorm2d) -> tuple:
+    return (bn.weight, bn.bias, bn.running_mean, bn.running_var)
+
+
 # --- layers (torch names and parameter names) --------------------------------------------------
 class Conv2d(nn.Module):
     """weight (O, kH, kW, I) [torch (O, I, kH, kW)], optional bias (O,). NHWC in and out."""
@@ -68,6 +101,7 @@ class ConvTranspose2d(nn.Module):
         super().__init__()
         self.weight = mx.zeros((out_ch, kernel, kernel, in_ch))
         self.stride, self.padding, self.output_padding = stride, padding, output_padding
+        self._derived = _Derived()
 
     def _polyphase_weight(self) -> mx.array:
         w = mx.pad(self.weight, [(0, 0), (0, 1), (0, 1), (0, 0)])  # (O, 4, 4, I), tap 3 = 0
@@ -78,15 +112,30 @@ class ConvTranspose2d(nn.Module):
                 blocks.append(mx.take(rows, mx.array(pw), axis=2))  # (O, 2, 2, I)
         return mx.concatenate(blocks, axis=0)  # (4 * O, 2, 2, I), blocks (ph, pw)
 
-    def __call__(self, x):
+    def __call__(self, x, bn: BatchNorm2d | None = None):
+        """(B, T, F, I) -> (B, 2T, 2F, O); with an eval-mode ``bn``, bn(conv(x)) with the
+        BatchNorm folded into the polyphase weights and bias."""
         k = self.weight.shape[1]
         if (k, self.stride, self.padding, self.output_padding) != (3, 2, 1, 1):
-            return mx.conv_transpose2d(x, self.weight, stride=self.stride,
-                                       padding=self.padding, output_padding=self.output_padding)
+            y = mx.conv_transpose2d(x, self.weight, stride=self.stride,
+                                    padding=self.padding, output_padding=self.output_padding)
+            return y if bn is None else bn(y)
+        if bn is not None and bn.train_mode:
+            return bn(self(x))
         b, t, f, _ = x.shape
         o = self.weight.shape[0]
+
+        def build():
+            w = self._polyphase_weight()
+            if bn is None:
+                return w, None
+            w, shift = fold_batchnorm(w, None, _Tiled(bn, 4))
+            return w, shift
+
+        src = (self.weight,) + (() if bn is None else _bn_src(bn))
+        w, bias = self._derived.get(src, build)
         xp = mx.pad(x, [(0, 0), (0, 1), (0, 1), (0, 0)])  # input m + 1 past the end is zero
-        y = ops.conv2d(xp, self._polyphase_weight())  # (B, T, F, 4 * O)
+        y = ops.conv2d(xp, w, bias)  # (B, T, F, 4 * O)
         y = y.reshape(b, t, f, 2, 2, o).transpose(0, 1, 3, 2, 4, 5)
         return y.reshape(b, 2 * t, 2 * f, o)
 
@@ -111,6 +160,15 @@ class BatchNorm2d(nn.Module):
             mean, var = self.running_mean, self.running_var
         scale = self.weight * mx.rsqrt(var + self.eps)
         return x * scale + (self.bias - mean * scale)
+
+
+class _Tiled:
+    """A BatchNorm's statistics repeated ``n`` times along the channel axis (polyphase blocks)."""
+
+    def __init__(self, bn: BatchNorm2d, n: int):
+        self.weight, self.bias = mx.tile(bn.weight, n), mx.tile(bn.bias, n)
+        self.running_mean, self.running_var = mx.tile(bn.running_mean, n), mx.tile(bn.running_var, n)
+        self.eps = bn.eps
 
 
 class ReLU(nn.Module):
@@ -151,12 +209,26 @@ class ConvBlockRes(nn.Module):
         self.is_shortcut = in_channels != out_channels
         if self.is_shortcut:
             self.shortcut = Conv2d(in_channels, out_channels, 1)  # no BatchNorm here
+        self._derived = _Derived()
+
+    def folded(self):
+        """((w1, b1), (w2, b2)): both 3x3 convs with their eval-mode BatchNorm folded in."""
+        c1, bn1, _, c2, bn2, _ = self.conv
+        src = (c1.weight, c2.weight) + _bn_src(bn1) + _bn_src(bn2)
+        return self._derived.get(src, lambda: (fold_batchnorm(c1.weight, c1.get("bias"), bn1),
+                                               fold_batchnorm(c2.weight, c2.get("bias"), bn2)))
 
     def __call__(self, x):
         skip = self.shortcut(x) if self.is_shortcut else x
-        y = x
-        for layer in self.conv:
-            y = layer(y)
+        c1, bn1, _, c2, bn2, _ = self.conv
+        if bn1.train_mode or bn2.train_mode:
+            y = x
+            for layer in self.conv:
+                y = layer(y)
+            return y + skip
+        (w1, b1), (w2, b2) = self.folded()  # conv + BatchNorm = one conv with a bias
+        y = nn.relu(ops.conv2d(x, w1, b1, padding=c1.padding))
+        y = nn.relu(ops.conv2d(y, w2, b2, padding=c2.padding))
         return y + skip
 
 
@@ -214,8 +286,8 @@ class ResDecoderBlock(nn.Module):
         self.conv2 = [ConvBlockRes(chans[i], chans[i + 1]) for i in range(n_blocks)]
 
     def __call__(self, x, skip):
-        for layer in self.conv1:
-            x = layer(x)
+        up, bn, relu = self.conv1
+        x = relu(up(x, bn))  # BatchNorm folded into the upsampling conv (eval mode)
         x = mx.concatenate([x, skip], axis=-1)
         for block in self.conv2:
             x = block(x)
