@@ -25,6 +25,7 @@ from __future__ import annotations
 import numpy as np
 
 from rvclab.audio import HOP_16K
+from rvclab.f0 import check_audio_16k
 
 PITCH_BINS = 360
 CENTS_PER_BIN = 20
@@ -195,7 +196,7 @@ def predict(audio_16k: np.ndarray, backend: str = "mlx", f0_min: float = 50.0,
             f0_max: float = 1100.0, *, capacity: str = "full", decoder: str = "viterbi",
             batch_size: int = BATCH_SIZE, seed: int | None = 0) -> dict:
     """Raw decode (steps 1-4): {'f0': Hz (T,), 'periodicity': (T,), 'probs': (T, 360)}."""
-    audio = _check(audio_16k)
+    audio = check_audio_16k(audio_16k)
     probs = probabilities(audio, capacity, backend, batch_size) if audio.size else \
         np.zeros((1, PITCH_BINS), np.float32)
     f0, pd = decode(probs, f0_min, f0_max, decoder, batch_size, seed)
@@ -225,7 +226,7 @@ def estimate(audio_16k: np.ndarray, backend: str = "mlx", f0_min: float = 50.0,
         if method not in CAPACITY:
             raise ValueError(f"method '{method}' unknown here; expected one of {list(CAPACITY)}")
         capacity = CAPACITY[method]
-    audio = _check(audio_16k)
+    audio = check_audio_16k(audio_16k)
     if audio.size == 0:
         return np.zeros(0, np.float32), np.zeros(0, bool)
     out = predict(audio, backend, f0_min, f0_max, capacity=capacity, decoder=decoder,
@@ -239,12 +240,3 @@ def estimate_tiny(audio_16k, backend="mlx", f0_min=50.0, f0_max=1100.0, **kw):
     kw.pop("capacity", None)
     kw.pop("method", None)
     return estimate(audio_16k, backend, f0_min, f0_max, capacity="tiny", **kw)
-
-
-def _check(audio_16k) -> np.ndarray:
-    audio = np.asarray(audio_16k, dtype=np.float32)
-    if audio.ndim != 1:
-        raise ValueError(f"audio_16k must be 1-D (mono @ 16 kHz); got shape {audio.shape}")
-    if not np.isfinite(audio).all():
-        raise ValueError("audio_16k contains NaN or inf")
-    return audio

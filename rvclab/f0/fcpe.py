@@ -14,6 +14,7 @@ from __future__ import annotations
 import numpy as np
 
 from rvclab.audio import HOP_16K
+from rvclab.f0 import check_audio_16k
 
 DEFAULT_THRESHOLD = 0.006
 DECODERS = ("local_argmax", "argmax")
@@ -46,7 +47,7 @@ def predict(audio_16k: np.ndarray, backend: str = "mlx", *, decoder: str = "loca
     """{'f0': Hz (T,), 'confidence': max latent per frame (T,)}, T = N // 160 + 1."""
     if decoder not in DECODERS:
         raise ValueError(f"FCPE decoder '{decoder}' unknown; expected one of {DECODERS}")
-    audio = _check(audio_16k)
+    audio = check_audio_16k(audio_16k)
     model = get_model(backend)
     if backend == "torch":
         from rvclab.torch.fcpe import infer
@@ -69,7 +70,7 @@ def estimate(audio_16k: np.ndarray, backend: str = "mlx", f0_min: float = 50.0,
              threshold: float = DEFAULT_THRESHOLD, apply_range: bool = False,
              **_) -> tuple[np.ndarray, np.ndarray]:
     """(N,) audio @ 16 kHz -> (f0_hz, voiced), each (N // 160 + 1,)."""
-    audio = _check(audio_16k)
+    audio = check_audio_16k(audio_16k)
     if audio.size == 0:
         return np.zeros(0, np.float32), np.zeros(0, bool)
     f0 = predict(audio, backend, decoder=decoder, threshold=threshold)["f0"]
@@ -78,14 +79,6 @@ def estimate(audio_16k: np.ndarray, backend: str = "mlx", f0_min: float = 50.0,
         f0[(f0 < f0_min) | (f0 > f0_max)] = 0.0
     return f0, f0 > 0
 
-
-def _check(audio_16k) -> np.ndarray:
-    audio = np.asarray(audio_16k, dtype=np.float32)
-    if audio.ndim != 1:
-        raise ValueError(f"audio_16k must be 1-D (mono @ 16 kHz); got shape {audio.shape}")
-    if not np.isfinite(audio).all():
-        raise ValueError("audio_16k contains NaN or inf")
-    return audio
 
 
 def n_frames(n_samples: int, hop: int = HOP_16K) -> int:

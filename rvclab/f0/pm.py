@@ -15,6 +15,7 @@ from __future__ import annotations
 import numpy as np
 
 from rvclab.audio import HOP_16K, SAMPLE_RATE_16K
+from rvclab.f0 import check_audio_16k
 
 TIME_STEP_S = HOP_16K / SAMPLE_RATE_16K  # 0.01
 VOICING_THRESHOLD = 0.6
@@ -26,11 +27,7 @@ def estimate(audio_16k: np.ndarray, backend: str = "cpu", f0_min: float = 50.0,
     """(N,) audio @ 16 kHz -> (f0_hz, voiced), each (N // 160 + 1,)."""
     import parselmouth
 
-    x = np.asarray(audio_16k, dtype=np.float64)
-    if x.ndim != 1:
-        raise ValueError(f"audio_16k must be 1-D (mono @ 16 kHz); got shape {x.shape}")
-    if not np.isfinite(x).all():
-        raise ValueError("audio_16k contains NaN or inf")
+    x = check_audio_16k(audio_16k, np.float64)
     want = x.size // HOP_16K + 1
     if x.size == 0:
         return np.zeros(0, np.float32), np.zeros(0, bool)

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from rvclab.f0 import check_audio_16k
+
 _MODELS: dict = {}
 
 
@@ -37,13 +39,9 @@ def estimate(audio_16k: np.ndarray, backend: str = "torch", f0_min: float = 50.0
              f0_max: float = 1100.0, *, model_path=None, threshold: float | None = None,
              apply_range: bool = False, **kw) -> tuple[np.ndarray, np.ndarray]:
     """(N,) float audio @ 16 kHz -> (f0_hz (T,), voiced (T,)), T = N // 160 + 1."""
-    audio = np.asarray(audio_16k, dtype=np.float32)
-    if audio.ndim != 1:
-        raise ValueError(f"audio_16k must be 1-D (mono @ 16 kHz); got shape {audio.shape}")
+    audio = check_audio_16k(audio_16k)
     if audio.size == 0:
         return np.zeros(0, np.float32), np.zeros(0, bool)
-    if not np.isfinite(audio).all():
-        raise ValueError("audio_16k contains NaN or inf")
     f0 = np.asarray(get_estimator(backend, model_path).infer(audio, threshold), np.float32)
     if apply_range:
         f0[(f0 < f0_min) | (f0 > f0_max)] = 0.0

@@ -13,6 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from rvclab.audio import HOP_16K, SAMPLE_RATE_16K
+from rvclab.f0 import check_audio_16k
 
 FRAME_PERIOD_MS = 1000.0 * HOP_16K / SAMPLE_RATE_16K  # 10 ms
 FILTER_RADIUS = 3  # RVC WebUI / Applio default
@@ -28,11 +29,7 @@ def estimate(audio_16k: np.ndarray, backend: str = "cpu", f0_min: float = 50.0,
     pyworld = _pyworld()
     if method not in METHODS:
         raise ValueError(f"WORLD method '{method}' unknown; expected one of {METHODS}")
-    x = np.asarray(audio_16k, dtype=np.float64)
-    if x.ndim != 1:
-        raise ValueError(f"audio_16k must be 1-D (mono @ 16 kHz); got shape {x.shape}")
-    if not np.isfinite(x).all():
-        raise ValueError("audio_16k contains NaN or inf")
+    x = check_audio_16k(audio_16k, np.float64)
     want = x.size // HOP_16K + 1
     if x.size == 0:
         return np.zeros(0, np.float32), np.zeros(0, bool)

@@ -81,16 +81,9 @@ def asset_path(name: str) -> Path:
 
 def check_state_dict(sd: Mapping, expected: Mapping[str, tuple], path, what: str) -> None:
     """Raise :class:`WeightFileError` naming ``path`` and each key whose presence/shape differs."""
-    problems = []
-    for key in sorted(set(expected) - set(sd)):
-        problems.append(f"key '{key}' missing (expected shape {tuple(expected[key])})")
-    for key in sorted(set(sd) - set(expected)):
-        problems.append(f"key '{key}' {tuple(sd[key].shape)} not expected")
-    for key in sorted(set(sd) & set(expected)):
-        if tuple(sd[key].shape) != tuple(expected[key]):
-            problems.append(
-                f"key '{key}': expected shape {tuple(expected[key])}, found {tuple(sd[key].shape)}"
-            )
+    from rvclab.convert import check_shapes
+
+    problems = check_shapes(sd, expected)
     if problems:
         package = ASSETS.get(what, (what,))[0]
         version = package_version(package)
