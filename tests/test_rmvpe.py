@@ -276,3 +276,28 @@ def test_pitch_interface_aligns_rmvpe_to_rvc_frames(real_pair, speech):
     res_m = estimate_f0(a, "rmvpe", backend="mlx", model_path=path)
     assert res_t.n_frames == res_m.n_frames == len(a) // 160  # RVC's p_len
     assert np.mean(res_t.voiced == res_m.voiced) >= tol.VOICING_AGREEMENT_MIN
+
+
+def test_batchnorm_folding_is_exact():
+    """conv then eval-mode BatchNorm == one conv with folded weight and bias (non-trivial stats)."""
+    import numpy as np
+
+    import rvclab.mlx  # noqa: F401
+    from rvclab.mlx import ops
+    from rvclab.mlx.rmvpe import BatchNorm2d, fold_batchnorm
+
+    mx = rvclab.runtime.import_mlx()
+    rng = np.random.default_rng(3)
+    x = mx.array(rng.standard_normal((1, 12, 10, 4)).astype(np.float32))
+    w = mx.array(rng.standard_normal((6, 3, 3, 4)).astype(np.float32) * 0.3)
+    b = mx.array(rng.standard_normal(6).astype(np.float32))
+    bn = BatchNorm2d(6)
+    bn.weight = mx.array(rng.uniform(0.5, 2, 6).astype(np.float32))
+    bn.bias = mx.array(rng.standard_normal(6).astype(np.float32))
+    bn.running_mean = mx.array(rng.standard_normal(6).astype(np.float32))
+    bn.running_var = mx.array(rng.uniform(0.2, 3, 6).astype(np.float32))
+    ref = bn(ops.conv2d(x, w, b, padding=1))
+    wf, bf = fold_batchnorm(w, b, bn)
+    got = ops.conv2d(x, wf, bf, padding=1)
+    ref, got = np.array(ref), np.array(got)
+    assert np.max(np.abs(got - ref)) <= 1e-5 * np.max(np.abs(ref))
