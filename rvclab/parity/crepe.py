@@ -18,8 +18,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from rvclab import metrics, tolerances
+from rvclab import metrics
 from rvclab.audio import HOP_16K, SAMPLE_RATE_16K, data_clips, load_audio
+from rvclab.parity import f0_row_ok
 
 CAPACITY = "full"
 
@@ -100,13 +101,7 @@ def run_capacity(args, capacity: str) -> list[dict]:
             "periodicity_max_abs": float(np.max(np.abs(out["periodicity"] - ref["periodicity"]))),
             "probs_max_abs": float(np.max(np.abs(out["probs"] - ref["probs"]))),
         }
-        row["ok"] = bool(
-            row["frames"] == row["frames_ref"]
-            and row["f0_median_cents"] <= tolerances.F0_MEDIAN_CENTS_MAX
-            and row["f0_p99_cents"] <= tolerances.F0_P99_CENTS_MAX
-            and row["voicing_agreement"] >= tolerances.VOICING_AGREEMENT_MIN
-            and row["periodicity_max_abs"] <= tolerances.PERIODICITY_MAX_ABS
-        )
+        row["ok"] = f0_row_ok(row)
         rows.append(row)
     return rows
 

@@ -15,8 +15,9 @@ import io
 
 import numpy as np
 
-from rvclab import metrics, tolerances
+from rvclab import metrics
 from rvclab.audio import SAMPLE_RATE_16K, data_clips, load_audio
+from rvclab.parity import f0_row_ok
 
 
 def add_arguments(parser) -> None:
@@ -77,12 +78,6 @@ def run(args) -> list[dict]:
             "voicing_agreement": metrics.voicing_agreement(out["f0"], ref["f0"]),
             "periodicity_max_abs": float(np.max(np.abs(out["confidence"] - ref["confidence"]))),
         }
-        row["ok"] = bool(
-            row["frames"] == row["frames_ref"]
-            and row["f0_median_cents"] <= tolerances.F0_MEDIAN_CENTS_MAX
-            and row["f0_p99_cents"] <= tolerances.F0_P99_CENTS_MAX
-            and row["voicing_agreement"] >= tolerances.VOICING_AGREEMENT_MIN
-            and row["periodicity_max_abs"] <= tolerances.PERIODICITY_MAX_ABS
-        )
+        row["ok"] = f0_row_ok(row)
         rows.append(row)
     return rows
