@@ -3,6 +3,20 @@
 from rvclab import tolerances
 
 
+def clips_audio(args):
+    """(path, 16 kHz audio) for each shipped clip picked by ``args.clip`` (a name prefix, or all),
+    cut to ``args.max_seconds`` when that is set."""
+    from rvclab.audio import SAMPLE_RATE_16K, data_clips, load_audio
+
+    for path in data_clips():
+        if args.clip and not path.name.startswith(args.clip):
+            continue
+        audio = load_audio(path, SAMPLE_RATE_16K)
+        if args.max_seconds:
+            audio = audio[: int(args.max_seconds * SAMPLE_RATE_16K)]
+        yield path, audio
+
+
 def f0_row_ok(row: dict) -> bool:
     """An F0 parity row (CREPE, FCPE) within every goal: frame counts, cents, voicing, periodicity."""
     return bool(

@@ -19,8 +19,8 @@ from __future__ import annotations
 import numpy as np
 
 from rvclab import metrics
-from rvclab.audio import HOP_16K, SAMPLE_RATE_16K, data_clips, load_audio
-from rvclab.parity import f0_row_ok
+from rvclab.audio import HOP_16K, SAMPLE_RATE_16K
+from rvclab.parity import clips_audio, f0_row_ok
 
 CAPACITY = "full"
 
@@ -80,12 +80,7 @@ def run_capacity(args, capacity: str) -> list[dict]:
     from rvclab.f0 import crepe as f0crepe
 
     rows = []
-    for path in data_clips():
-        if args.clip and not path.name.startswith(args.clip):
-            continue
-        audio = load_audio(path, SAMPLE_RATE_16K)
-        if args.max_seconds:
-            audio = audio[: int(args.max_seconds * SAMPLE_RATE_16K)]
+    for path, audio in clips_audio(args):
         ref = reference(audio, capacity, args.seed)
         out = f0crepe.predict(audio, "mlx", capacity=capacity, seed=args.seed)
         final = f0crepe.postprocess(out["f0"], out["periodicity"])

@@ -16,8 +16,8 @@ import io
 import numpy as np
 
 from rvclab import metrics
-from rvclab.audio import SAMPLE_RATE_16K, data_clips, load_audio
-from rvclab.parity import f0_row_ok
+from rvclab.audio import SAMPLE_RATE_16K
+from rvclab.parity import clips_audio, f0_row_ok
 
 
 def add_arguments(parser) -> None:
@@ -59,12 +59,7 @@ def run(args) -> list[dict]:
     from rvclab.f0 import fcpe as f0fcpe
 
     rows = []
-    for path in data_clips():
-        if args.clip and not path.name.startswith(args.clip):
-            continue
-        audio = load_audio(path, SAMPLE_RATE_16K)
-        if args.max_seconds:
-            audio = audio[: int(args.max_seconds * SAMPLE_RATE_16K)]
+    for path, audio in clips_audio(args):
         ref = reference(audio)
         with contextlib.redirect_stdout(io.StringIO()):
             out = f0fcpe.predict(audio, "mlx")
