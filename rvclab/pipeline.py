@@ -254,14 +254,20 @@ def _load_index(index, version: str):
     return load_index(index, version)
 
 
+def _torch_device(module):
+    """The device a torch model's weights live on: its inputs go there (CPU unless moved)."""
+    return next(module.parameters()).device
+
+
 def _features(hubert, chunk16: np.ndarray, version: str, backend: str) -> np.ndarray:
     """(N,) float32 @ 16 kHz -> (T, 256|768) float32 @ 50 fps."""
     if backend == "torch":
         import torch
 
         with torch.no_grad():
-            out = hubert.extract_features(torch.from_numpy(chunk16)[None], version=version)
-        return out[0].float().numpy()
+            x = torch.from_numpy(chunk16)[None].to(_torch_device(hubert))
+            out = hubert.extract_features(x, version=version)
+        return out[0].float().cpu().numpy()
     from rvclab.runtime import import_mlx
 
     mx = import_mlx()
@@ -279,9 +285,11 @@ def _synthesize(synth, voice: VoiceModel, frames, pitch, pitchf, sid, seed, back
         args = [torch.from_numpy(frames[None].astype(np.float32)), torch.tensor([n])]
         args += [torch.from_numpy(pitch[None].astype(np.int64)), torch.from_numpy(pitchf[None])] if voice.has_f0 \
             else [None, None]
+        dev = _torch_device(synth)
+        args = [a if a is None else a.to(dev) for a in args]
         with torch.no_grad():
-            wave = synth.infer(*args, torch.tensor([sid]), noise)[0]
-        return wave[0, 0].float().numpy()
+            wave = synth.infer(*args, torch.tensor([sid], device=dev), noise)[0]
+        return wave[0, 0].float().cpu().numpy()
     from rvclab.runtime import import_mlx
 
     mx = import_mlx()
