@@ -202,6 +202,12 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--out", default="out")
     s.set_defaults(fn=cmd_demo)
 
+    from rvclab import lab
+
+    s = sub.add_parser("lab", help="JupyterLab on notebooks/ with this environment's kernel; prints the URL")
+    lab.add_arguments(s)
+    s.set_defaults(fn=lab.run_cli)
+
     from rvclab.index_cli import add_index_parser  # `rvclab index build|info`
 
     add_index_parser(sub)

@@ -1,0 +1,238 @@
+"""``rvclab lab``: JupyterLab on the project's notebooks, with this environment as the kernel.
+
+The server runs on a free local port (or ``--port``) and listens on 127.0.0.1 only, with a token
+made here, so the URL printed is the one to open. Its ``python3`` kernel is this interpreter
+(a kernelspec written for the server, first on its ``JUPYTER_PATH``), so a notebook imports the
+same rvclab, torch and MLX as the command line, whatever other kernels the user has installed.
+Kernels inherit the server's environment (``RVCLAB_WEIGHTS`` among it). The widgets' JupyterLab
+extension (``jupyterlab_widgets``) must be installed; the command says so when it is not.
+
+:class:`LabServer` is the same server as an object; the browser test starts it headless.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+from rvclab.paths import ROOT
+
+NOTEBOOKS = ROOT / "notebooks"
+HOST = "127.0.0.1"
+WIDGETS_EXTENSION = "@jupyter-widgets/jupyterlab-manager"
+EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
+
+
+class LabError(RuntimeError):
+    """JupyterLab cannot start as asked; the message says why."""
+
+
+def free_port(host: str = HOST) -> int:
+    """A TCP port nobody listens on now (the OS picks it)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind((host, 0))
+        return int(s.getsockname()[1])
+
+
+def port_in_use(port: int, host: str = HOST) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        try:
+            s.bind((host, port))
+        except OSError:
+            return True
+        return False
+
+
+def headless() -> bool:
+    """True where no browser window can open (Linux without a display)."""
+    return sys.platform.startswith("linux") and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
+
+
+def write_kernelspec(data_dir: str | os.PathLike) -> Path:
+    """Write ``<data_dir>/kernels/python3/kernel.json`` running this interpreter's ipykernel.
+
+    ``data_dir`` goes first on the server's ``JUPYTER_PATH``, so this spec wins over any other
+    ``python3`` kernel. Returns the kernel.json path.
+    """
+    folder = Path(data_dir) / "kernels" / "python3"
+    folder.mkdir(parents=True, exist_ok=True)
+    spec = {
+        "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+        "display_name": "Python 3 (rvclab)",
+        "language": "python",
+        "metadata": {"debugger": True},
+    }
+    path = folder / "kernel.json"
+    text = json.dumps(spec, indent=1) + "\n"
+    if not path.exists() or path.read_text() != text:
+        path.write_text(text)
+    return path
+
+
+def widgets_extension_dir() -> Path | None:
+    """Where the ipywidgets JupyterLab extension is installed, or None."""
+    from jupyter_core.paths import jupyter_path
+
+    for base in jupyter_path("labextensions"):
+        candidate = Path(base) / WIDGETS_EXTENSION / "package.json"
+        if candidate.exists():
+            return candidate.parent
+    return None
+
+
+def default_data_dir() -> Path:
+    """Where ``rvclab lab`` keeps its kernelspec: inside this environment (sys.prefix)."""
+    return Path(sys.prefix) / "share" / "rvclab" / "jupyter"
+
+
+class LabServer:
+    """A JupyterLab server process on ``root_dir``; ``url`` carries the token.
+
+    ``data_dir`` holds the kernelspec (see :func:`write_kernelspec`); ``settings_dir`` (optional)
+    replaces the user's JupyterLab settings; ``env`` adds variables for the server and its kernels.
+    ``expose_app`` sets ``window.jupyterapp`` in the page (for tests driving the browser);
+    ``extra_args`` go to ``jupyter lab`` as they are.
+    """
+
+    def __init__(self, root_dir: str | os.PathLike = NOTEBOOKS, *, port: int | None = None,
+                 data_dir: str | os.PathLike | None = None, settings_dir: str | os.PathLike | None = None,
+                 open_browser: bool = False, expose_app: bool = False, env: dict | None = None,
+                 log_path: str | os.PathLike | None = None, extra_args: tuple[str, ...] = ()):
+        self.root_dir = Path(root_dir).resolve()
+        if not self.root_dir.is_dir():
+            raise LabError(f"{self.root_dir}: no such folder")
+        if port is not None and port_in_use(port):
+            raise LabError(f"port {port} on {HOST} is in use; pass another --port or leave it out")
+        self.port = port if port is not None else free_port()
+        self.token = secrets.token_hex(24)
+        self.data_dir = Path(data_dir) if data_dir else default_data_dir()
+        self.settings_dir = Path(settings_dir) if settings_dir else None
+        self.open_browser = open_browser
+        self.expose_app = expose_app
+        self.extra_env = dict(env or {})
+        self.log_path = Path(log_path) if log_path else None
+        self.extra_args = list(extra_args)
+        self.process: subprocess.Popen | None = None
+
+    @property
+    def base_url(self) -> str:
+        return f"http://{HOST}:{self.port}"
+
+    @property
+    def url(self) -> str:
+        return f"{self.base_url}/lab?token={self.token}"
+
+    def command(self) -> list[str]:
+        cmd = [sys.executable, "-m", "jupyterlab",
+               f"--ServerApp.ip={HOST}", f"--ServerApp.port={self.port}", "--ServerApp.port_retries=0",
+               f"--ServerApp.root_dir={self.root_dir}", f"--IdentityProvider.token={self.token}",
+               f"--ServerApp.open_browser={self.open_browser}"]
+        if hasattr(os, "geteuid") and os.geteuid() == 0:  # a fresh Debian machine or a container
+            cmd.append("--allow-root")
+        if self.expose_app:
+            cmd.append("--LabApp.expose_app_in_browser=True")
+        return cmd + self.extra_args
+
+    def environment(self) -> dict:
+        env = dict(os.environ)
+        env.update(self.extra_env)
+        paths = [str(self.data_dir)] + [p for p in env.get("JUPYTER_PATH", "").split(os.pathsep) if p]
+        env["JUPYTER_PATH"] = os.pathsep.join(paths)
+        if self.settings_dir is not None:
+            env["JUPYTERLAB_SETTINGS_DIR"] = str(self.settings_dir)
+        return env
+
+    def start(self, timeout: float = 60.0) -> LabServer:
+        """Start the server and wait until it answers (raises :class:`LabError` otherwise)."""
+        if widgets_extension_dir() is None:
+            raise LabError(f"the ipywidgets JupyterLab extension ({WIDGETS_EXTENSION}) is not installed; "
+                           f"run: {sys.executable} -m pip install jupyterlab_widgets")
+        write_kernelspec(self.data_dir)
+        log = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL  # noqa: SIM115
+        try:
+            self.process = subprocess.Popen(self.command(), env=self.environment(), stdout=log,
+                                            stderr=subprocess.STDOUT if self.log_path else None)
+        finally:
+            if self.log_path:
+                log.close()
+        self.wait_ready(timeout)
+        return self
+
+    def api(self, path: str, timeout: float = 5.0):
+        """GET ``/api/<path>`` with the token; the decoded JSON."""
+        req = urllib.request.Request(f"{self.base_url}/api/{path}",
+                                     headers={"Authorization": f"token {self.token}"})
+        with urllib.request.urlopen(req, timeout=timeout) as resp:
+            return json.loads(resp.read())
+
+    def wait_ready(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise LabError(f"JupyterLab exited with code {self.process.returncode} before answering"
+                               + (f" (log: {self.log_path})" if self.log_path else ""))
+            try:
+                self.api("status")
+                return
+            except OSError:
+                time.sleep(0.25)
+        self.stop()
+        raise LabError(f"JupyterLab did not answer on {self.base_url} within {timeout:.0f} s")
+
+    def stop(self, timeout: float = 15.0) -> None:
+        if self.process is None or self.process.poll() is not None:
+            return
+        self.process.terminate()  # SIGTERM: the server shuts its kernels down
+        try:
+            self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+    def __enter__(self) -> LabServer:
+        return self.start() if self.process is None else self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+
+def add_arguments(p) -> None:
+    p.add_argument("--port", type=int, default=None, help="port on 127.0.0.1 (default: a free one)")
+    p.add_argument("--dir", default=str(NOTEBOOKS), help="folder to serve (default: the project's notebooks/)")
+    browser = p.add_mutually_exclusive_group()
+    browser.add_argument("--no-browser", dest="browser", action="store_false", default=None,
+                         help="do not open a browser (the default where there is no display)")
+    browser.add_argument("--browser", dest="browser", action="store_true", help="open a browser")
+
+
+def run_cli(args) -> int:
+    open_browser = (not headless()) if args.browser is None else args.browser
+    if args.port is not None and not 1 <= args.port <= 65535:
+        print(f"rvclab lab: --port {args.port} is not a TCP port (1..65535)", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    try:
+        server = LabServer(args.dir, port=args.port, open_browser=open_browser)
+        server.start()
+    except LabError as exc:
+        print(f"rvclab lab: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    kernel = shutil.which("python", path=str(Path(sys.executable).parent)) or sys.executable
+    print(f"JupyterLab on {server.root_dir}, kernel {kernel}", flush=True)
+    print(f"open: {server.url}", flush=True)
+    print("stop with Ctrl+C", flush=True)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(EXIT_OK))  # stop the server on SIGTERM too
+    try:
+        return EXIT_OK if server.process.wait() == 0 else EXIT_FAILED
+    except KeyboardInterrupt:
+        return EXIT_OK
+    finally:
+        server.stop()
