@@ -190,12 +190,10 @@ def build_parser() -> argparse.ArgumentParser:
     batch.add_arguments(s)
     s.set_defaults(fn=batch.run_cli)
 
-    s = sub.add_parser("bench", help="benchmarks (JSON rows)")
-    s.add_argument("--stage", default="matmul")
-    s.add_argument("--seconds", default="1,5")
-    s.add_argument("--device", default="cpu", choices=("cpu", "gpu"))
-    s.add_argument("--repeats", type=int, default=5)
-    s.add_argument("--json", dest="json_out", default=None, help="write JSON rows to this file")
+    from rvclab.bench import add_arguments as add_bench_arguments
+
+    s = sub.add_parser("bench", help="benchmarks, torch vs MLX per stage (JSON rows)")
+    add_bench_arguments(s)
     s.set_defaults(fn=cmd_bench)
 
     s = sub.add_parser("demo", help="the main job on the shipped data")
