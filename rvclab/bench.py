@@ -7,8 +7,8 @@ For each stage and clip length both backends run the same work (:mod:`rvclab.ben
 warm-up calls, then ``repeats`` rounds of one torch and one MLX call (alternating, so a change in
 machine load hits both alike), each synchronised (``mx.eval``, ``torch.cuda.synchronize``).
 A row per backend gives median/min/max seconds, the realtime factor (audio seconds / median
-compute seconds), the FLOPs torch's FlopCounterMode counts on the torch reference (the first
-torch warm-up call runs under it; the same count serves both backends), GFLOP/s and their share
+compute seconds), the FLOPs torch's FlopCounterMode counts on the torch reference (one extra
+untimed torch call runs under it; the same count serves both backends), GFLOP/s and their share
 of the fp32 matmul peak measured at the start of the same run, and peak memory
 (:mod:`rvclab.bench_memory`). A ``ratio`` row gives MLX/torch from the same run. Every row
 carries the machine, device, versions, date and the load average at the run's start and end.
@@ -59,14 +59,13 @@ def summarize(times: list[float]) -> dict:
 
 
 def timed_alternating(runners: dict, warmup: int, repeats: int, first_torch: Callable | None = None) -> dict:
-    """{backend: summary} with the backends' calls alternating; ``first_torch`` replaces the
-    first torch warm-up call (used to count FLOPs)."""
-    for i in range(max(warmup, 1 if first_torch else 0)):
-        for name, r in runners.items():
-            if name == "torch" and i == 0 and first_torch is not None:
-                first_torch()
-            elif i < warmup:
-                r.sync(r.call())
+    """{backend: summary} with the backends' calls alternating; ``first_torch`` (an untimed
+    torch call that counts FLOPs) runs before the warm-up calls."""
+    if first_torch is not None:
+        first_torch()
+    for _ in range(warmup):
+        for r in runners.values():
+            r.sync(r.call())
     times: dict[str, list[float]] = {name: [] for name in runners}
     for _ in range(repeats):
         for name, r in runners.items():
