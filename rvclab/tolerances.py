@@ -51,3 +51,21 @@ TRACE_REL_MAX_ABS = 1e-4
 # --- Convolution kernels (rvclab/mlx/ops.py), fp32 ----------------------------------------------
 # max |MLX - torch| / max |torch| for conv1d / conv_transpose1d / conv2d, both paths.
 OPS_CONV_REL_MAX_ABS = 1e-5
+
+# --- Documented fixes (rvclab/fixes.py): what a re-introduced bug must do to its metric --------
+# With the bug off every metric is back within the parity goals above; with it on it must cross
+# these thresholds (a toggle that changes nothing fails tests/test_fixes.py).
+# Seed's fix 1 (missing transposes): corr -0.056; fix 5 (flow mapping): RMS ~0.5.
+FIX_CORR_MAX = 0.9  # waveform correlation below this (weight norm, conv layouts)
+FIX_TEXTENC_MAX_ABS_MIN = 1e-3  # TextEncoder max abs above 100x SYNTH_TEXTENC_MAX_ABS
+FIX_FLOW_MAX_ABS_MIN = 1e-2  # reverse flow alone (same z_p) above 1000x SYNTH_FLOW_MAX_ABS
+FIX_WAVE_MAX_ABS_MIN = 1e-3  # waveform max abs above 10x SYNTH_WAVE_MAX_ABS
+# Seed's fix 11: GRU max diff 0.26 before its fix; ours must show at least 100x the parity goal.
+FIX_GRU_MAX_ABS_MIN = 1e-2
+RMVPE_GRU_MAX_ABS = 1e-3  # BiGRU output alone, same input (seed's GRU after its fix: 0.0039)
+FIX_SALIENCE_MAX_ABS_MIN = 1e-3  # RMVPE salience max abs above 10x RMVPE_SALIENCE_MAX_ABS
+FIX_HUBERT_MAX_ABS_REL_MIN = 1e-3  # HuBERT features, 10x HUBERT_MAX_ABS_REL
+# Seed: RMVPE F0 about 18% low. The mel readout (a tone's peak band read on the correct mel axis)
+# must be off by more than 5% with a wrong mel range, and within 1% with the right one.
+FIX_F0_REL_ERR_MIN = 0.05
+MEL_READOUT_REL_ERR_MAX = 0.01
