@@ -31,6 +31,9 @@ RMVPE_LOG_CLAMP = 1e-5
 PLOT_N_FFT = 1024
 PLOT_N_MELS = 80
 
+MIN_SAMPLE_RATE = 1000  # below this nothing is speech; a header claiming it is damaged
+MAX_SAMPLE_RATE = 384000  # the highest rate audio interfaces record at
+
 AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".mp3")
 DATA_DIR = Path(__file__).resolve().parents[1] / "data"
 
@@ -52,7 +55,8 @@ def load_audio(path: str | os.PathLike, sr: int | None = SAMPLE_RATE_16K) -> np.
     """Read wav/flac/ogg/mp3 as mono float32 in [-1, 1] at ``sr`` Hz (``None``: native rate).
 
     Returns shape (T,). Stereo is averaged to mono. Raises :class:`AudioError` naming the file
-    when it is missing, unreadable, empty, or holds NaN/Inf samples.
+    when it is missing, unreadable, empty, at a sample rate outside 1 kHz .. 384 kHz, or holds
+    NaN/Inf samples.
     """
     audio, native = load_audio_native(path)
     if sr is not None and native != sr:
@@ -75,6 +79,7 @@ def load_audio_native(path: str | os.PathLike) -> tuple[np.ndarray, int]:
     audio = np.ascontiguousarray(audio, dtype=np.float32)
     if audio.size == 0:
         raise AudioError(f"{path}: contains no samples")
+    check_sample_rate(native, str(path))
     check_finite(audio, str(path))
     with _INPUTS_LOCK:
         _INPUTS.add(_key(path))
@@ -107,6 +112,13 @@ def check_finite(audio: np.ndarray, name: str = "audio") -> None:
     if bad.any():
         what = "all samples are" if bad.all() else f"{int(bad.sum())} of {audio.size} samples are"
         raise AudioError(f"{name}: {what} NaN or Inf")
+
+
+def check_sample_rate(sr: int, name: str = "audio") -> None:
+    """Raise :class:`AudioError` unless ``sr`` lies in MIN_SAMPLE_RATE .. MAX_SAMPLE_RATE."""
+    if not MIN_SAMPLE_RATE <= int(sr) <= MAX_SAMPLE_RATE:
+        raise AudioError(f"{name}: sample rate {int(sr)} Hz is outside {MIN_SAMPLE_RATE // 1000} kHz .. "
+                         f"{MAX_SAMPLE_RATE // 1000} kHz (a damaged header?)")
 
 
 def resample(audio: np.ndarray, sr_in: int, sr_out: int) -> np.ndarray:

@@ -216,15 +216,19 @@ def atomic_write(path: str | os.PathLike, write_fn, *, overwrite: bool = True) -
     """Call ``write_fn(tmp_path)`` then rename the temp file over ``path`` in one step.
 
     The temp file lives in the target directory (same file system, so the rename is atomic).
-    On any error the temp file is removed and ``path`` is untouched.
+    On any error the temp file is removed and ``path`` is untouched; an OSError (read-only
+    folder, disk full) comes back as the same kind of OSError naming ``path``.
     """
     path = Path(path)
     if path.exists() and not overwrite:
         raise FileExistsError(f"{path}: exists; refusing to overwrite it")
     if path.exists() and path.is_dir():
         raise IsADirectoryError(f"{path}: is a directory")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as exc:  # read-only or missing folder, no space for even an empty file
+        _raise_naming(exc, path)
     os.close(fd)
     try:
         write_fn(Path(tmp))
@@ -232,11 +236,20 @@ def atomic_write(path: str | os.PathLike, write_fn, *, overwrite: bool = True) -
         mode = path.stat().st_mode & 0o777 if path.exists() else 0o666 & ~_UMASK
         os.chmod(tmp, mode)
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         if os.path.exists(tmp):
             os.unlink(tmp)
+        if isinstance(exc, OSError):  # disk full, quota, I/O error: say which output failed
+            _raise_naming(exc, path)
         raise
     return path
+
+
+def _raise_naming(exc: OSError, path: Path):
+    """Raise the same kind of OSError (same errno) with a message naming the output ``path``."""
+    if exc.errno is None:
+        raise exc
+    raise OSError(exc.errno, f"cannot write {path}: {exc.strerror or exc}") from exc
 
 
 def _read_umask() -> int:

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from rvclab import pipeline_steps as steps
-from rvclab.audio import SAMPLE_RATE_16K, AudioError, check_finite, load_audio_native, resample
+from rvclab.audio import SAMPLE_RATE_16K, AudioError, check_finite, check_sample_rate, load_audio_native, resample
 from rvclab.pitch import estimate_f0
 from rvclab.synth_noise import make_noise
 
@@ -131,8 +131,7 @@ def _to_16k(audio, sr: int | None) -> np.ndarray:
         raise AudioError(f"audio: expected (T,) or (T, channels), found shape {x.shape}")
     if sr is None:
         raise AudioError("audio given as an array needs its sample rate: sr=...")
-    if not 1000 <= int(sr) <= 384000:
-        raise AudioError(f"audio: sample rate {sr} Hz is outside 1 kHz .. 384 kHz")
+    check_sample_rate(sr)
     check_finite(x)
     return resample(x, int(sr), SAMPLE_RATE_16K)
 
