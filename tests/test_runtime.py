@@ -101,3 +101,33 @@ def test_seed_everything_repeats_draws():
     runtime.seed_everything(7)
     b = (np.random.rand(3), torch.rand(3))
     assert np.array_equal(a[0], b[0]) and torch.equal(a[1], b[1])
+
+
+MALLOC_PROBE = """
+import json, rvclab.runtime as rt
+rt.prepare()
+import numpy as np
+def rss_mb():
+    for line in open('/proc/self/status'):
+        if line.startswith('VmRSS'):
+            return int(line.split()[1]) / 1024
+a = np.ones(32 * 2**20, dtype=np.float32)  # 128 MB, touched
+before = rss_mb(); del a; after = rss_mb()
+print(json.dumps({"tuned": rt.blas_status()["malloc_tuned"], "released_mb": before - after}))
+"""
+
+
+@pytest.mark.skipif(not runtime.IS_LINUX, reason="glibc allocator tuning is the Linux path only")
+@pytest.mark.parametrize("setting", ["default", "off"])
+def test_malloc_tuning_keeps_freed_blocks(setting):
+    import os
+
+    env = {**os.environ, "RVCLAB_MALLOC_TUNE": "1" if setting == "default" else "0"}
+    out = subprocess.run([sys.executable, "-c", MALLOC_PROBE], capture_output=True, text=True, env=env, check=True)
+    got = json.loads(out.stdout.strip().splitlines()[-1])
+    if setting == "default":
+        # a freed 128 MB block stays with the process for the next activation of that size
+        assert got["tuned"] is True and got["released_mb"] < 16, got
+    else:
+        # glibc's default: a block that large is its own mapping, unmapped on free
+        assert got["tuned"] is False and got["released_mb"] > 100, got

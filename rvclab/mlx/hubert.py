@@ -2,7 +2,8 @@
 
 Same class names and attribute paths as the torch reference, so conversion is layout only:
 activations are (B, T, C); conv weights are (O, K, I); the positional conv's weight norm is fused
-at conversion (``encoder.pos_conv.0.weight``). GELU is the exact (erf) form, as upstream.
+at conversion (``encoder.pos_conv.0.weight``). GELU is the exact (erf) form, as upstream
+(:func:`rvclab.mlx.activations.gelu`, a polynomial erf on the CPU).
 
 The front end's strided convs run as "gather K strided views, one matmul" (one GEMM per layer,
 with MLX's BLAS), exact up to summation order. The grouped positional conv (K = 128) goes through
@@ -16,6 +17,7 @@ import mlx.core as mx
 import mlx.nn as nn
 
 from rvclab.config import HubertConfig
+from rvclab.mlx.activations import gelu
 from rvclab.mlx.ops import conv1d
 from rvclab.torch.hubert import VERSION_LAYERS, TooShortError, check_length
 
@@ -59,7 +61,7 @@ class GELU(nn.Module):
     """Exact (erf) GELU, as torch's nn.GELU() default."""
 
     def __call__(self, x):
-        return nn.gelu(x)
+        return gelu(x)
 
 
 class GroupNorm32(nn.Module):
@@ -180,9 +182,9 @@ class TransformerLayer(nn.Module):
     def __call__(self, x, key_padding_mask=None):
         if self.layer_norm_first:
             x = x + self.self_attn(self.self_attn_layer_norm(x), key_padding_mask)
-            return x + self.fc2(nn.gelu(self.fc1(self.final_layer_norm(x))))
+            return x + self.fc2(gelu(self.fc1(self.final_layer_norm(x))))
         x = self.self_attn_layer_norm(x + self.self_attn(x, key_padding_mask))
-        return self.final_layer_norm(x + self.fc2(nn.gelu(self.fc1(x))))
+        return self.final_layer_norm(x + self.fc2(gelu(self.fc1(x))))
 
 
 class TransformerEncoder(nn.Module):
