@@ -193,11 +193,19 @@ def bench():
     return _bench(str(paths.weights_dir()))
 
 
+def frame_errors(ref: np.ndarray, out: np.ndarray, frames: int = FRAMES) -> np.ndarray:
+    """|out - ref| maximised within each of ``frames`` equal frames (for plots): (frames,)."""
+    err = np.abs(np.asarray(out, np.float64) - np.asarray(ref, np.float64))[0]
+    return err.reshape(frames, -1).max(axis=1)
+
+
 def figures(ref: dict, out: dict) -> dict:
-    """Stage figures of an MLX run against the torch reference (both (B, T, C) dicts)."""
+    """Stage figures of an MLX run against the torch reference (both (B, T, C) dicts), and
+    per-frame error curves (``curve_*``) for plots."""
     enc_r = np.concatenate([ref["m_p"], ref["logs_p"]], -1)
     enc_o = np.concatenate([out["m_p"], out["logs_p"]], -1)
-    return {"textenc_corr": metrics.corr(enc_r, enc_o), "textenc_max_abs": metrics.max_abs(enc_r, enc_o),
+    return {"curve_textenc": frame_errors(enc_r, enc_o), "curve_wave": frame_errors(ref["wave"], out["wave"]),
+            "textenc_corr": metrics.corr(enc_r, enc_o), "textenc_max_abs": metrics.max_abs(enc_r, enc_o),
             "z_corr": metrics.corr(ref["z"], out["z"]), "z_max_abs": metrics.max_abs(ref["z"], out["z"]),
             "z_rms_ratio": metrics.rms_ratio(out["z"], ref["z"]),
             "wave_corr": metrics.corr(ref["wave"], out["wave"]),
@@ -222,7 +230,9 @@ def _run(model) -> dict:
 
     b = bench()
     out = figures(b.ref, parity.run_mlx(model, b.inp, b.noise, True))
-    out["flow_max_abs"] = metrics.max_abs(b.ref["z"], flow_alone(model))
+    z = flow_alone(model)
+    out["flow_max_abs"] = metrics.max_abs(b.ref["z"], z)
+    out["curve_flow"] = frame_errors(b.ref["z"], z)
     return out
 
 
