@@ -167,17 +167,27 @@ def bench_stage(stage: str, seconds: list[float], opts: StageOptions, *, warmup:
 
     rows = []
     for s in seconds:
-        runners = {b: build(stage, b, s, opts) for b in BACKENDS}
-        flops: dict[str, int] = {}
+        free_cached_memory(opts.device)
+        try:
+            runners = {b: build(stage, b, s, opts) for b in BACKENDS}
+            flops: dict[str, int] = {}
 
-        def counted(tr=runners["torch"], flops=flops):
-            flops["n"] = count_flops(lambda: tr.sync(tr.call()))
+            def counted(tr=runners["torch"], flops=flops):
+                flops["n"] = count_flops(lambda: tr.sync(tr.call()))
 
-        t = timed_alternating(runners, warmup, repeats, first_torch=counted)
+            t = timed_alternating(runners, warmup, repeats, first_torch=counted)
+        except Exception as exc:  # e.g. out of device memory at one length: keep the other lengths
+            traceback.print_exc()
+            rows.append({"stage": stage, "seconds_audio": s, "backend": "error",
+                         "error": f"{type(exc).__name__}: {exc}"})
+            runners = None
+            continue
         for b in BACKENDS:
             row = {"stage": stage, "seconds_audio": s, "backend": b, **t[b],
                    "realtime_x": s / t[b]["median_s"], "flops": flops["n"],
                    "gflops": flops["n"] / t[b]["median_s"] / 1e9}
+            if stage == "crepe":
+                row["model"] = f"crepe-{opts.crepe_model}"
             if peak_gflops:
                 row["peak_gflops"] = peak_gflops
                 row["pct_of_peak"] = 100.0 * row["gflops"] / peak_gflops
@@ -188,6 +198,7 @@ def bench_stage(stage: str, seconds: list[float], opts: StageOptions, *, warmup:
         rows.append({"stage": stage, "seconds_audio": s, "backend": "ratio",
                      "ratio_mlx_over_torch": t["mlx"]["median_s"] / t["torch"]["median_s"]})
         del runners
+        free_cached_memory(opts.device)
     if memory and opts.device == "cpu":
         for b in BACKENDS:
             peaks = {m["seconds_audio"]: m for m in bench_memory.measure_rss_subprocess(stage, b, seconds, opts)}
@@ -197,6 +208,20 @@ def bench_stage(stage: str, seconds: list[float], opts: StageOptions, *, warmup:
                     row.update(peak_rss_bytes=m["peak_rss_bytes"], rss_before_bytes=m["rss_before_bytes"],
                                rss_method=m["method"])
     return rows
+
+
+def free_cached_memory(device: str) -> None:
+    """Hand cached device buffers back between lengths and stages (each allocator keeps its own)."""
+    import gc
+
+    gc.collect()
+    if device == "gpu":
+        import torch
+
+        from rvclab.runtime import import_mlx
+
+        import_mlx().clear_cache()
+        torch.cuda.empty_cache()
 
 
 def memory_only(stage: str, seconds: list[float], opts: StageOptions) -> list[dict]:
@@ -210,9 +235,17 @@ def memory_only(stage: str, seconds: list[float], opts: StageOptions) -> list[di
         else:
             found = []
             for s in seconds:
-                r = build(stage, b, s, opts)
-                t0 = time.perf_counter()
-                mem = bench_memory.gpu_peak_of(b, lambda r=r: r.sync(r.call()))
+                free_cached_memory(opts.device)
+                try:
+                    r = build(stage, b, s, opts)
+                    r.sync(r.call())  # warm-up (kernel compilation), then the measured call
+                    t0 = time.perf_counter()
+                    mem = bench_memory.gpu_peak_of(b, lambda r=r: r.sync(r.call()))
+                except Exception as exc:  # out of device memory: record it, go on
+                    traceback.print_exc()
+                    rows.append({"stage": stage, "backend": "error", "failed_backend": b, "seconds_audio": s,
+                                 "mode": "memory-only", "error": f"{type(exc).__name__}: {exc}"})
+                    continue
                 found.append({"stage": stage, "backend": b, "seconds_audio": s, **mem,
                               "wall_s": time.perf_counter() - t0})
         for m in found:

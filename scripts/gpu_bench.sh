@@ -73,7 +73,8 @@ EOF
 
 stage() {
   mkdir -p "$STAGE_DIR"
-  cp .gpuwheels/p*/payload.tar.part* .gpuwheels/p*/payload.sha256 "$STAGE_DIR"/
+  cp .gpuwheels/p*/payload.tar.part* "$STAGE_DIR"/
+  cat "$(ls .gpuwheels/p*/payload.sha256 | head -1)" > "$STAGE_DIR"/payload.sha256
   ls -la "$STAGE_DIR"
 }
 
@@ -96,10 +97,14 @@ run() {
   python3 -c "import mlx.core as mx, torch; print('mlx', mx.__version__, mx.default_device(), 'torch', torch.__version__)"
   python3 -c "from rvclab.paths import default_voice, default_hubert, default_rmvpe
 default_voice('voice_v2_48k.pth'); default_hubert(); default_rmvpe()"
-  python3 -m rvclab.bench --device gpu --stage all --seconds 1,5,15,60 --repeats 5 --warmup 2 \
-    --crepe-model tiny --json "$out/bench_stages_gpu.json" | tee "$out/bench_stages_gpu.log"
-  python3 -m rvclab.bench --device gpu --stage e2e,synth --seconds 1,5,15,60,120,300,600 --repeats 3 \
-    --warmup 1 --json "$out/bench_scaling_gpu.json" | tee "$out/bench_scaling_gpu.log"
+  [ "${STAGES:-all}" = none ] || python3 -m rvclab.bench --device gpu --stage "${STAGES:-all}" --seconds 1,5,15,60 --repeats 5 --warmup 2 \
+    --crepe-model tiny --json "$out/bench_stages_gpu.json" | tee "$out/bench_stages_gpu.log" || true
+  [ "${SCALING_STAGES:-e2e,synth}" = none ] || python3 -m rvclab.bench --device gpu --stage "${SCALING_STAGES:-e2e,synth}" \
+    --seconds 1,5,15,60,120,300,600 --repeats 3 --warmup 1 --json "$out/bench_scaling_gpu.json" \
+    | tee "$out/bench_scaling_gpu.log" || true
+  # 5 and 10 minutes, one backend at a time (torch first), each length once after a warm-up call
+  python3 -m rvclab.bench --device gpu --stage e2e --seconds 300,600 --memory-only \
+    --json "$out/bench_memory_e2e_gpu.json" | tee "$out/bench_memory_e2e_gpu.log"
 }
 
 case "$MODE" in
