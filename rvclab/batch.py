@@ -3,7 +3,8 @@
 Outputs are written atomically (temp file + rename), so an interrupted batch leaves only complete
 files; a rerun skips outputs that already exist (resume) unless ``--force``. An input is never
 overwritten. Bad files are reported and the batch carries on; the summary lists them and the exit
-code is 1 when any file failed (2 for unusable arguments).
+code is 1 when any file of a folder failed, 2 for unusable arguments or when the one file given
+failed. Ctrl+C stops between or inside files; a file being written is dropped, never half-written.
 """
 
 from __future__ import annotations
@@ -94,27 +95,37 @@ def add_arguments(p) -> None:
 
 
 def run_cli(args) -> int:
+    """Exit 0 when every file converted (or was there already), 1 when some files of a folder
+    failed, 2 when the arguments cannot work (missing input, bad model or index, unwritable
+    output folder) or the one file given could not be converted."""
+    from rvclab.checkpoints import check_writable_dir
+    from rvclab.index import load_index
     from rvclab.pipeline import VoiceModel
 
+    is_batch = Path(args.input).is_dir()
     try:
         pairs = plan(Path(args.input), Path(args.output))
-    except (FileNotFoundError, NotADirectoryError, ValueError) as exc:
+        if not pairs:
+            raise FileNotFoundError(f"no audio files ({', '.join(AUDIO_EXTENSIONS)}) in {args.input}")
+        check_writable_dir(Path(args.output) if is_batch else pairs[0][1].parent)
+        voice = VoiceModel(args.model)
+        index = load_index(args.index, voice.version) if args.index else None  # once, not per file
+    except (OSError, ValueError) as exc:  # CheckpointError and IndexFileError are ValueErrors
         print(f"rvclab convert: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
-    if not pairs:
-        print(f"rvclab convert: no audio files ({', '.join(AUDIO_EXTENSIONS)}) in {args.input}", file=sys.stderr)
-        return EXIT_BAD_INPUT
-    if len(pairs) > 1 or Path(args.input).is_dir():
-        Path(args.output).mkdir(parents=True, exist_ok=True)
-    voice = VoiceModel(args.model)
     start = time.perf_counter()
     report = convert_many(
         pairs, voice, force=args.force, progress=sys.stderr.isatty() or len(pairs) > 1,
-        f0_up_key=args.pitch, f0_method=args.f0_method, index=args.index, index_rate=args.index_rate,
+        f0_up_key=args.pitch, f0_method=args.f0_method, index=index, index_rate=args.index_rate,
         filter_radius=args.filter_radius, resample_sr=args.resample_sr, rms_mix_rate=args.rms_mix_rate,
         protect=args.protect, sid=args.sid, f0_curve=args.f0_file, backend=args.backend,
         noise_seed=args.seed, hubert_path=args.hubert,
     )
-    print(report.summary())
+    summary, *failures = report.summary().splitlines()
+    print(summary)
+    for line in failures:  # errors go to stderr, where scripts look for them
+        print(line.strip(), file=sys.stderr)
     print(f"{time.perf_counter() - start:.1f} s, backend {args.backend}")
-    return EXIT_OK if not report.failed else EXIT_SOME_FAILED
+    if not report.failed:
+        return EXIT_OK
+    return EXIT_SOME_FAILED if is_batch else EXIT_BAD_INPUT

@@ -245,6 +245,25 @@ def atomic_write(path: str | os.PathLike, write_fn, *, overwrite: bool = True) -
     return path
 
 
+def check_writable_dir(folder: str | os.PathLike) -> Path:
+    """Create ``folder`` if needed and prove a file can be created in it (then removed).
+
+    Raises an OSError naming the folder (read-only, not a folder, no space) before any work
+    is spent on outputs that could not be saved.
+    """
+    folder = Path(folder)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(prefix=".rvclab-write-check.", suffix=".tmp", dir=folder)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        if exc.errno is None:
+            raise
+        raise OSError(exc.errno, f"cannot write into {folder}: {exc.strerror or exc}") from exc
+    return folder
+
+
 def _raise_naming(exc: OSError, path: Path):
     """Raise the same kind of OSError (same errno) with a message naming the output ``path``."""
     if exc.errno is None:

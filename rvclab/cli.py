@@ -4,7 +4,7 @@ Model families plug in by module name, so this file does not change when one is 
 ``rvclab/seeded/<family>.py`` (``make``), ``rvclab/parity/<name>.py`` (``add_arguments``,
 ``run``) and ``rvclab/rules/<family>.py`` (``matches``, ``convert_checkpoint``).
 
-Exit codes: 0 success, 1 a check failed (parity outside tolerance), 2 bad input or usage.
+Exit codes (every command; also in ``rvclab --help`` and docs/reliability.md): see EXIT_CODES.
 """
 
 from __future__ import annotations
@@ -19,7 +19,13 @@ SEEDED_FAMILIES = ("synthesizer", "hubert", "rmvpe")
 PARITY_NAMES = ("synth", "hubert", "rmvpe", "crepe", "crepe-tiny", "fcpe", "e2e")
 RULE_FAMILIES = ("synthesizer", "hubert", "rmvpe", "crepe", "fcpe")
 
-EXIT_OK, EXIT_CHECK_FAILED, EXIT_BAD_INPUT = 0, 1, 2
+EXIT_OK, EXIT_CHECK_FAILED, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
+EXIT_CODES = """exit codes:
+  0    success
+  1    a check failed (parity outside tolerance) or some files of a batch failed (each listed)
+  2    usage, unusable input (missing, empty, wrong format, bad audio) or an output that cannot be
+       written (read-only folder, disk full, the input itself); the message names the file
+  130  interrupted (Ctrl+C): outputs already finished are complete, a rerun resumes"""
 
 
 def _optional_module(name: str):
@@ -73,15 +79,18 @@ def cmd_info(args) -> int:
 
 
 def cmd_weights_make(args) -> int:
+    from rvclab.checkpoints import check_writable_dir
     from rvclab.paths import weights_dir
 
     args.out = args.out or str(weights_dir())
     written = []
     families = args.only.split(",") if args.only else SEEDED_FAMILIES
+    unknown = [f for f in families if f not in SEEDED_FAMILIES]
+    if unknown:
+        print(f"unknown family '{unknown[0]}'; choose from {', '.join(SEEDED_FAMILIES)}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    check_writable_dir(args.out)  # before minutes of weight making, not after
     for family in families:
-        if family not in SEEDED_FAMILIES:
-            print(f"unknown family '{family}'; choose from {', '.join(SEEDED_FAMILIES)}", file=sys.stderr)
-            return EXIT_BAD_INPUT
         mod = _optional_module(f"rvclab.seeded.{family}")
         if mod is None:
             print(f"{family}: not available in this version, skipped")
@@ -150,7 +159,8 @@ def cmd_demo(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="rvclab", description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(prog="rvclab", description=__doc__.splitlines()[0], epilog=EXIT_CODES,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="command", required=True)
 
     s = sub.add_parser("info", help="versions, MLX device, BLAS in use, a matmul timing")
@@ -216,13 +226,17 @@ def main(argv: list[str] | None = None) -> int:
     from rvclab.audio import AudioError
     from rvclab.checkpoints import CheckpointError
     from rvclab.convert import ConversionError
+    from rvclab.index import IndexFileError
 
     args = build_parser().parse_args(argv)
     try:
         return args.fn(args)
-    except (CheckpointError, AudioError, ConversionError, FileNotFoundError, FileExistsError) as exc:
-        print(f"rvclab: error: {exc}", file=sys.stderr)
+    except (CheckpointError, AudioError, ConversionError, IndexFileError, OSError) as exc:
+        print(f"rvclab: error: {exc}", file=sys.stderr)  # OSError: missing input, unwritable output
         return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        print("rvclab: interrupted; finished outputs are complete, a rerun resumes", file=sys.stderr)
+        return EXIT_INTERRUPTED
 
 
 if __name__ == "__main__":

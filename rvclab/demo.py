@@ -47,12 +47,12 @@ def run_demo(out: Path) -> int:
     matplotlib.use("Agg")
     from rvclab import metrics, widgets
     from rvclab.audio import clip, load_audio, save_audio_atomic
+    from rvclab.checkpoints import check_writable_dir
     from rvclab.info import collect
     from rvclab.paths import default_hubert, default_rmvpe, default_voice
     from rvclab.pipeline import VoiceModel, convert_voice
 
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    out = check_writable_dir(out)  # fail before the conversion, not after it
     info = collect()
     width = max(len(k) for k in info)
     print("== rvclab info ==")

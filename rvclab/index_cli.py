@@ -48,7 +48,7 @@ def load_feature_files(paths, version: str) -> np.ndarray:
             arr = np.load(path, allow_pickle=False)
         except FileNotFoundError:
             raise
-        except (ValueError, OSError) as exc:
+        except (ValueError, OSError, EOFError) as exc:  # EOFError: an empty file
             raise IndexFileError(f"{path}: not a readable .npy array ({exc})") from None
         if arr.ndim != 2 or arr.shape[1] != dim:
             raise IndexFileError(
