@@ -160,6 +160,11 @@ def run(name: str) -> dict:
     with reintroduce(name):
         bug = fix.measure()
     fixed = fix.measure()
+    return make_row(fix, bug, fixed)
+
+
+def make_row(fix: Fix, bug: dict, fixed: dict) -> dict:
+    """The row of :func:`run` from figures measured with the bug on and off."""
     row = {"fix": fix.name, "title": fix.title, "seed": fix.seed,
            "seed_symptom": fix.seed_symptom, "stage": fix.stage, "metric": fix.metric,
            "bug_on": bug[fix.metric], "fixed": fixed[fix.metric],

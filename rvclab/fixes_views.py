@@ -66,10 +66,11 @@ def goal_ratio(fix, value: float) -> float:
     return OFF_SCALE if value < fix.goal else 0.0
 
 
-def _fig(ncols=1, w=9.0, h=2.8):
+def _fig(ncols=1, w=9.0, h=2.8, dpi=72):
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, ncols, figsize=(w, h), constrained_layout=True, squeeze=False)
+    fig, axes = plt.subplots(1, ncols, figsize=(w, h), dpi=dpi, constrained_layout=True,
+                             squeeze=False)
     plt.close(fig)
     return fig, axes[0]
 
