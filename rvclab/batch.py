@@ -28,7 +28,8 @@ class BatchReport:
     def summary(self) -> str:
         lines = [f"converted {len(self.converted)}, skipped {len(self.skipped)} (output exists), "
                  f"failed {len(self.failed)}"]
-        lines += [f"  FAILED {path}: {why}" for path, why in self.failed]
+        lines += [f"  FAILED {why}" if why.startswith(str(path)) else f"  FAILED {path}: {why}"
+                  for path, why in self.failed]  # most messages already start with the file
         return "\n".join(lines)
 
 

@@ -20,7 +20,6 @@ from __future__ import annotations
 import math
 import os
 import re
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -168,15 +167,9 @@ def write_index(index, out_dir: str | Path, name: str, version: str, force: bool
     path = out_dir / index_file_name(ivf.nlist, name, version, ivf.nprobe)
     if path.exists() and not force:
         raise FileExistsError(f"{path}: exists; pass force=True (--force) to replace it")
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".index", dir=out_dir)
-    os.close(fd)
-    try:
-        faiss.write_index(index, tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return path
+    from rvclab.checkpoints import atomic_write  # temp file + rename; errors name ``path``
+
+    return atomic_write(path, lambda tmp: faiss.write_index(index, str(tmp)))
 
 
 def build_index_file(
