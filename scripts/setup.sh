@@ -1,29 +1,41 @@
 #!/usr/bin/env bash
 # Installs what rvclab needs on a fresh Debian machine (root) or a Linux/macOS workstation.
 #   scripts/setup.sh VENV STAMP
-# 1. Debian packages (only when missing, only with apt-get and root): OpenBLAS for MLX's CPU path.
+# 1. Debian packages (only when missing, only with apt-get and root): OpenBLAS for MLX's CPU path;
+#    chromium and chromium-driver for the browser test (it is skipped, with the reason, without them).
 # 2. A virtualenv with the project and its test extras (torch==2.13.0, mlx, jupyter, nbval, ...).
 # 3. F0 packages whose declared dependencies would pull an incompatible torchaudio: --no-deps.
 set -euo pipefail
 VENV=${1:-.venv}
 STAMP=${2:-$VENV/.installed}
 APT_PACKAGES=(libopenblas0-pthread)
+APT_BROWSER=(chromium chromium-driver)
 
-if [[ "$(uname -s)" == "Linux" ]] && command -v apt-get >/dev/null 2>&1; then
-  missing=()
-  for pkg in "${APT_PACKAGES[@]}"; do
+# apt_install WHY PKG...: install the missing ones without questions (no stdin needed, CI=true);
+# `apt-get update` runs only when apt-get cannot install from the lists it has.
+apt_install() {
+  local why=$1 missing=() pkg
+  shift
+  for pkg in "$@"; do
     dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
   done
-  if ((${#missing[@]})); then
-    if [[ $(id -u) -eq 0 ]]; then
-      echo "setup: apt-get install ${missing[*]}"
-      export DEBIAN_FRONTEND=noninteractive
-      apt-get update -qq
-      apt-get install -y -qq "${missing[@]}" >/dev/null
-    else
-      echo "setup: please install the Debian packages: ${missing[*]} (MLX is slow without OpenBLAS)" >&2
-    fi
+  ((${#missing[@]})) || return 0
+  if [[ $(id -u) -ne 0 ]]; then
+    echo "setup: please install the Debian packages: ${missing[*]} ($why)" >&2
+    return 0
   fi
+  echo "setup: apt-get install ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  if ! apt-get install -y -qq "${missing[@]}" </dev/null >/dev/null 2>&1; then
+    apt-get update -qq </dev/null
+    apt-get install -y -qq "${missing[@]}" </dev/null >/dev/null
+  fi
+}
+
+if [[ "$(uname -s)" == "Linux" ]] && command -v apt-get >/dev/null 2>&1; then
+  apt_install "MLX is slow without OpenBLAS" "${APT_PACKAGES[@]}"
+  apt_install "the browser test needs them" "${APT_BROWSER[@]}" ||
+    echo "setup: chromium could not be installed; tests/test_browser.py will be skipped" >&2
 fi
 
 PYTHON=${PYTHON:-}
