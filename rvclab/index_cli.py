@@ -44,6 +44,11 @@ def load_feature_files(paths, version: str) -> np.ndarray:
     dim = FEATURE_DIMS[version]
     parts = []
     for path in paths:
+        if Path(path).is_file():
+            with open(path, "rb") as fh:
+                head = fh.read(6)
+            if head and head != b"\x93NUMPY":  # numpy would blame pickled data for any other file
+                raise IndexFileError(f"{path}: not a .npy array file (it starts with {head!r})")
         try:
             arr = np.load(path, allow_pickle=False)
         except FileNotFoundError:
