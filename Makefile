@@ -35,7 +35,7 @@ weights: setup
 	$(VENV)/bin/rvclab weights make
 
 bench: setup
-	$(VENV)/bin/rvclab bench --stage matmul --json out/bench_matmul.json
+	$(VENV)/bin/rvclab bench --stage all --seconds 1,5,15 --json out/bench_stages_cpu.json
 
 lint: setup
 	$(VENV)/bin/ruff check rvclab tests scripts

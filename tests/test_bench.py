@@ -1,0 +1,159 @@
+"""The benchmark machinery (rvclab.bench*): rows, ratios, FLOP counts, peak memory, CLI, JSON.
+
+Speed is never asserted here; small real workloads (a conv1d on both backends, small matmuls)
+stand in for the model stages so the tests stay fast.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from rvclab import bench, bench_memory, bench_stages
+from rvclab.runtime import import_mlx
+
+mx = import_mlx()
+
+ROW_FIELDS = {"stage", "seconds_audio", "backend", "median_s", "min_s", "max_s", "repeats", "times_s",
+              "realtime_x", "flops", "gflops", "peak_gflops", "pct_of_peak", "flop_limit_s"}
+META_FIELDS = {"date", "machine", "processor", "device", "device_name", "python", "torch", "mlx", "rvclab",
+               "loadavg_start", "loadavg_end", "command", "peak_gflops"}
+
+
+def _conv_builder(calls: list):
+    """A real conv1d stage, (1, 16, T) @ 16 kHz -> (1, 32, T - 2): torch (B, C, T), MLX (B, T, C)."""
+
+    def build(backend, audio, opts):
+        w = np.random.default_rng(0).standard_normal((32, 16, 3)).astype(np.float32)
+        x = np.tile(audio[None, None, :], (1, 16, 1))
+        if backend == "torch":
+            tw, tx = torch.from_numpy(w), torch.from_numpy(x)
+
+            def call():
+                calls.append("torch")
+                return torch.nn.functional.conv1d(tx, tw)
+            return call
+        mw, mxx = mx.array(w.transpose(0, 2, 1)), mx.array(x.transpose(0, 2, 1))
+
+        def call_mlx():
+            calls.append("mlx")
+            return mx.conv1d(mxx, mw)
+        return call_mlx
+
+    return build
+
+
+@pytest.fixture
+def conv_stage(monkeypatch):
+    calls: list[str] = []
+    monkeypatch.setitem(bench_stages.BUILDERS, "conv", _conv_builder(calls))
+    # a 440 Hz tone as the stage's input (the shipped clips need resampling, which is slow to load)
+    monkeypatch.setattr(bench_stages, "speech",
+                        lambda s: np.sin(np.arange(int(s * 16000)) * 2 * np.pi * 440 / 16000).astype(np.float32))
+    return calls
+
+
+def test_matmul_flops_are_2n3():
+    n = 64
+    a = torch.ones(n, n)
+    assert bench_stages.count_flops(lambda: torch.mm(a, a)) == 2 * n**3 == bench.matmul_flops(n)
+
+
+def test_conv_flops_counted():
+    x, w = torch.ones(1, 16, 1000), torch.ones(32, 16, 3)
+    t_out = 1000 - 3 + 1
+    assert bench_stages.count_flops(lambda: torch.nn.functional.conv1d(x, w)) == 2 * 32 * 16 * 3 * t_out
+
+
+def test_stage_rows_fields_and_ratio_from_same_run(conv_stage):
+    opts = bench_stages.StageOptions()
+    rows = bench.bench_stage("conv", [0.1], opts, warmup=1, repeats=3, peak_gflops=50.0, memory=False)
+    by = {r["backend"]: r for r in rows}
+    assert set(by) == {"torch", "mlx", "ratio"}
+    for b in ("torch", "mlx"):
+        assert ROW_FIELDS <= set(by[b]), ROW_FIELDS - set(by[b])
+        assert by[b]["repeats"] == len(by[b]["times_s"]) == 3
+        assert by[b]["min_s"] <= by[b]["median_s"] <= by[b]["max_s"]
+        assert by[b]["realtime_x"] == pytest.approx(0.1 / by[b]["median_s"])
+    # one FLOP count (torch's) serves both backends: 2 * C_out * C_in * K * T_out
+    assert by["torch"]["flops"] == by["mlx"]["flops"] == 2 * 32 * 16 * 3 * (1600 - 2)
+    assert by["ratio"]["ratio_mlx_over_torch"] == by["mlx"]["median_s"] / by["torch"]["median_s"]
+    # counted call, one warm-up each, then the repeats alternate torch, MLX, torch, MLX, ...
+    assert conv_stage == ["torch"] + ["torch", "mlx"] * 4
+
+
+def test_timed_alternating_interleaves_backends():
+    order: list[str] = []
+    runners = {b: bench_stages.Runner(call=lambda b=b: order.append(b), sync=lambda out: None, stage="x",
+                                      backend=b, seconds=1.0) for b in ("torch", "mlx")}
+    out = bench.timed_alternating(runners, warmup=2, repeats=2, first_torch=lambda: order.append("count"))
+    assert order == ["count"] + ["torch", "mlx"] * 4
+    assert out["torch"]["repeats"] == out["mlx"]["repeats"] == 2
+
+
+PEAK_SCRIPT = """
+import json, sys, time
+import numpy as np
+from rvclab.bench_memory import peak_rss_of
+
+def allocate():
+    buf = np.ones(300 * 2**20 // 8)  # 300 MiB, touched, so resident
+    time.sleep(0.05)  # held a while with the GIL free, as a model's buffers are
+    return float(buf[-1])
+
+print(json.dumps(peak_rss_of(allocate, use_reset=sys.argv[1] == "reset")))
+"""
+
+
+@pytest.mark.parametrize("method", ["reset", "sampler"])
+def test_peak_rss_reflects_a_known_allocation(method):
+    """VmHWM after clear_refs, and the sampling thread, each in a fresh process (no reused heap)."""
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-c", PEAK_SCRIPT, method], capture_output=True, text=True, check=True)
+    m = json.loads(out.stdout)
+    assert m["peak_rss_bytes"] - m["rss_before_bytes"] >= 0.9 * 300 * 2**20, m
+
+
+def test_mlx_peak_memory_reflects_a_known_allocation():
+    n = 50_000_000  # float32: 200 MB
+    m = bench_memory.gpu_peak_of("mlx", lambda: mx.eval(mx.ones((n,))))
+    assert m["peak_gpu_bytes"] >= 4 * n
+
+
+def test_cli_rejects_unknown_stage(capsys):
+    from rvclab.cli import main
+
+    assert main(["bench", "--stage", "nope"]) == 2
+    err = capsys.readouterr().err
+    assert "unknown stage 'nope'" in err and "hubert" in err
+    assert main(["bench", "--stage", "synth", "--seconds", "1,abc"]) == 2
+    assert "--seconds" in capsys.readouterr().err
+
+
+def test_cli_matmul_writes_json_with_meta(tmp_path, monkeypatch):
+    from rvclab.cli import main
+
+    monkeypatch.setitem(bench.MATMUL_SIZES, "cpu", (64, 128))
+    out = tmp_path / "sub" / "bench.json"
+    assert main(["bench", "--stage", "matmul", "--repeats", "1", "--warmup", "0", "--json", str(out)]) == 0
+    rows = json.loads(out.read_text())
+    assert [r["size"] for r in rows if r["backend"] == "torch"] == [64, 128]
+    for r in rows:
+        assert META_FIELDS <= set(r), META_FIELDS - set(r)
+        assert r["command"].startswith("rvclab bench --stage matmul")
+    assert rows[0]["peak_gflops"] == max(r["gflops"] for r in rows if "gflops" in r)
+    assert list(tmp_path.joinpath("sub").iterdir()) == [out]  # no temp file left behind
+
+
+def test_json_write_is_atomic(tmp_path):
+    path = tmp_path / "rows.json"
+    bench.write_json_atomic(path, [{"a": 1}])
+    with pytest.raises(TypeError):
+        bench.write_json_atomic(path, [{"a": object()}])  # fails while writing the temp file
+    assert json.loads(path.read_text()) == [{"a": 1}]
+    assert list(tmp_path.iterdir()) == [path]
