@@ -56,6 +56,13 @@ def _num(v) -> str:
     return f"{v:.3g}"
 
 
+def _figure(key: str, v) -> str:
+    """Correlations and cosines near 1 as ``1 - x`` (three digits of 0.99999 say nothing)."""
+    if ("corr" in key or "cos" in key) and isinstance(v, int | float) and 0.99 < v < 1:
+        return f"1 - {1 - v:.2g}"
+    return _num(v)
+
+
 def render(data: dict) -> str:
     rows = {r["fix"]: r for r in data["rows"]}
     versions = ", ".join(f"{k} {v}" for k, v in data["versions"].items())
@@ -91,7 +98,8 @@ def render(data: dict) -> str:
             out.append(f"| {name} | {fix.seed} | {fix.stage} | `{fix.metric}` | not measured | | | |")
             continue
         out.append(f"| [{name}](#{name.replace('_', '-')}) | {fix.seed} | {fix.stage} | `{fix.metric}` | "
-                   f"{_num(r['bug_on'])} | {r['threshold']} | {_num(r['fixed'])} | {r['goal']} |")
+                   f"{_figure(fix.metric, r['bug_on'])} | {r['threshold']} | {_figure(fix.metric, r['fixed'])} | "
+                   f"{r['goal']} |")
     out += ["", "## The fixes", ""]
     for name, fix in fixes.REGISTRY.items():
         r = rows.get(name)
@@ -102,14 +110,14 @@ def render(data: dict) -> str:
         if fix.note:
             out.append(f"- note: {fix.note}")
         if r is not None:
-            out.append(f"- `{fix.metric}`: bug on **{_num(r['bug_on'])}** (threshold "
+            out.append(f"- `{fix.metric}`: bug on **{_figure(fix.metric, r['bug_on'])}** (threshold "
                        f"{r['threshold']}: {'crossed' if r['bug_visible'] else 'NOT crossed'}), "
-                       f"fixed {_num(r['fixed'])} (goal {r['goal']}: "
+                       f"fixed {_figure(fix.metric, r['fixed'])} (goal {r['goal']}: "
                        f"{'met' if r['fixed_within_goal'] else 'NOT met'})")
             for key in fix.extra:
                 b, f = r["figures_bug"].get(key), r["figures_fixed"].get(key)
                 if isinstance(b, int | float) and isinstance(f, int | float):
-                    out.append(f"- also `{key}`: bug on {_num(b)}, fixed {_num(f)}")
+                    out.append(f"- also `{key}`: bug on {_figure(key, b)}, fixed {_figure(key, f)}")
             for problem in r["figures_bug"].get("first_problems", [])[:2]:
                 out.append(f"- converter, bug on: `{problem}`")
         out.append("")
