@@ -182,7 +182,8 @@ def convert_voice(
     voice = model if isinstance(model, VoiceModel) else VoiceModel(model)
     x16 = _to_16k(audio, sr)
     if x16.size < MIN_SECONDS * SAMPLE_RATE_16K:
-        raise AudioError(f"audio: {x16.size / SAMPLE_RATE_16K:.3f} s is too short (minimum {MIN_SECONDS} s)")
+        name = audio if isinstance(audio, str | os.PathLike) else "audio"
+        raise AudioError(f"{name}: {x16.size / SAMPLE_RATE_16K:.3f} s is too short (minimum {MIN_SECONDS} s)")
     if not 0 <= index_rate <= 1 or not 0 <= protect <= 0.5 or not 0 <= rms_mix_rate <= 1:
         raise PipelineError("index_rate and rms_mix_rate must be in [0, 1], protect in [0, 0.5]")
     if sid < 0 or sid >= int(voice.config.spk_embed_dim):
