@@ -55,9 +55,14 @@ def test_reflect_pad_matches_numpy(mx):
         reflect_pad(mx.array(x), 1, 7, 0)
 
 
-@pytest.mark.parametrize("layers", [1, 2])
-def test_gru_equations_match_torch(mx, layers):
+@pytest.mark.parametrize("layers,block", [(1, 512), (2, 512), (2, 5), (1, 23)])
+def test_gru_equations_match_torch(mx, monkeypatch, layers, block):
+    """``block``: steps per evaluated block of the recurrence (23 steps: one block, 5: several
+    blocks and a partial last one); the result must not depend on it."""
+    from rvclab.mlx import gru
     from rvclab.mlx.gru import GRU
+
+    monkeypatch.setattr(gru, "EVAL_BLOCK_STEPS", block)
 
     torch.manual_seed(layers)
     ref = torch.nn.GRU(12, 9, num_layers=layers, batch_first=True, bidirectional=True)

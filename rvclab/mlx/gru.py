@@ -39,6 +39,13 @@ def _step(h, gi, w_hh_t, b_hh):
 _step_compiled = mx.compile(_step)
 
 
+# Steps per evaluated block of the recurrence. Without blocks, a long input builds one lazy graph of
+# T steps (RMVPE: 100 steps per second of audio); MLX's CUDA backend turns such a graph into CUDA
+# graphs whose size grows with T, and a 5-minute clip ran the device out of memory. Evaluating
+# every block bounds the graph; it is a synchronisation, not a copy to the host.
+EVAL_BLOCK_STEPS = 512
+
+
 def gru_scan(gi: mx.array, w_hh: mx.array, b_hh: mx.array, h0: mx.array | None = None,
              compiled: bool = True) -> mx.array:
     """Run the recurrence over time for D stacked directions (inputs already in step order).
@@ -47,15 +54,21 @@ def gru_scan(gi: mx.array, w_hh: mx.array, b_hh: mx.array, h0: mx.array | None =
     """
     d, b, t, h3 = gi.shape
     hidden = h3 // 3
-    w_t = mx.swapaxes(w_hh, -1, -2)  # (D, H, 3H)
+    w_t = mx.contiguous(mx.swapaxes(w_hh, -1, -2))  # (D, H, 3H), laid out once for every step
     bias = b_hh[:, None, :]
     h = mx.zeros((d, b, hidden), dtype=gi.dtype) if h0 is None else h0
     step = _step_compiled if compiled else _step
-    outs = []
+    blocks, outs = [], []
     for i in range(t):
         h = step(h, gi[:, :, i, :], w_t, bias)
         outs.append(h)
-    return mx.stack(outs, axis=2)
+        if len(outs) == EVAL_BLOCK_STEPS and i + 1 < t:
+            block = mx.stack(outs, axis=2)
+            mx.eval(block)
+            blocks.append(block)
+            h, outs = block[:, :, -1, :], []
+    blocks.append(mx.stack(outs, axis=2))
+    return blocks[0] if len(blocks) == 1 else mx.concatenate(blocks, axis=2)
 
 
 class GRU(nn.Module):
