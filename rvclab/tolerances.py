@@ -71,3 +71,4 @@ FIX_HUBERT_MAX_ABS_REL_MIN = 1e-3  # HuBERT features, 10x HUBERT_MAX_ABS_REL
 # must be off by more than 5% with a wrong mel range, and within 1% with the right one.
 FIX_F0_REL_ERR_MIN = 0.05
 MEL_READOUT_REL_ERR_MAX = 0.01
+FIX_F0_CENTS_MIN = 10.0  # RMVPE decoding: F0 median cents error above 10x F0_MEDIAN_CENTS_MAX
