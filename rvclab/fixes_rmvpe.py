@@ -282,3 +282,46 @@ def measure_mel_readout() -> dict:
     rel = float(np.median(per_tone))
     return {"f0_readout_rel_err": abs(rel), "f0_readout_signed": rel,
             "f0_readout_per_tone": [float(v) for v in per_tone]}
+
+
+# --- decoding: the cents map padded like the salience --------------------------------------------
+def cents_map_padded_at_end(original):
+    """to_local_average_cents with the cents map padded at the end only: the window indices,
+    which count the salience's left padding, read the map 4 bins (80 cents) too high."""
+    import mlx.core as mx
+
+    from rvclab.config import RmvpeConfig
+
+    def to_local_average_cents(salience, threshold=0.03, cfg=None):
+        cfg = cfg or RmvpeConfig()
+        half = cfg.decode_window // 2
+        cents = cfg.cents_step * np.arange(cfg.n_classes) + cfg.cents_offset
+        mapping = mx.array(np.pad(cents, (0, 2 * half)).astype(np.float32))  # not centred
+        padded = mx.pad(salience, [(0, 0), (half, half)])
+        idx = (mx.argmax(salience, axis=1) + half)[:, None] + mx.arange(-half, half + 1)[None, :]
+        local = mx.take_along_axis(padded, idx, axis=1)
+        weights = local.sum(axis=1)
+        out = (local * mapping[idx]).sum(axis=1) / mx.where(weights > 0, weights, 1.0)
+        return mx.where(salience.max(axis=1) > threshold, out, 0.0)
+
+    return to_local_average_cents
+
+
+@functools.lru_cache(maxsize=2)
+def _bump(weights_dir: str) -> np.ndarray:
+    """An all-voiced salience (T, 360): a Gaussian bump at the bench clip's YIN pitch."""
+    from rvclab.parity.rmvpe import bump_salience, reference_pitch
+
+    return bump_salience(reference_pitch(bench().audio))
+
+
+def measure_decoding() -> dict:
+    """Both decoders on the same all-voiced salience: F0 cents error on frames voiced in both."""
+    from rvclab import paths
+    from rvclab.parity.rmvpe import decoders_compare
+
+    f0_t, f0_m = decoders_compare(_bump(str(paths.weights_dir())))
+    err = metrics.cents_error(f0_m, f0_t)
+    return {"f0_median_cents": err["median"], "f0_p99_cents": err["p99"],
+            "voicing_agreement": metrics.voicing_agreement(f0_t, f0_m),
+            "curve_cents": np.abs(metrics.cents(np.maximum(f0_m, 1e-3), np.maximum(f0_t, 1e-3)))}

@@ -21,6 +21,7 @@ _CURVES = {
     "salience": ("curve_salience", "frame (10 ms)"),
     "gru": ("curve_gru", "frame (10 ms)"),
     "max_abs_rel": ("curve_features", "HuBERT frame (20 ms)"),
+    "f0_median_cents": ("curve_cents", "frame (10 ms)"),
 }
 OFF_SCALE = 1e6  # where a failure that has no finite ratio is drawn in the summary plot
 
@@ -96,7 +97,7 @@ def plot_fix(row: dict):
             for label, figs, style in (("bug on", bug, "-"), ("fixed", fixed, "--")):
                 ax.semilogy(np.maximum(figs[key[0] + suffix], 1e-12), style, label=label)
             ax.set_xlabel(key[1])
-            ax.set_ylabel("max |MLX - torch|")
+            ax.set_ylabel("|MLX - torch| (cents)" if key[0] == "curve_cents" else "max |MLX - torch|")
             if fix.higher_is_worse:
                 ax.axhline(fix.threshold, color="red", ls=":", label=f"threshold {fix.threshold:g}")
                 ax.axhline(fix.goal, color="green", ls=":", label=f"goal {fix.goal:g}")
