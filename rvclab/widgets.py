@@ -341,6 +341,75 @@ def f0_overlay(f0_a: np.ndarray, f0_b: np.ndarray, labels=("torch", "MLX"), fps:
     return fig
 
 
+def pitch_buzz(f0: np.ndarray, fps: int = 100, sr: int = 16000, harmonics: int = 12) -> np.ndarray:
+    """An F0 track (Hz per frame at ``fps``, 0 = unvoiced) rendered as a buzz (T * sr / fps,)
+    float32 @ ``sr``: harmonics 1/k below Nyquist, silent where unvoiced. For hearing a contour."""
+    f0 = np.ravel(f0).astype(np.float64)
+    n = f0.size * sr // fps
+    hz = np.interp(np.arange(n) / sr, np.arange(f0.size) / fps, f0)
+    voiced = np.interp(np.arange(n) / sr, np.arange(f0.size) / fps, (f0 > 0).astype(np.float64))
+    phase = 2 * np.pi * np.cumsum(np.where(voiced > 0.5, hz, 0.0)) / sr
+    k = np.arange(1, harmonics + 1)[:, None]
+    below = (k * hz[None] < sr / 2).astype(np.float64)
+    wave = (np.sin(k * phase[None]) * below / k).sum(0) * voiced
+    peak = np.abs(wave).max()
+    return (0.3 * wave / peak if peak > 0 else wave).astype(np.float32)
+
+
+def pitch_shift_view(f0: np.ndarray, fps: int = 100, value: int = 0):
+    """A live ``f0_up_key`` slider (semitones, -12..12) over an F0 track (Hz per frame at
+    ``fps``, 0 = unvoiced). Moving it redraws, with no conversion, what the synthesizer receives:
+    the shifted F0 in Hz beside the original (top) and RVC's coarse pitch ids 1..255 (bottom),
+    a one-line summary, and a player that sounds the shifted contour (:func:`pitch_buzz`).
+    The returned box carries ``slider`` and ``out``; the slider has the CSS class ``rvclab-live``.
+    """
+    import ipywidgets as w
+    import matplotlib.pyplot as plt
+    from IPython.display import display
+
+    from rvclab.pipeline_steps import coarse_pitch, shift_f0
+
+    f0 = np.ravel(f0).astype(np.float32)
+    t = np.arange(f0.size) / fps
+    slider = w.IntSlider(value=value, min=-12, max=12, description="f0_up_key", continuous_update=False,
+                         style={"description_width": "80px"})
+    slider.add_class("rvclab-live")
+    summary = w.HTML()
+    out = w.Output()
+
+    def render(_=None):
+        key = int(slider.value)
+        shifted = shift_f0(f0, key)
+        coarse = coarse_pitch(shifted.copy())
+        voiced = f0 > 0
+        ids = coarse[voiced] if voiced.any() else np.array([1])
+        before = float(np.median(f0[voiced])) if voiced.any() else 0.0
+        summary.value = (f"f0_up_key {key:+d}: median voiced F0 {before:.1f} Hz -> {before * 2 ** (key / 12):.1f} Hz; "
+                         f"coarse ids {int(ids.min())}..{int(ids.max())}, {int((ids == 255).sum())} frame(s) at 255")
+        fig, (ax, ax_c) = plt.subplots(2, 1, figsize=(10, 3.6), sharex=True, constrained_layout=True,
+                                       gridspec_kw={"height_ratios": [2, 1]})
+        ax.plot(t, np.where(voiced, f0, np.nan), lw=1.0, color="0.6", label="input F0")
+        ax.plot(t, np.where(voiced, shifted, np.nan), lw=1.6, color="tab:purple", label=f"shifted {key:+d}")
+        ax.set_yscale("log")
+        ax.set_ylabel("F0 (Hz)")
+        ax.legend(fontsize=8, loc="upper right")
+        ax_c.step(t, coarse, where="mid", lw=1.0, color="tab:purple")
+        ax_c.set_ylim(0, 256)
+        ax_c.set_ylabel("coarse id")
+        ax_c.set_xlabel("time (s)")
+        plt.close(fig)
+        out.clear_output(wait=True)
+        with out:
+            display(fig)
+            display(audio_player(pitch_buzz(shifted, fps), 16000, label=f"the shifted F0 as a buzz ({key:+d})"))
+
+    slider.observe(render, names="value")
+    render()
+    box = w.VBox([slider, summary, out])
+    box.slider, box.out = slider, out
+    return box
+
+
 def conversion_table(rows: dict):
     """{label: parity row} (``rvclab.vc_views.parity_row``) as an HTML table, with numbers
     rounded and thresholded so the table reads the same on every machine (timings aside)."""

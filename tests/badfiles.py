@@ -126,7 +126,8 @@ def read_only_dir(path: Path):
 
 def small_models(folder: Path) -> tuple[Path, Path]:
     """(voice .pth, hubert_base.pt): a seeded v1 32k voice with few channels and a seeded small
-    HuBERT whose final projection gives the v1 voice its 256-d features."""
+    HuBERT whose final projection gives the v1 voice its 256-d features. Files already in
+    ``folder`` are kept, so test modules can share one folder."""
     from rvclab.config import HubertConfig, SynthConfig
     from rvclab.seeded import hubert
     from rvclab.seeded.synthesizer import make_one

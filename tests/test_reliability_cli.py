@@ -38,7 +38,7 @@ MODEL_PROBLEM = {
 
 @pytest.fixture(scope="module")
 def models(tmp_path_factory):
-    return small_models(tmp_path_factory.mktemp("models"))
+    return small_models(tmp_path_factory.getbasetemp() / "small-models")  # made once per session
 
 
 @pytest.fixture

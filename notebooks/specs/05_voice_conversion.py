@@ -65,6 +65,19 @@ lower panel shows their difference in cents on frames voiced in both.
 widgets.f0_overlay(vc_views.trim_pad(runs["torch"].f0), vc_views.trim_pad(runs["mlx"].f0))
 """),
     ("md", """
+## Transpose: what `f0_up_key` does
+
+The clip's F0 from FCPE (real weights, so the speaker's own pitch; the seeded RMVPE above gives
+random values). Move the slider: the F0 the synthesizer would receive (in Hz, and as RVC's coarse
+pitch ids 1..255) and a buzz at that pitch follow at once, with no conversion.
+"""),
+    ("code", """
+# NBVAL_IGNORE_OUTPUT
+# (a widget: its HTML fallback depends on the front end running it)
+from rvclab.pitch import estimate_f0
+widgets.pitch_shift_view(estimate_f0(audio, "fcpe", backend="mlx").f0, value=0)
+"""),
+    ("md", """
 Log-mel spectrograms of both outputs and their difference: the colour bar of the difference
 panel gives its scale (fp32 rounding, far below the spectrogram's own range).
 """),
