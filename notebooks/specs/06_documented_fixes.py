@@ -9,11 +9,12 @@ from rvclab import fixes
 NOTEBOOK = "06_documented_fixes.ipynb"
 
 CELLS = [
-    ("md", """
+    ("md", f"""
 # 06 · Documented fixes, reproducible step by step
 
 The seed project fixed 13 porting bugs and described them in prose; it also accepted an RMVPE F0
-about 18% low. Here each of them, and three pitfalls it did not document, is a named toggle: the
+about 18% low. Here each of them, and {sum(not f.documented for f in fixes.REGISTRY.values())}
+pitfalls it did not document, is a named toggle: the
 bug goes back in, its metric collapses next to the seed's number, the toggle is left, parity
 returns. The catalogue with every number is `docs/fixes.md` (`python scripts/make_fixes_doc.py`).
 """),
