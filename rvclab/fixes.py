@@ -221,14 +221,16 @@ _FIXES = [
         "conv1d (O,I,K)->(O,K,I); conv_transpose1d (I,O,K)->(O,K,I); conv2d (O,I,H,W)->(O,H,W,I)",
         "converter (all convs)",
         "A kernel reshaped to the port's layout instead of transposed keeps its shape and "
-        "scrambles which input channel and tap each number belongs to.",
+        "scrambles which input channel and tap each number belongs to (1x1 kernels excepted, "
+        "where the two agree). Measured on the synthesizer (conv1d, transposed conv1d) and on "
+        "RMVPE (conv2d, transposed conv2d), both reconverted.",
         "wave_corr", False, tol.FIX_CORR_MAX, tol.SYNTH_WAVE_CORR_MIN,
         (Swap(_SYN, "conv1d", S.conv_reshaped),
          Swap(_SYN, "conv1d weight norm", S.conv_reshaped),
          Swap(_SYN, "upsampler weight norm", S.conv_reshaped),
          Swap(_RMV, "conv2d", S.conv_reshaped),
          Swap(_RMV, "conv_transpose2d", S.conv_reshaped)),
-        S.measure_synth_reconverted, extra=("z_corr", "textenc_corr")),
+        S.measure_layouts, extra=("textenc_corr", "rmvpe_salience_max_abs", "rmvpe_salience_corr")),
     Fix("rmvpe_shortcut_no_bn", "RMVPE ConvBlockRes: the 1x1 shortcut has no BatchNorm", "fix 10",
         "the shortcut conv has no BatchNorm", "RMVPE U-Net",
         "The residual blocks' 3x3 convs are followed by BatchNorm, the 1x1 shortcut is not. A "

@@ -205,6 +205,19 @@ def measure_rmvpe_fresh_mel() -> dict:
     return _salience_figures(b.ref, RMVPE(b.est_m.model).salience(b.audio))
 
 
+def measure_rmvpe_reconverted() -> dict:
+    """The RMVPE state dict converted by the converter as it stands, run on the bench clip:
+    ``rmvpe_salience_max_abs`` / ``rmvpe_salience_corr`` against the torch salience."""
+    from rvclab import paths
+    from rvclab.mlx.rmvpe import RMVPE
+    from rvclab.rmvpe_io import load_rmvpe
+
+    b = bench()
+    out = RMVPE(load_rmvpe(paths.default_rmvpe(), "mlx")).salience(b.audio)
+    return {"rmvpe_salience_max_abs": metrics.max_abs(b.ref, out),
+            "rmvpe_salience_corr": metrics.corr(b.ref, out)}
+
+
 def measure_rmvpe_chunked() -> dict:
     """Both sides asked for chunks of DEMO_CHUNK frames."""
     b = bench()

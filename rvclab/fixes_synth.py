@@ -183,7 +183,8 @@ def _bench(weights_dir: str):
     inp = parity.clip_inputs(config, FRAMES, SEED, CLIP)
     noise = make_noise(config, 1, FRAMES, SEED)
     ref = parity.run_torch(tmodel, inp, noise)
-    return SimpleNamespace(ckpt=ckpt, config=config, mmodel=mmodel, inp=inp, noise=noise, ref=ref)
+    return SimpleNamespace(ckpt=ckpt, config=config, tmodel=tmodel, mmodel=mmodel, inp=inp,
+                           noise=noise, ref=ref)
 
 
 def bench():
@@ -293,3 +294,19 @@ def measure_lenient() -> dict:
     arrays, _ = apply_rules(src, RULES, None, context="lenient")
     out = {f"{k}_lenient": v for k, v in _run(_model_from(arrays, strict=False)).items()}
     return {"conversion_problems": float(len(problems)), "first_problems": problems[:3], **out}
+
+
+def trace_table():
+    """The layer-by-layer trace (:mod:`rvclab.trace`) of the bench, as the code stands."""
+    from rvclab.synth_views import traced_run
+
+    b = bench()
+    return traced_run(b.tmodel, b.mmodel, b.inp, b.noise)[0]
+
+
+def measure_layouts() -> dict:
+    """Synthesizer reconverted (conv1d, conv_transpose1d) plus RMVPE reconverted (conv2d,
+    conv_transpose2d), both as the converter stands."""
+    from rvclab import fixes_rmvpe
+
+    return {**measure_synth_reconverted(), **fixes_rmvpe.measure_rmvpe_reconverted()}

@@ -26,7 +26,7 @@ module class, a helper function) for their buggy variants, which live in `rvclab
 puts the originals back on exit, also after an exception. The model files have no toggle checks.
 """),
     ("code", """
-from rvclab import fixes, fixes_views as fv, widgets
+from rvclab import fixes, fixes_synth, fixes_views as fv, widgets
 before = fixes.snapshot()
 with fixes.reintroduce("flow_reverse_order"):
     during = fixes.snapshot()
@@ -84,6 +84,18 @@ The error grows with pitch, from about -16% at 80 Hz to -30% at 400 Hz: the seed
 """))
     CELLS.append(("code", f"""
 fv.plot_fix(rows["{fix.name}"])
+"""))
+    if fix.name in ("layout_transposes", "rel_to_abs_off_by_one"):
+        CELLS.append(("md", """
+The layer tracer (`rvclab.trace`, as in notebook 03) pinpoints where it starts: every submodule's
+output on both backends, with the bug on; the first layer past tolerance is the culprit.
+"""))
+        CELLS.append(("code", f"""
+with fixes.reintroduce("{fix.name}"):
+    table = fixes_synth.trace_table()
+first = table.first_failure()
+print("first layer past tolerance:", first["path"], f"({{first['module']}})")
+widgets.layer_error_plot(table, title="{fix.name}: per-layer error, bug on")
 """))
 
 CELLS += [
