@@ -42,6 +42,7 @@ def stage_bars(ps: list[rep.Pair], title: str):
     ax.set_ylim(top=ax.get_ylim()[1] * 2)
     ax.legend(loc="upper left")
     fig.tight_layout()
+    plt.close(fig)  # shown once, as the returned figure
     return fig
 
 
@@ -63,6 +64,7 @@ def gflops_bars(ps: list[rep.Pair], title: str):
     ax.set_title(title)
     ax.legend(loc="upper left")
     fig.tight_layout()
+    plt.close(fig)  # shown once, as the returned figure
     return fig
 
 
@@ -95,4 +97,5 @@ def scaling(points: dict[str, list[dict]], title: str, what: str = "time"):
     else:
         ax.text(0.5, 0.5, "no rows yet", ha="center", va="center", transform=ax.transAxes)
     fig.tight_layout()
+    plt.close(fig)  # shown once, as the returned figure
     return fig

@@ -76,6 +76,20 @@ def pairs(rows: list[dict], stages=STAGE_ORDER) -> list[Pair]:
     return out
 
 
+def all_pairs(rows: list[dict], stages=STAGE_ORDER) -> list[Pair]:
+    """Every (run, stage, length) with both backends, oldest run first (not only the newest run)."""
+    out = []
+    runs = sorted({(r["date"], r["source"]) for r in rows if r.get("backend") in ("torch", "mlx")})
+    for run in runs:
+        in_run = [r for r in rows if (r.get("date"), r.get("source")) == run and r.get("mode") != "memory-only"]
+        for stage in stages:
+            for s in sorted({r["seconds_audio"] for r in in_run if r.get("stage") == stage and "seconds_audio" in r}):
+                by = {r["backend"]: r for r in in_run if r.get("stage") == stage and r.get("seconds_audio") == s}
+                if "torch" in by and "mlx" in by:
+                    out.append(Pair(stage, s, by["torch"], by["mlx"]))
+    return out
+
+
 def longest(ps: list[Pair], stage: str) -> Pair | None:
     found = [p for p in ps if p.stage == stage]
     return max(found, key=lambda p: p.seconds) if found else None
@@ -100,7 +114,7 @@ def stage_table(ps: list[Pair]) -> list[dict]:
             "torch_gflops": p.torch.get("gflops"), "mlx_gflops": p.mlx.get("gflops"),
             "peak_gflops": p.torch.get("peak_gflops"),
             "load": (p.torch.get("loadavg_start", [None])[0], p.torch.get("loadavg_end", [None])[0]),
-            "source": p.torch["source"],
+            "source": p.torch["source"], "date": p.torch["date"],
         })
     return out
 

@@ -53,9 +53,11 @@ def goals_table(goals: list[dict]) -> list[str]:
     return lines
 
 
-def stage_lines(table: list[dict]) -> list[str]:
+def stage_lines(table: list[dict], with_run: bool = False) -> list[str]:
     lines = ["| stage | clip | torch median (min–max) | MLX median (min–max) | MLX/torch | realtime torch / MLX "
              "| GFLOP/s torch / MLX (peak) | load avg start→end |", "|---|---|---|---|---|---|---|---|"]
+    if with_run:
+        lines = [lines[0] + " run |", lines[1] + "---|"]
     for t in table:
         ts, ms = t["torch_spread"], t["mlx_spread"]
         load = t["load"]
@@ -64,7 +66,7 @@ def stage_lines(table: list[dict]) -> list[str]:
             f"{fmt_s(t['mlx_s'])} ({fmt_s(ms[0])}–{fmt_s(ms[1])}) | **{t['ratio']:.2f}** | "
             f"{fmt_num(t['torch_rt'])}x / {fmt_num(t['mlx_rt'])}x | {fmt_num(t['torch_gflops'])} / "
             f"{fmt_num(t['mlx_gflops'])} ({fmt_num(t['peak_gflops'])}) | "
-            f"{fmt_num(load[0])}→{fmt_num(load[1])} |")
+            f"{fmt_num(load[0])}→{fmt_num(load[1])} |" + (f" {t['source']} {t['date'][11:16]} |" if with_run else ""))
     return lines
 
 
@@ -157,6 +159,8 @@ def main() -> int:
           "jobs, so the load average is given with every row.", "",
           "## CPU", "", f"![CPU stages]({figs['stages_cpu']})", "", f"![CPU GFLOP/s]({figs['gflops_cpu']})", "",
           *stage_lines(rep.stage_table(cpu_pairs)), "",
+          "Every CPU run, oldest first (the table above takes each stage from the newest run that measured it):",
+          "", *stage_lines(rep.stage_table(rep.all_pairs(cpu_rows)), with_run=True), "",
           "## GPU", "", f"![GPU stages]({figs['stages_gpu']})", "", f"![GPU GFLOP/s]({figs['gflops_gpu']})", "",
           *stage_lines(rep.stage_table(gpu_pairs)), ""]
     if any(r.get("model") == "crepe-tiny" or "--crepe-model tiny" in r.get("command", "") for r in gpu_rows):
@@ -182,6 +186,11 @@ def main() -> int:
         md += ["The 10-minute CPU run has not produced a figure yet (see the rows above).", ""]
     md += ["GPU, peak device memory of the same conversion:", "", *memory_lines(gpu_mem_figs, "peak device memory"),
            ""]
+    at60 = {f["backend"]: f["peak_bytes"] for f in gpu_mem_figs if f["seconds"] == 60.0 and f["peak_bytes"]}
+    if len(at60) == 2:
+        md += [f"At 60 s MLX-CUDA's allocator peaks at {at60['mlx'] / at60['torch']:.1f}x torch's "
+               "(`mx.get_peak_memory` vs `torch.cuda.max_memory_allocated`); the failed rows below show where that "
+               "ran out of the card's memory.", ""]
     if gpu_errors or cpu_errors:
         md += ["## Runs that failed", "", "| device | stage | clip | error | source |", "|---|---|---|---|---|"]
         for r in cpu_errors + gpu_errors:

@@ -26,10 +26,10 @@ the number above each pair is MLX/torch from the same run. The CPU is shared: ev
 load average (see `docs/benchmarks.md`).
 """),
     ("code", """
-plots.stage_bars(cpu, "CPU");
+plots.stage_bars(cpu, "CPU")
 """),
     ("code", """
-plots.stage_bars(gpu, "GPU: " + gpu_rows[0]["device_name"]);
+plots.stage_bars(gpu, "GPU: " + gpu_rows[0]["device_name"])
 """),
     ("md", """
 ## Achieved GFLOP/s against the fp32 matmul peak of the same run
@@ -38,10 +38,10 @@ FLOPs come from torch's FlopCounterMode on the reference (matmuls, convolutions,
 serve both backends; the dashed line is the better fp32 matmul rate of the two backends.
 """),
     ("code", """
-plots.gflops_bars(cpu, "CPU: achieved GFLOP/s");
+plots.gflops_bars(cpu, "CPU: achieved GFLOP/s")
 """),
     ("code", """
-plots.gflops_bars(gpu, "GPU: achieved GFLOP/s");
+plots.gflops_bars(gpu, "GPU: achieved GFLOP/s")
 """),
     ("md", """
 ## Scaling with clip length
@@ -53,16 +53,16 @@ End-to-end conversion time and peak memory against clip length, with a linear fi
 cpu_points = rep.scaling_points(cpu_rows + rep.load_rows("bench_memory_e2e_cpu*.json"))
 gpu_scaling = rep.load_rows("bench_scaling_gpu*.json") + rep.load_rows("bench_memory_e2e_gpu*.json")
 gpu_points = rep.scaling_points(gpu_scaling)
-plots.scaling(cpu_points, "CPU end to end: time");
+plots.scaling(cpu_points, "CPU end to end: time")
 """),
     ("code", """
-plots.scaling(cpu_points, "CPU end to end: peak RSS", "memory");
+plots.scaling(cpu_points, "CPU end to end: peak RSS", "memory")
 """),
     ("code", """
-plots.scaling(gpu_points, "GPU end to end: time");
+plots.scaling(gpu_points, "GPU end to end: time")
 """),
     ("code", """
-plots.scaling(gpu_points, "GPU end to end: peak device memory", "memory");
+plots.scaling(gpu_points, "GPU end to end: peak device memory", "memory")
 """),
     ("md", """
 ## A live benchmark on this machine
