@@ -60,6 +60,7 @@ class Fix:
     reproducible: bool = True
     note: str = ""
     extra: tuple[str, ...] = field(default=())  # other figures worth showing
+    prepare: Callable[[], object] | None = None  # builds (and caches) the bench, code unswapped
 
     def bug_past(self, value: float) -> bool:
         return value > self.threshold if self.higher_is_worse else value < self.threshold
@@ -79,8 +80,14 @@ def reintroduce(*names: str):
     leaves the code as it was; unknown names fail before anything is swapped. Thread safety: the
     swaps are process-wide, so other threads running models meanwhile see the buggy code too
     (toggles are for notebooks, tests and scripts doing one thing at a time); a re-entrant lock
-    serialises toggles against each other (see :mod:`rvclab.fixes_toggle`)."""
-    return swapped([swap for name in names for swap in get(name).swaps])
+    serialises toggles against each other (see :mod:`rvclab.fixes_toggle`). Before swapping,
+    each fix's bench is prepared (built once and cached) with the code unswapped, so cached
+    models and references never carry a bug into later measurements."""
+    chosen = [get(name) for name in names]
+    for fix in chosen:  # the bench (models, references, caches) is built with the correct code
+        if fix.prepare is not None:
+            fix.prepare()
+    return swapped([swap for fix in chosen for swap in fix.swaps])
 
 
 def snapshot(*names: str) -> dict[tuple[str, str], object]:
@@ -135,6 +142,12 @@ def summary(rows: list[dict], digits: int = 3) -> list[dict]:
 
 # --- the registry -------------------------------------------------------------------------------
 S, R, H = fixes_synth, fixes_rmvpe, fixes_features
+
+
+def _prepare_layouts():
+    S.prepare()
+    R.prepare()
+
 _SYN = "rvclab.rules.synthesizer:RULES"
 _RMV = "rvclab.rules.rmvpe:RULES"
 
@@ -146,7 +159,8 @@ _FIXES = [
         "between the coupling layers.",
         "flow_max_abs", True, tol.FIX_FLOW_MAX_ABS_MIN, tol.SYNTH_FLOW_MAX_ABS,
         (Swap("rvclab.mlx.synth_modules:Flip", "__call__", S.flip_time_axis),),
-        S.measure_synth, extra=("z_corr", "wave_corr")),
+        S.measure_synth, extra=("z_corr", "wave_corr"),
+        prepare=S.prepare),
     Fix("layernorm_gamma_beta", "LayerNorm parameters are gamma / beta", "fix 2",
         "gamma/beta vs weight/bias: 0.59 -> 0.70", "synthesizer TextEncoder",
         "Upstream's LayerNorm names its parameters gamma and beta. A converter expecting "
@@ -154,7 +168,8 @@ _FIXES = [
         "TextEncoder layer is normalised with the wrong scale and shift.",
         "textenc_max_abs", True, tol.FIX_TEXTENC_MAX_ABS_MIN, tol.SYNTH_TEXTENC_MAX_ABS,
         (Swap(_SYN, "LayerNorm", S.layernorm_left_at_init),),
-        S.measure_synth_reconverted, extra=("textenc_corr", "z_corr")),
+        S.measure_synth_reconverted, extra=("textenc_corr", "z_corr"),
+        prepare=S.prepare),
     Fix("rel_pos_not_transposed", "Relative-position tables copied untransposed", "fix 3",
         "emb_rel_k / emb_rel_v (1, 21, 96) must not be transposed, no .weight suffix",
         "converter (TextEncoder attention)",
@@ -164,7 +179,8 @@ _FIXES = [
         "could not even run with them).",
         "conversion_problems", True, 0.5, 0.0,
         (Swap(_SYN, "relative position tables", S.rel_tables_as_conv),),
-        S.measure_conversion),
+        S.measure_conversion,
+        prepare=S.prepare),
     Fix("rel_to_abs_off_by_one", "Relative -> absolute position: drop the FIRST column", "fix 4",
         "an off-by-one silently shifts attention", "synthesizer TextEncoder",
         "Absolute attention weights (L, L) become relative ones (L, 2L-1) by padding, reshaping "
@@ -174,7 +190,8 @@ _FIXES = [
         "textenc_max_abs", True, tol.FIX_TEXTENC_MAX_ABS_MIN, tol.SYNTH_TEXTENC_MAX_ABS,
         (Swap("rvclab.mlx.synth_attention:MultiHeadAttention",
               "_absolute_position_to_relative_position", S.abs_to_rel_drop_last),),
-        S.measure_synth, extra=("textenc_corr", "z_corr")),
+        S.measure_synth, extra=("textenc_corr", "z_corr"),
+        prepare=S.prepare),
     Fix("flow_index_mapping", "Flow index mapping: coupling i sits at torch index 2i", "fix 5",
         "50% of coupling layers left random: RMS ~0.5 -> 1.0, spectrogram corr 0.986",
         "converter (flow)",
@@ -187,7 +204,8 @@ _FIXES = [
         (Swap(_SYN, "conv1d weight norm", S.flow_compact_index),
          Swap(_SYN, "conv1d", S.flow_compact_index),
          Swap(_SYN, "bias", S.flow_compact_index)),
-        S.measure_lenient, extra=("conversion_problems", "z_corr_lenient")),
+        S.measure_lenient, extra=("conversion_problems", "z_corr_lenient"),
+        prepare=S.prepare),
     Fix("flow_reverse_order", "Flow reverse pass: Flip first, then the coupling", "fix 6",
         "Swift port 72% -> 92% spectrogram corr", "synthesizer flow",
         "Inference runs the flow backwards: the module list reversed, so each Flip comes before "
@@ -196,7 +214,8 @@ _FIXES = [
         "flow_max_abs", True, tol.FIX_FLOW_MAX_ABS_MIN, tol.SYNTH_FLOW_MAX_ABS,
         (Swap("rvclab.mlx.synthesizer:ResidualCouplingBlock", "__call__",
               S.flow_pairs_coupling_first),),
-        S.measure_synth, extra=("z_corr", "wave_corr")),
+        S.measure_synth, extra=("z_corr", "wave_corr"),
+        prepare=S.prepare),
     Fix("wavenet_cond_slicing", "WaveNet: one cond_layer, sliced per layer", "fix 7",
         "cond_layer gives 2*hidden*n_layers channels sliced per layer; last res_skip is hidden "
         "wide", "synthesizer flow (WaveNet)",
@@ -206,7 +225,8 @@ _FIXES = [
         "checks: a wrong width cannot load.)",
         "flow_max_abs", True, tol.FIX_FLOW_MAX_ABS_MIN, tol.SYNTH_FLOW_MAX_ABS,
         (Swap("rvclab.mlx.synth_modules:WN", "__call__", S.wn_first_slice_everywhere),),
-        S.measure_synth, extra=("z_corr",)),
+        S.measure_synth, extra=("z_corr",),
+        prepare=S.prepare),
     Fix("weight_norm_fusion", "Weight norm: w = g * v / ||v||, norm over all but dim 0", "fix 8",
         "fuse w = g * v / ||v|| at conversion (norm over every axis but the output one)",
         "converter (vocoder, flow)",
@@ -216,7 +236,8 @@ _FIXES = [
         "wave_corr", False, tol.FIX_CORR_MAX, tol.SYNTH_WAVE_CORR_MIN,
         (Swap(_SYN, "upsampler weight norm", S.weight_norm_global),
          Swap(_SYN, "conv1d weight norm", S.weight_norm_global)),
-        S.measure_synth_reconverted, extra=("z_corr", "wave_max_abs")),
+        S.measure_synth_reconverted, extra=("z_corr", "wave_max_abs"),
+        prepare=S.prepare),
     Fix("conv_weight_layouts", "Conv weight layouts: transpose, never reshape", "fix 9",
         "conv1d (O,I,K)->(O,K,I); conv_transpose1d (I,O,K)->(O,K,I); conv2d (O,I,H,W)->(O,H,W,I)",
         "converter (all convs)",
@@ -230,7 +251,8 @@ _FIXES = [
          Swap(_SYN, "upsampler weight norm", S.conv_reshaped),
          Swap(_RMV, "conv2d", S.conv_reshaped),
          Swap(_RMV, "conv_transpose2d", S.conv_reshaped)),
-        S.measure_layouts, extra=("textenc_corr", "rmvpe_salience_max_abs", "rmvpe_salience_corr")),
+        S.measure_layouts, extra=("textenc_corr", "rmvpe_salience_max_abs", "rmvpe_salience_corr"),
+        prepare=_prepare_layouts),
     Fix("rmvpe_shortcut_no_bn", "RMVPE ConvBlockRes: the 1x1 shortcut has no BatchNorm", "fix 10",
         "the shortcut conv has no BatchNorm", "RMVPE U-Net",
         "The residual blocks' 3x3 convs are followed by BatchNorm, the 1x1 shortcut is not. A "
@@ -239,7 +261,8 @@ _FIXES = [
         "batch statistics.",
         "salience_max_abs", True, tol.FIX_SALIENCE_MAX_ABS_MIN, tol.RMVPE_SALIENCE_MAX_ABS,
         (Swap("rvclab.mlx.rmvpe:ConvBlockRes", "__call__", R.shortcut_with_batchnorm),),
-        R.measure_rmvpe, extra=("salience_corr",)),
+        R.measure_rmvpe, extra=("salience_corr",),
+        prepare=R.prepare),
     Fix("pytorch_gru", "GRU with torch's equations", "fix 11",
         "max diff 0.26 -> 0.0039 with a PyTorch-compatible GRU", "RMVPE BiGRU",
         "torch adds the hidden bias b_hn inside the reset-gated term, "
@@ -248,7 +271,8 @@ _FIXES = [
         "gru_max_abs", True, tol.FIX_GRU_MAX_ABS_MIN, tol.RMVPE_GRU_MAX_ABS,
         (Swap("rvclab.mlx.gru", "_step", R.gru_step_bias_outside),
          Swap("rvclab.mlx.gru", "_step_compiled", R.gru_step_bias_outside_compiled)),
-        R.measure_gru, extra=("gru_corr",)),
+        R.measure_gru, extra=("gru_corr",),
+        prepare=R.prepare),
     Fix("mel_reflect_pad", "Mel front end: reflect padding", "fix 12",
         "reflect padding (MLX only has constant/edge pad)", "RMVPE mel",
         "The STFT is centred with reflect padding and the mel frames are padded to a multiple "
@@ -256,14 +280,16 @@ _FIXES = [
         "changes the first and last frames and the padded tail the U-Net sees.",
         "salience_max_abs", True, tol.FIX_SALIENCE_MAX_ABS_MIN, tol.RMVPE_SALIENCE_MAX_ABS,
         (Swap("rvclab.mlx.rmvpe", "reflect_pad", R.edge_pad, also_home=True),),
-        R.measure_rmvpe, extra=("salience_corr",)),
+        R.measure_rmvpe, extra=("salience_corr",),
+        prepare=R.prepare),
     Fix("mel_htk", "Mel front end: HTK mel scale (librosa htk=True)", "fix 12",
         "HTK-style librosa filterbank", "RMVPE mel",
         "RMVPE's filterbank is librosa's with htk=True; librosa's default (Slaney) scale places "
         "the 128 bands differently, so every harmonic lands in other bins.",
         "salience_max_abs", True, tol.FIX_SALIENCE_MAX_ABS_MIN, tol.RMVPE_SALIENCE_MAX_ABS,
         (Swap("rvclab.mlx.rmvpe:MelSpectrogram", "__init__", R.mel_slaney),),
-        R.measure_rmvpe_fresh_mel, extra=("salience_corr",)),
+        R.measure_rmvpe_fresh_mel, extra=("salience_corr",),
+        prepare=R.prepare),
     Fix("rmvpe_chunking", "RMVPE input chunked at 32k frames, as upstream", "fix 12",
         "RMVPE input chunked at 32k frames", "RMVPE BiGRU",
         "Upstream runs the network on independent chunks of 32000 frames (320 s), so the BiGRU "
@@ -272,7 +298,8 @@ _FIXES = [
         "scaled to a 1 s clip).",
         "salience_max_abs", True, tol.FIX_SALIENCE_MAX_ABS_MIN, tol.RMVPE_SALIENCE_MAX_ABS,
         (Swap("rvclab.mlx.rmvpe", "mel_to_salience", R.salience_unchunked),),
-        R.measure_rmvpe_chunked, extra=("salience_corr",)),
+        R.measure_rmvpe_chunked, extra=("salience_corr",),
+        prepare=R.prepare),
     Fix("faiss_openmp_macos", "faiss + OpenMP on macOS: one thread", "fix 13",
         "faiss and torch's OpenMP in one process can crash on macOS (OMP_NUM_THREADS=1)",
         "index retrieval (macOS only)",
@@ -297,7 +324,8 @@ _FIXES = [
         "f0_readout_rel_err", True, tol.FIX_F0_REL_ERR_MIN, tol.MEL_READOUT_REL_ERR_MAX,
         (Swap("rvclab.mlx.rmvpe:MelSpectrogram", "__init__", R.mel_fmax_22050),),
         R.measure_mel_readout, extra=("f0_readout_signed",),
-        note="the seed reported it without a cause; notebook 02 compares every candidate"),
+        note="the seed reported it without a cause; notebook 02 compares every candidate",
+        prepare=R.prepare),
     # --- pitfalls the seed did not document ---------------------------------------------------
     Fix("sinegen_phase_fp16", "SineGen phase accumulated in float16", NOT_DOCUMENTED,
         "-", "synthesizer NSF source",
@@ -306,7 +334,8 @@ _FIXES = [
         "reaches hundreds of cycles where float16 resolves only ~0.1 cycle: the sine drifts.",
         "wave_max_abs", True, tol.FIX_WAVE_MAX_ABS_MIN, tol.SYNTH_WAVE_MAX_ABS,
         (Swap("rvclab.mlx.synth_vocoder", "cumsum_acc", S.cumsum_fp16),),
-        S.measure_synth, extra=("wave_corr",)),
+        S.measure_synth, extra=("wave_corr",),
+        prepare=S.prepare),
     Fix("hubert_gelu_tanh", "HuBERT GELU: exact (erf), not the tanh approximation", NOT_DOCUMENTED,
         "-", "HuBERT / ContentVec",
         "fairseq and transformers use the exact erf GELU. The tanh approximation (mlx.nn's "
@@ -315,7 +344,8 @@ _FIXES = [
         "max_abs_rel", True, tol.FIX_HUBERT_MAX_ABS_REL_MIN, tol.HUBERT_MAX_ABS_REL,
         (Swap("rvclab.mlx.hubert:GELU", "__call__", H.gelu_tanh_method),
          Swap("rvclab.mlx.hubert:TransformerLayer", "__call__", H.layer_with_tanh_gelu)),
-        H.measure_hubert, extra=("cos_min",)),
+        H.measure_hubert, extra=("cos_min",),
+        prepare=H.prepare),
     Fix("rmvpe_batchnorm_train", "RMVPE BatchNorm in eval mode (running statistics)", NOT_DOCUMENTED,
         "-", "RMVPE U-Net",
         "At inference BatchNorm must use the running mean and variance stored in the "
@@ -325,7 +355,8 @@ _FIXES = [
         (Swap("rvclab.mlx.rmvpe:BatchNorm2d", "__call__", R.batchnorm_batch_stats),
          Swap("rvclab.mlx.rmvpe:ConvBlockRes", "__call__", R.block_unfolded),
          Swap("rvclab.mlx.rmvpe:ResDecoderBlock", "__call__", R.decoder_unfolded)),
-        R.measure_rmvpe, extra=("salience_corr",)),
+        R.measure_rmvpe, extra=("salience_corr",),
+        prepare=R.prepare),
     Fix("rmvpe_cents_map", "RMVPE decoding: the cents map padded like the salience", NOT_DOCUMENTED,
         "-", "RMVPE decoding",
         "Decoding averages the cents of 9 bins around the peak; the salience is padded by 4 bins "
@@ -334,7 +365,8 @@ _FIXES = [
         "comes out 4.7% sharp while voicing stays right.",
         "f0_median_cents", True, tol.FIX_F0_CENTS_MIN, tol.F0_MEDIAN_CENTS_MAX,
         (Swap("rvclab.mlx.rmvpe", "to_local_average_cents", R.cents_map_padded_at_end),),
-        R.measure_decoding, extra=("voicing_agreement",)),
+        R.measure_decoding, extra=("voicing_agreement",),
+        prepare=R.prepare),
 ]
 REGISTRY: dict[str, Fix] = {f.name: f for f in _FIXES}
 

@@ -76,6 +76,11 @@ def bench():
     return _bench(str(paths.weights_dir()))
 
 
+def prepare():
+    """Build the bench now (see :func:`rvclab.fixes.reintroduce`)."""
+    bench()
+
+
 def measure_hubert() -> dict:
     """The MLX HuBERT as the code stands against the torch features: max_abs_rel, cos_min."""
     from rvclab.parity.hubert import compare

@@ -186,6 +186,16 @@ def bench():
     return _bench(str(paths.weights_dir()))
 
 
+def prepare():
+    """Build the bench and its derived inputs now (see :func:`rvclab.fixes.reintroduce`): the
+    estimators are cached process-wide, so they must never be built while a bug is in."""
+    from rvclab import paths
+
+    bench()
+    _gru_input(str(paths.weights_dir()))
+    _bump(str(paths.weights_dir()))
+
+
 def _salience_figures(ref, out) -> dict:
     return {"salience_max_abs": metrics.max_abs(ref, out), "salience_corr": metrics.corr(ref, out),
             "curve_salience": np.abs(out.astype(np.float64) - ref).max(axis=1)}

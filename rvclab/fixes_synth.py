@@ -187,6 +187,11 @@ def _bench(weights_dir: str):
                            noise=noise, ref=ref)
 
 
+def prepare():
+    """Build the bench now (see :func:`rvclab.fixes.reintroduce`)."""
+    bench()
+
+
 def bench():
     """The cached bench for the current weights folder."""
     from rvclab import paths

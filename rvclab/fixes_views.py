@@ -46,7 +46,8 @@ def report(row: dict) -> str:
     for key in fix.extra:
         value = row["figures_bug"].get(key)
         if isinstance(value, float):
-            shown = f"1 - {_sig(1.0 - value, 2):g}" if "corr" in key or "cos" in key else f"{_sig(value):g}"
+            near_one = ("corr" in key or "cos" in key) and 0.99 < value < 1
+            shown = f"1 - {_sig(1.0 - value, 2):g}" if near_one else f"{_sig(value):g}"
             lines.append(f"  also with the bug on: {key} = {shown}")
     for problem in row["figures_bug"].get("first_problems", [])[:2]:
         lines.append(f"  converter: {problem}")

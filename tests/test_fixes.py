@@ -73,3 +73,18 @@ def test_registry_covers_the_documented_fixes_and_more():
     for fix in fixes.REGISTRY.values():
         assert fix.stage and fix.metric and fix.why and fix.seed_symptom
     assert not fixes.get("faiss_openmp_macos").reproducible
+
+
+def test_benches_are_built_with_the_code_unswapped():
+    """The conv layout toggle also swaps the RMVPE converter: an RMVPE bench (and the shared
+    estimator cache) first built inside it would carry the bug into every later measurement."""
+    from rvclab import fixes_rmvpe
+    from rvclab.f0 import rmvpe as f0_rmvpe
+
+    for cache in (fixes_rmvpe._bench, fixes_rmvpe._gru_input, fixes_rmvpe._bump):
+        cache.cache_clear()
+    f0_rmvpe._MODELS.clear()
+    row = fixes.run("conv_weight_layouts")
+    assert row["figures_bug"]["rmvpe_salience_max_abs"] > 1e-3
+    fix = fixes.get("rmvpe_batchnorm_train")
+    assert fix.fixed_ok(fixes_rmvpe.measure_rmvpe()[fix.metric])
