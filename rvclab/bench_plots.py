@@ -85,7 +85,8 @@ def scaling(points: dict[str, list[dict]], title: str, what: str = "time"):
         fit = rep.linear_fit(x, y)
         if fit:
             xs = np.geomspace(x.min(), x.max(), 50)
-            ax.plot(xs, fit["intercept"] + fit["slope"] * xs, "-", color=COLORS[backend], alpha=0.6,
+            ys = fit["intercept"] + fit["slope"] * xs
+            ax.plot(xs[ys > 0], ys[ys > 0], "-", color=COLORS[backend], alpha=0.6,
                     label=f"{backend} fit: {fit['intercept']:.3g} + {fit['slope']:.3g}·s (R² {fit['r2']:.3f})")
     ax.set_xscale("log")
     ax.set_yscale("log")

@@ -178,11 +178,12 @@ def scaling_points(rows: list[dict], stage: str = "e2e") -> dict[str, list[dict]
 
 
 def linear_fit(x, y) -> dict | None:
-    """Least squares y = a + b x: {intercept, slope, r2}; None with fewer than 2 distinct x."""
+    """y = a + b x by least squares on relative residuals ((y - fit) / y, so a 1 s clip counts as
+    much as a 10-minute one): {intercept, slope, r2 (ordinary)}; None with fewer than 2 distinct x."""
     x, y = np.asarray(x, float), np.asarray(y, float)
     if x.size < 2 or np.unique(x).size < 2:
         return None
-    b, a = np.polyfit(x, y, 1)
+    b, a = np.polyfit(x, y, 1, w=1.0 / np.abs(y))
     resid = y - (a + b * x)
     ss = float(((y - y.mean()) ** 2).sum())
     return {"intercept": float(a), "slope": float(b), "r2": 1.0 - float((resid**2).sum()) / ss if ss else 1.0}
