@@ -157,3 +157,30 @@ def test_json_write_is_atomic(tmp_path):
         bench.write_json_atomic(path, [{"a": object()}])  # fails while writing the temp file
     assert json.loads(path.read_text()) == [{"a": 1}]
     assert list(tmp_path.iterdir()) == [path]
+
+
+def _row(stage, seconds, backend, median, source="run.json", date="2026-01-01T00:00:00+00:00", **extra):
+    return {"stage": stage, "seconds_audio": seconds, "backend": backend, "median_s": median, "min_s": median,
+            "max_s": median, "realtime_x": seconds / median, "source": source, "date": date, **extra}
+
+
+def test_goals_use_the_newest_run_and_its_longest_clip():
+    from rvclab import bench_report as rep
+
+    new = {"source": "new.json", "date": "2026-02-01"}
+    rows = [_row("e2e", 5, "torch", 1.0), _row("e2e", 5, "mlx", 0.5),  # old run: met
+            _row("e2e", 1, "torch", 1.0, **new), _row("e2e", 1, "mlx", 0.7, **new),
+            _row("e2e", 15, "torch", 1.0, **new), _row("e2e", 15, "mlx", 0.9, **new)]
+    goal = {g["goal"]: g for g in rep.cpu_goals(rep.pairs(rows))}["MLX end to end / torch"]
+    assert goal["measured"] == pytest.approx(0.9) and goal["met"] is False and "15 s" in goal["where"]
+    gpu = rep.gpu_goals(rep.pairs([_row("e2e", 60, "torch", 0.1), _row("e2e", 60, "mlx", 0.06)]))
+    assert [g["met"] for g in gpu] == [True, True]  # 0.6 <= 0.8 and 1000x >= 500x
+    assert rep.gpu_goals([])[0]["met"] is None  # not measured is not "not met"
+
+
+def test_linear_fit_recovers_a_line():
+    from rvclab import bench_report as rep
+
+    fit = rep.linear_fit([1, 5, 60, 600], [0.5 + 0.02 * s for s in (1, 5, 60, 600)])
+    assert fit["intercept"] == pytest.approx(0.5) and fit["slope"] == pytest.approx(0.02) and fit["r2"] > 0.999
+    assert rep.linear_fit([5, 5], [1, 2]) is None
