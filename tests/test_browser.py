@@ -64,10 +64,10 @@ pytestmark = pytest.mark.skipif(
 )
 
 # JupyterLab user settings for the test: autosave off (the page never writes the notebooks back),
-# every cell kept in the DOM (windowing off), no news prompt.
+# every cell kept in the DOM (windowing off), no blank page past the last cell, no news prompt.
 LAB_SETTINGS = {
     "@jupyterlab/docmanager-extension/plugin.jupyterlab-settings": {"autosave": False},
-    "@jupyterlab/notebook-extension/tracker.jupyterlab-settings": {"windowingMode": "none"},
+    "@jupyterlab/notebook-extension/tracker.jupyterlab-settings": {"windowingMode": "none", "scrollPastEnd": False},
     "@jupyterlab/apputils-extension/notification.jupyterlab-settings": {"fetchNews": "false",
                                                                           "checkForUpdates": False},
 }
