@@ -114,6 +114,7 @@ widgets.rows_table(fv.summary_rows(list(rows.values())))
 for r in fv.stable_summary(list(rows.values())):
     print(f"{r['fix']:24s} {r['metric']:22s} bug on {r['bug_on']:<9g} past threshold: "
           f"{r['bug_visible']!s:5s} fixed within goal: {r['fixed_within_goal']}")
+assert all(r["bug_visible"] and r["fixed_within_goal"] for r in rows.values()), "a fix misbehaves"
 """),
     ("md", """
 Distance from parity in units of each metric's goal (1 = at the goal): the bugs sit one to six
