@@ -177,7 +177,7 @@ def compare(config: SynthConfig | None, seconds: float = 1.0, seed: int = 0,
     t2 = time.perf_counter()
     textenc = max(metrics.max_abs(ref[k], out[k]) for k in ("m_p", "logs_p"))
     flow_alone = flow_stage_max_abs(tmodel, mmodel, ref["z_p"], inp)
-    floor = textenc_fp32_floor(tmodel, inp, ref)
+    floor, mlx_vs_exact = textenc_fp32_floor(tmodel, inp, ref, out)
     row = {
         "config": config.name, "noise": noise_mode, "frames": frames,
         "samples": int(ref["wave"].size), "clip": inp["clip"],
@@ -185,6 +185,8 @@ def compare(config: SynthConfig | None, seconds: float = 1.0, seed: int = 0,
         # the reference's own float32 error (torch fp32 vs torch fp64, same input): no float32
         # port can be expected to agree with torch much better than this
         "textenc_ref_fp32_error": floor,
+        # the port's own distance from that float64 result, by the same measure
+        "textenc_mlx_fp64_error": mlx_vs_exact,
         "z_p_max_abs": metrics.max_abs(ref["z_p"], out["z_p"]),
         "flow_max_abs": flow_alone,  # the flow stage on the same z_p
         "z_max_abs": metrics.max_abs(ref["z"], out["z"]),  # end to end (enc_p error carried)
@@ -203,8 +205,9 @@ def compare(config: SynthConfig | None, seconds: float = 1.0, seed: int = 0,
     return row
 
 
-def textenc_fp32_floor(tmodel, inp: dict, ref: dict) -> float:
-    """Max abs difference between torch's float32 TextEncoder output and its float64 one."""
+def textenc_fp32_floor(tmodel, inp: dict, ref: dict, out: dict) -> tuple[float, float]:
+    """Max abs difference from the float64 TextEncoder output (the reference run in float64) of
+    torch's float32 output ``ref`` and of the MLX output ``out``: (torch fp32, MLX fp32)."""
     import copy
 
     import torch
@@ -217,7 +220,8 @@ def textenc_fp32_floor(tmodel, inp: dict, ref: dict) -> float:
                            torch.from_numpy(inp["pitch"]) if tmodel.config.f0 else None,
                            torch.from_numpy(inp["lengths"]))
     t = lambda a: a.numpy().transpose(0, 2, 1)  # noqa: E731
-    return max(metrics.max_abs(ref["m_p"], t(m)), metrics.max_abs(ref["logs_p"], t(logs)))
+    exact = {"m_p": t(m), "logs_p": t(logs)}
+    return tuple(max(metrics.max_abs(run[k], exact[k]) for k in exact) for run in (ref, out))
 
 
 def flow_stage_max_abs(tmodel, mmodel, z_p: np.ndarray, inp: dict) -> float:
