@@ -65,6 +65,9 @@ def _jsonable(v):
 def cmd_info(args) -> int:
     from rvclab.info import collect
 
+    if args.n < 1:
+        print(f"rvclab info: -n {args.n}: the matmul size must be at least 1", file=sys.stderr)
+        return EXIT_BAD_INPUT
     info = collect(matmul_n=args.n)
     if args.json:
         print(json.dumps(info, indent=2))

@@ -286,11 +286,13 @@ def test_demo_into_a_read_only_folder_fails_at_once(tmp_path, capsys):
 
 
 @pytest.mark.parametrize("args, words", [
+    (["info", "-n", "-5"], "-n -5"),
+    (["info", "-n", "0"], "-n 0"),
     (["bench", "--stage", "nonsense"], "nonsense"),
     (["bench", "--seconds", "abc"], "abc"),
     (["bench", "--repeats", "0"], "--repeats"),
 ])
-def test_bench_bad_arguments(args, words, capsys):
+def test_info_and_bench_bad_arguments(args, words, capsys):
     assert main(args) == 2
     assert words in _err(capsys)
 
