@@ -95,22 +95,41 @@ def add_arguments(p) -> None:
     p.add_argument("--force", action="store_true", help="replace existing outputs")
 
 
+def check_parameters(args) -> None:
+    """Raise ValueError (FileNotFoundError for a missing F0 file) for parameters no file could be
+    converted with, so a batch stops before it starts instead of failing every file alike."""
+    from rvclab.pitch import METHODS
+
+    if args.f0_method not in METHODS:
+        raise ValueError(f"--f0-method {args.f0_method!r}: choose from {', '.join(METHODS)}")
+    for name, value, high in (("--index-rate", args.index_rate, 1.0), ("--rms-mix-rate", args.rms_mix_rate, 1.0),
+                              ("--protect", args.protect, 0.5)):
+        if not 0 <= value <= high:
+            raise ValueError(f"{name} {value}: must be in [0, {high}]")
+    if args.resample_sr < 0 or args.sid < 0:
+        raise ValueError(f"--resample-sr {args.resample_sr} and --sid {args.sid} must not be negative")
+    if args.f0_file and not Path(args.f0_file).is_file():
+        raise FileNotFoundError(f"{args.f0_file}: no such F0 file")
+
+
 def run_cli(args) -> int:
     """Exit 0 when every file converted (or was there already), 1 when some files of a folder
     failed, 2 when the arguments cannot work (missing input, bad model or index, unwritable
     output folder) or the one file given could not be converted."""
     from rvclab.checkpoints import check_writable_dir
     from rvclab.index import load_index
-    from rvclab.pipeline import VoiceModel
+    from rvclab.pipeline import VoiceModel, embedder
 
     is_batch = Path(args.input).is_dir()
     try:
         pairs = plan(Path(args.input), Path(args.output))
         if not pairs:
             raise FileNotFoundError(f"no audio files ({', '.join(AUDIO_EXTENSIONS)}) in {args.input}")
+        check_parameters(args)
         check_writable_dir(Path(args.output) if is_batch else pairs[0][1].parent)
         voice = VoiceModel(args.model)
         index = load_index(args.index, voice.version) if args.index else None  # once, not per file
+        embedder(args.backend, args.hubert)  # loaded (and cached) before the first file, not per file
     except (OSError, ValueError) as exc:  # CheckpointError and IndexFileError are ValueErrors
         print(f"rvclab convert: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT

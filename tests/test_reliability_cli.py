@@ -99,6 +99,32 @@ def test_convert_bad_index_fails_before_converting(case, models, good_wav, tmp_p
     assert not (tmp_path / "out.wav").exists()
 
 
+@pytest.mark.parametrize("extra, words", [
+    (["--index-rate", "2"], "--index-rate 2.0: must be in [0, 1.0]"),
+    (["--protect", "0.9"], "--protect 0.9: must be in [0, 0.5]"),
+    (["--f0-method", "nonsense"], "--f0-method 'nonsense': choose from"),
+    (["--f0-file", "missing_f0.txt"], "missing_f0.txt: no such F0 file"),
+    (["--hubert", "{wav}"], "not a checkpoint"),
+], ids=["index-rate", "protect", "f0-method", "f0-file", "hubert is a wav"])
+def test_convert_bad_parameters_stop_a_batch_before_it_starts(extra, words, models, good_wav, tmp_path, capsys):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    for name in ("a.wav", "b.wav"):
+        shutil.copy(good_wav, folder / name)
+    wav = badfiles.wav_named(tmp_path, "hubert.pt")
+    args = _convert(models, folder, tmp_path / "out")
+    for flag, value in zip(extra[::2], extra[1::2]):
+        value = value.replace("{wav}", str(wav))
+        if flag in args:
+            args[args.index(flag) + 1] = value
+        else:
+            args += [flag, value]
+    assert main(args) == 2
+    err = _err(capsys)
+    assert words in err and "FAILED" not in err, err
+    assert not (tmp_path / "out").exists() or list((tmp_path / "out").iterdir()) == []
+
+
 def test_convert_output_is_the_input(models, good_wav, capsys):
     before = digest(good_wav)
     assert main(_convert(models, good_wav, good_wav)) == 2
