@@ -47,7 +47,7 @@ def save(fig, name: str) -> str:
 def goals_table(goals: list[dict]) -> list[str]:
     lines = ["| device | goal | target | measured | met | where |", "|---|---|---|---|---|---|"]
     for g in goals:
-        met = "not measured" if g["met"] is None else ("**met**" if g["met"] else "not met")
+        met = g.get("note") or ("not measured" if g["met"] is None else ("**met**" if g["met"] else "not met"))
         lines.append(f"| {g['device'].upper()} | {g['goal']} | {g['op']} {g['target']:g} | "
                      f"{fmt_num(g['measured'])} | {met} | {g['where']} |")
     return lines
