@@ -139,6 +139,7 @@ def main() -> int:
     cpu_mem_figs = rep.memory_figures(cpu_rows + cpu_mem, seconds=(1.0, 5.0, 60.0, 600.0))
     gpu_mem_figs = rep.memory_figures(gpu_scale, seconds=(60.0, 600.0))
     ten_min = [f["peak_bytes"] for f in cpu_mem_figs if f["seconds"] == 600.0 and f["peak_bytes"]]
+    ten_min_backends = [f["backend"] for f in cpu_mem_figs if f["seconds"] == 600.0 and f["peak_bytes"]]
     gpu_errors = rep.errors(gpu_rows + gpu_scale)
     cpu_errors = rep.errors(cpu_rows + cpu_mem)
 
@@ -178,8 +179,10 @@ def main() -> int:
            "CPU, peak RSS of `convert_voice` (rmvpe, v2-48k voice) in a process of its own per backend:", "",
            *memory_lines(cpu_mem_figs, "peak RSS"), ""]
     if ten_min:
+        who = "either backend" if len(ten_min_backends) == 2 else f"{ten_min_backends[0]} (the only backend " \
+            "whose 10-minute CPU run finished here)"
         md += [f"**Bound:** converting a 10-minute clip stays within {bound_gib(ten_min):g} GiB of resident memory "
-               "on the CPU with either backend (the largest measured peak, rounded up to the next half GiB). The "
+               f"on the CPU with {who} (the largest measured peak, rounded up to the next half GiB). The "
                "pipeline converts in chunks of about 40 s, so the synthesizer's memory does not grow with the clip; "
                "what grows is the input, the F0 pass over the whole clip and the output.", ""]
     else:
