@@ -137,3 +137,21 @@ def small_models(folder: Path) -> tuple[Path, Path]:
     config = dataclasses.replace(HubertConfig.small(), final_dim=256)
     hubert.make(folder / "hubert", seed=0, force=False, config=config)
     return voice, folder / "hubert" / "hubert_base.pt"
+
+
+# the words each bad input's error must contain (functions and commands alike)
+AUDIO_PROBLEM = {  # case -> words the error must contain
+    "missing": "no such file",
+    "empty": "empty (0 bytes)",
+    "text named .wav": "not a readable audio file",
+    "header claims 10 MHz": "10000000 Hz",
+    "1 sample": "too short",
+    "NaN sample": "NaN or Inf",
+    "Inf sample": "NaN or Inf",
+}
+MODEL_PROBLEM = {
+    "missing": "no such file",
+    "empty": "empty (0 bytes)",
+    "text named .pth": "not a checkpoint",
+    "wav named .pth": "not a checkpoint",
+}

@@ -14,26 +14,20 @@ import os
 import numpy as np
 import pytest
 import soundfile as sf
-from badfiles import BAD_AUDIO, BAD_MODELS, digest, leftovers, read_only_dir, small_models, speech_like
+from badfiles import (
+    AUDIO_PROBLEM,
+    BAD_AUDIO,
+    BAD_MODELS,
+    MODEL_PROBLEM,
+    digest,
+    leftovers,
+    read_only_dir,
+    small_models,
+    speech_like,
+)
 
 from rvclab.audio import AudioError, load_audio, save_audio_atomic
 from rvclab.checkpoints import CheckpointError, load_checkpoint
-
-AUDIO_PROBLEM = {  # case -> words the error must contain
-    "missing": "no such file",
-    "empty": "empty (0 bytes)",
-    "text named .wav": "not a readable audio file",
-    "header claims 10 MHz": "10000000 Hz",
-    "1 sample": "too short",
-    "NaN sample": "NaN or Inf",
-    "Inf sample": "NaN or Inf",
-}
-MODEL_PROBLEM = {
-    "missing": "no such file",
-    "empty": "empty (0 bytes)",
-    "text named .pth": "not a checkpoint",
-    "wav named .pth": "not a checkpoint",
-}
 
 
 @pytest.fixture(scope="module")
