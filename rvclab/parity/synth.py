@@ -177,7 +177,7 @@ def compare(config: SynthConfig | None, seconds: float = 1.0, seed: int = 0,
     t2 = time.perf_counter()
     textenc = max(metrics.max_abs(ref[k], out[k]) for k in ("m_p", "logs_p"))
     flow_alone = flow_stage_max_abs(tmodel, mmodel, ref["z_p"], inp)
-    floor, mlx_vs_exact = textenc_fp32_floor(tmodel, inp, ref, out)
+    floor, mlx_vs_exact = textenc_fp64_errors(tmodel, inp, ref, out)
     row = {
         "config": config.name, "noise": noise_mode, "frames": frames,
         "samples": int(ref["wave"].size), "clip": inp["clip"],
@@ -205,7 +205,7 @@ def compare(config: SynthConfig | None, seconds: float = 1.0, seed: int = 0,
     return row
 
 
-def textenc_fp32_floor(tmodel, inp: dict, ref: dict, out: dict) -> tuple[float, float]:
+def textenc_fp64_errors(tmodel, inp: dict, ref: dict, out: dict) -> tuple[float, float]:
     """Max abs difference from the float64 TextEncoder output (the reference run in float64) of
     torch's float32 output ``ref`` and of the MLX output ``out``: (torch fp32, MLX fp32)."""
     import copy
