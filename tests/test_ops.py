@@ -125,6 +125,7 @@ def test_conv_transpose1d_matches_torch(path, case):
 CONV2D_GRID = [
     # B, H, W, cin, cout, (kh, kw), stride, padding, dilation, groups, bias
     (1, 12, 10, 1, 8, (3, 3), 1, 1, 1, 1, True),
+    (2, 9, 14, 3, 5, (3, 2), 1, (1, 2), (2, 1), 1, False),  # shallow input: one im2col matmul
     (2, 9, 13, 8, 6, (3, 3), (1, 2), (1, 0), 1, 1, True),
     (1, 11, 11, 16, 16, (3, 5), 1, (2, 4), (2, 2), 1, False),
     (2, 8, 7, 6, 9, (2, 2), 2, 0, 1, 3, True),

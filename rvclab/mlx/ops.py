@@ -406,6 +406,18 @@ def _conv2d_flat(x, w, b, padding, dilation, h_out: int, w_out: int):
     if ph or pw or extra:
         x = mx.pad(x, [(0, 0), (ph, ph + extra), (pw, pw), (0, 0)])
     rows = x.reshape(n_b, (hp + extra) * wp, c_in)
+    if c_in < MIN_GEMM_DEPTH and kh * kw * c_in <= CONV2D_IM2COL_DEPTH:
+        # A shallow input (RMVPE's first conv: one channel) would make every tap a depth-C_in
+        # matmul that rereads and rewrites the whole output; one im2col copy of the (small)
+        # input through a strided view makes it a single matmul of depth kH * kW * C_in.
+        n_rows = rows.shape[1]
+        cols = mx.as_strided(rows, (n_b, m, kh, kw, c_in),
+                             (n_rows * c_in, c_in, dh * wp * c_in, dw * c_in, 1))
+        cols = cols.reshape(n_b, m, kh * kw * c_in)
+        wk = w.transpose(1, 2, 3, 0).reshape(kh * kw * c_in, c_out)
+        y = cols @ wk if b is None else mx.addmm(b, cols, wk)
+        y = y.reshape(n_b, h_out, wp, c_out)
+        return y if w_out == wp else y[:, :, :w_out]
     wt = w.transpose(1, 2, 3, 0)  # (kH, kW, C, O)
     y = b
     for i in range(kh):
