@@ -16,7 +16,7 @@
 #
 # `run` joins the parts, checks the sha256, installs the wheels with --no-deps into /tmp/site (torch's
 # CUDA libraries on the machine serve MLX), writes the seeded weights into /tmp/weights and runs
-# `python3 -m rvclab.bench --device gpu` for every stage and for the scaling to 10 minutes. The JSON
+# `python3 -m rvclab.bench --device gpu` for every stage and for the scaling to 10 minutes.
 # `STAGES=` / `SCALING_STAGES=` (stage lists, or `none`) and `MEMORY=0` split that work over several
 # calls when one call's time limit is too short for all of it. The JSON
 # lands in $OUT (docs/bench/bench_stages_gpu.json and bench_scaling_gpu.json once copied back).
