@@ -6,7 +6,9 @@ package calls it on import), so the steps below always happen before ``mlx.core`
 Platform paths, each guarded and named here:
 
 * **macOS (Apple Silicon)** — MLX uses Metal and Accelerate; nothing to prepare. Device: GPU.
-* **Linux + CUDA** (``mlx-cuda`` installed) — MLX's CUDA backend; device: GPU.
+* **Linux + CUDA** (``mlx-cuda`` installed) — MLX's CUDA backend; device: GPU. torch is
+  imported before ``mlx.core`` there, so that torch's cuDNN is the one the process loads
+  (:func:`_load_torch_before_mlx_cuda` says why).
 * **Linux CPU** (``mlx[cpu]``) — the wheel links a reference BLAS (about 20x slower than torch
   for a large fp32 matmul on this CI class of machine). We load the system OpenBLAS into the
   process with ``RTLD_GLOBAL`` *before* ``mlx.core`` is imported, so its ``sgemm`` symbols win.
@@ -19,6 +21,8 @@ Environment variables:
 * ``RVCLAB_BLAS_LIB=/path/libopenblas.so.0`` names the library to preload.
 * ``RVCLAB_MLX_DEVICE=cpu|gpu`` overrides the device choice.
 * ``RVCLAB_MALLOC_TUNE=0`` leaves glibc's allocator at its defaults (see below).
+* ``RVCLAB_MLX_CACHE_GB=N`` caps MLX's buffer cache at N GB (:func:`mlx_cache_limit_bytes`
+  gives the measured trade-off on a GPU shared with torch).
 
 **Linux (glibc): allocator tuning.** MLX's CPU backend has no buffer cache: every op result is a
 fresh ``malloc``, and glibc serves blocks above 32 MB with a new ``mmap`` (then returns them with
@@ -182,10 +186,53 @@ def _has_cuda_backend_installed() -> bool:
     return False
 
 
+def _load_torch_before_mlx_cuda() -> None:
+    """Linux with MLX's CUDA backend: load torch (and its cuDNN) before MLX loads its own.
+
+    Both bring a cuDNN; whichever loads first serves the process. Measured on the H100 machine
+    (torch 2.11+cu130, mlx-cuda-13 0.32.4): with MLX first, torch's cuDNN ops (its GRU, its
+    convolutions) fail with "cuDNN version incompatibility: compiled against 9.19 but found
+    9.14"; with torch first, both backends run. A no-op when torch is missing.
+    """
+    if not IS_LINUX or "torch" in sys.modules or "mlx.core" in sys.modules:
+        return
+    if not _has_cuda_backend_installed():
+        return
+    try:
+        import torch  # noqa: F401
+    except ImportError:
+        pass
+
+
+def mlx_cache_limit_bytes() -> int | None:
+    """``RVCLAB_MLX_CACHE_GB`` as bytes, or None when unset (MLX's own default).
+
+    MLX keeps freed buffers for reuse up to its memory limit. On a GPU shared with torch in one
+    process (this workbench's usual case) that cache starves torch: after one 60 s conversion on
+    the H100, MLX held 1.2 GB of arrays and 32 GB of cache. With ``RVCLAB_MLX_CACHE_GB=4`` the
+    card held 14.5 GB instead of 34 GB, and the conversion took 1.54 s instead of 1.37 s.
+    """
+    raw = os.environ.get("RVCLAB_MLX_CACHE_GB", "").strip()
+    if not raw:
+        return None
+    try:
+        gb = float(raw)
+    except ValueError:
+        gb = -1.0
+    if not gb >= 0:
+        raise ValueError(f"RVCLAB_MLX_CACHE_GB must be a number of GB >= 0, got {raw!r}")
+    return int(gb * 2**30)
+
+
 def import_mlx():
     """Prepare the platform, then import and return ``mlx.core``."""
     prepare()
+    _load_torch_before_mlx_cuda()
     import mlx.core as mx
+
+    limit = mlx_cache_limit_bytes()
+    if limit is not None:
+        mx.set_cache_limit(limit)
 
     device = os.environ.get("RVCLAB_MLX_DEVICE")
     if device:

@@ -131,3 +131,49 @@ def test_malloc_tuning_keeps_freed_blocks(setting):
     else:
         # glibc's default: a block that large is its own mapping, unmapped on free
         assert got["tuned"] is False and got["released_mb"] > 100, got
+
+
+ORDER_PROBE = """
+import json, sys
+import rvclab.runtime as rt
+rt.IS_LINUX = True
+rt._has_cuda_backend_installed = lambda: True  # as on a machine with mlx-cuda
+before = "torch" in sys.modules
+mx = rt.import_mlx()
+print(json.dumps({"torch_before": before, "torch_loaded": "torch" in sys.modules,
+                  "order_ok": list(sys.modules).index("torch") < list(sys.modules).index("mlx.core")}))
+"""
+
+
+def test_torch_loads_before_mlx_when_mlx_cuda_is_installed():
+    out = subprocess.run([sys.executable, "-c", ORDER_PROBE], capture_output=True, text=True, check=True)
+    got = json.loads(out.stdout.strip().splitlines()[-1])
+    assert got == {"torch_before": False, "torch_loaded": True, "order_ok": True}, got
+
+
+def test_torch_not_loaded_for_mlx_without_cuda_backend():
+    code = "import sys, rvclab.runtime as rt; rt.import_mlx(); print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip().splitlines()[-1] == "False"
+
+
+@pytest.mark.parametrize("raw, expected", [("", None), ("4", 4 * 2**30), ("0.5", 2**29), ("0", 0)])
+def test_mlx_cache_limit_parsed(monkeypatch, raw, expected):
+    monkeypatch.setenv("RVCLAB_MLX_CACHE_GB", raw)
+    assert runtime.mlx_cache_limit_bytes() == expected
+
+
+@pytest.mark.parametrize("raw", ["abc", "-1", "nan"])
+def test_bad_mlx_cache_limit_names_the_variable(monkeypatch, raw):
+    monkeypatch.setenv("RVCLAB_MLX_CACHE_GB", raw)
+    with pytest.raises(ValueError, match="RVCLAB_MLX_CACHE_GB"):
+        runtime.mlx_cache_limit_bytes()
+
+
+def test_mlx_cache_limit_applied():
+    import os
+
+    code = "import rvclab.runtime as rt; mx = rt.import_mlx(); print(mx.set_cache_limit(0))"
+    env = {**os.environ, "RVCLAB_MLX_CACHE_GB": "2"}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
+    assert int(out.stdout.strip().splitlines()[-1]) == 2 * 2**30
