@@ -210,6 +210,14 @@ def main() -> int:
             clip = f"{r['seconds_audio']:g} s" if r.get("seconds_audio") is not None else "whole stage"
             md.append(f"| {r['device']} | {r['stage']}{who} | {clip} | {r['error'][:120]} | {r['source']} |")
         md += [""]
+        if any(r["device"] == "gpu" and "out of memory" in r["error"] for r in gpu_errors):
+            md += ["Out of memory on the GPU inside one benchmark process: torch's and MLX's allocators each keep "
+                   "the memory their earlier calls freed, and MLX's buffer cache grows towards the whole card "
+                   "(the measurement is under `RVCLAB_MLX_CACHE_GB` in `rvclab/runtime.py`). The memory-only runs, "
+                   "one backend at a time in a fresh process, convert the same 5- and 10-minute clips (table "
+                   "above). A failure after an out-of-memory error in the same process (a device-side assert) "
+                   "says only that the CUDA context was left unusable; such a stage was re-run in a process of "
+                   "its own (its rows are in the sources below).", ""]
     md += ["## Sources", "", *sources(cpu_rows + cpu_mem + gpu_rows + gpu_scale), "",
            "GPU runs: `scripts/gpu_bench.sh` (three device calls; the header says how).", ""]
     from rvclab.checkpoints import atomic_write
