@@ -28,6 +28,7 @@ HUBERT_MAX_ABS_REL = 1e-4  # max abs difference / RMS of the torch features
 HUBERT_SPEED_RATIO_GOAL = 2.0  # MLX/torch, 10 s (benchmark)
 # exact GELU, any path vs float64 on [-12, 12]; torch's fp32 kernel is at 3.8e-7, the CPU polynomial at 6.4e-7
 GELU_POLY_MAX_ABS = 1e-6
+EXP_ACT_MAX_ABS = 2e-7  # CPU sigmoid / tanh / SiLU-GLU kernels vs float64 (MLX's own: 1.0e-7)
 
 # --- RMVPE (seeded weights, fp32) -------------------------------------------------------------
 # Seed: F0 about 18% (~20 Hz) low, voiced frames 123 vs 124 (0.8% voicing error).

@@ -109,6 +109,27 @@ def sources(rows: list[dict]) -> list[str]:
     return out
 
 
+def primitive_lines(rows: list[dict]) -> list[str]:
+    """The CPU primitives behind RMVPE's MLX/torch ratio (scripts/bench_primitives.py)."""
+    if not rows:
+        return []
+    r0 = rows[0]
+    lines = ["## Where MLX loses on this CPU: primitives", "",
+             f"`{r0['command']}` ({r0['date']}, load average {fmt_num(r0['loadavg_start'][0])} at start; fastest of "
+             "the repeats, the machine being shared). Shapes are RMVPE's on 10 s of audio.", "",
+             "| primitive | shape | backend | variant | time | GFLOP/s |", "|---|---|---|---|---|---|"]
+    for r in rows:
+        t = f"{r['us_per_call']:.1f} µs per product" if "us_per_call" in r else f"{r['ms']:.2f} ms"
+        lines.append(f"| {r['primitive']} | {r['shape']} | {r['backend']} | {r.get('variant', '')} | {t} | "
+                     f"{fmt_num(r.get('gflops'))} |")
+    return lines + ["", "MLX's matmul reaches BLAS through `sgemm` even for the BiGRU's one-row recurrent "
+                    "product (numpy's `@` on a vector calls `sgemv`); `sgemm` repacking the 768 KB weight "
+                    "matrix on every call is the likely cost. The U-Net's full-resolution 3x3 "
+                    "convolutions have 16 channels: as matmuls (per tap, or one im2col product) they are "
+                    "narrow GEMMs that OpenBLAS runs far below its peak, while torch calls oneDNN's direct "
+                    "convolution kernel. MLX has no CPU kernel interface to write either from this project.", ""]
+
+
 def bound_gib(values: list[float]) -> float:
     """The stated bound: the largest measured peak rounded up to the next half GiB."""
     return math.ceil(max(values) / GiB * 2) / 2
@@ -218,6 +239,7 @@ def main() -> int:
                    "above). A failure after an out-of-memory error in the same process (a device-side assert) "
                    "says only that the CUDA context was left unusable; such a stage was re-run in a process of "
                    "its own (its rows are in the sources below).", ""]
+    md += primitive_lines(rep.load_rows("bench_primitives_cpu*.json"))
     md += ["## Sources", "", *sources(cpu_rows + cpu_mem + gpu_rows + gpu_scale), "",
            "GPU runs: `scripts/gpu_bench.sh` (three device calls; the header says how).", ""]
     from rvclab.checkpoints import atomic_write

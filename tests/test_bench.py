@@ -184,3 +184,23 @@ def test_linear_fit_recovers_a_line():
     fit = rep.linear_fit([1, 5, 60, 600], [0.5 + 0.02 * s for s in (1, 5, 60, 600)])
     assert fit["intercept"] == pytest.approx(0.5) and fit["slope"] == pytest.approx(0.02) and fit["r2"] > 0.999
     assert rep.linear_fit([5, 5], [1, 2]) is None
+
+
+def test_primitives_script_rows(tmp_path):
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "scripts" / "bench_primitives.py"
+    spec = importlib.util.spec_from_file_location("bench_primitives", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    out = tmp_path / "prim.json"
+    assert mod.main(["--repeats", "1", "--json", str(out)]) == 0
+    rows = json.loads(out.read_text())
+    kinds = {(r["primitive"], r["backend"]) for r in rows}
+    assert {("gemv_chain", "mlx"), ("gemv_chain", "torch"), ("gemv_chain", "numpy"),
+            ("gemm_narrow", "mlx"), ("gemm_narrow", "torch"),
+            ("conv3x3_16ch", "mlx"), ("conv3x3_16ch", "torch")} <= kinds
+    assert all(r["date"] and r["device"] == "cpu" for r in rows)
+    conv = next(r for r in rows if r.get("variant") == "rvclab.mlx.ops.conv2d")
+    assert conv["max_abs_vs_torch"] < 1e-3 and conv["ms"] > 0

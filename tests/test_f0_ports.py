@@ -66,3 +66,28 @@ def test_crepe_decode_range_and_dither_are_seeded():
     np.testing.assert_allclose(p1, 0.95)
     f_low, _ = decode(probs, f0_min=300.0, f0_max=1100.0, seed=5)  # peak masked out of range
     assert np.all(f_low >= 290.0)
+
+
+@pytest.mark.parametrize("batch, t, k", [(1, 57, 31), (2, 40, 31), (1, 9, 4), (1, 3, 1)])
+def test_fcpe_depthwise_conv_is_the_tap_loop(batch, t, k):
+    """Two taps per compiled kernel on (k, C) weights: bit-identical to one multiply-add per tap in
+    order, and torch's depthwise conv1d to fp32 rounding."""
+    import torch
+
+    from rvclab.mlx.fcpe import depthwise_conv
+
+    mx = import_mlx()
+    rng = np.random.default_rng(t + k)
+    x = rng.standard_normal((batch, t, 24)).astype(np.float32)
+    w = rng.standard_normal((24, k)).astype(np.float32)
+    b = rng.standard_normal(24).astype(np.float32)
+    got = np.array(depthwise_conv(mx.array(x), mx.array(w), mx.array(b)))
+    xp = np.pad(x, [(0, 0), (k // 2, k // 2), (0, 0)])
+    loop = mx.array(xp[:, 0:t]) * mx.array(w[:, 0])
+    for j in range(1, k):
+        loop = loop + mx.array(xp[:, j:j + t]) * mx.array(w[:, j])
+    assert np.array_equal(got, np.array(loop + mx.array(b)))
+    if k % 2:  # torch's padding k // 2 on both sides keeps the length for odd k
+        ref = torch.nn.functional.conv1d(torch.from_numpy(x).transpose(1, 2), torch.from_numpy(w)[:, None, :],
+                                         torch.from_numpy(b), padding=k // 2, groups=24).transpose(1, 2).numpy()
+        assert np.abs(got - ref).max() < 1e-5
