@@ -59,6 +59,10 @@ CONV1D_GRID = [
     (1, 1, 6, 6, 7, 1, 9, 3, 2, False),  # length 1, dilated, grouped
     (2, 9, 4, 4, 3, 4, 2, 1, 1, True),  # stride > K
     (1, 300, 96, 96, 3, 1, 5, 5, 1, True),  # wider channels (single-tap blocks)
+    (2, 57, 32, 24, 11, 1, 5, 1, 1, True),  # sample pairs: odd length, odd K
+    (1, 40, 16, 16, 4, 1, 1, 1, 1, False),  # sample pairs: even K, asymmetric result length
+    (1, 2, 8, 8, 7, 1, 3, 1, 1, True),  # sample pairs: input shorter than the kernel
+    (1, 64, 129, 8, 3, 1, 1, 1, 1, True),  # above PAIR_MAX_CHANNELS: single taps
 ]
 
 

@@ -33,6 +33,10 @@ Two paths, chosen in ONE place, :func:`_use_matmul_path`:
     into the next padded row) are computed and dropped by a view. No im2col copy at all, which is
     what makes it 2-4x faster than MLX's CPU conv2d on wide maps with few channels (RMVPE's
     full-resolution U-Net blocks).
+  - stride-1, undilated, ungrouped conv1d with at most ``PAIR_MAX_CHANNELS`` channels in and out
+    ("sample pairs"): rows of two consecutive samples (a free reshape to ``(T/2, 2C)``), so each
+    of the ``K // 2 + 1`` pair taps is a matmul twice as deep and wide as a single tap. Narrow
+    matmuls are where OpenBLAS is far from its peak (the synthesizer's 12-48 kHz stages).
   - conv_transpose1d = a polyphase conv1d: the kernel (dilation zeros inserted, padded to a
     multiple of the stride) is split into ``m = ceil(K_eff / stride)`` taps of ``stride * C_out``
     output channels each, run over the input padded by ``m - 1``; the result reshapes (for free)
@@ -51,6 +55,7 @@ import contextlib
 import os
 
 import mlx.core as mx
+import numpy as np
 
 from rvclab import runtime
 
@@ -62,6 +67,11 @@ _conv_path = os.environ.get("RVCLAB_CONV_PATH", "auto").strip().lower() or "auto
 # 2-core AVX2 machine: for C_in >= 32, single taps beat im2col blocks by 2-3x (MLX's strided
 # copies are slow; BLAS handles depth-32 products fine).
 MIN_GEMM_DEPTH = 16
+# conv1d, stride 1, undilated, ungrouped, at most this many channels in and out: "sample pairs"
+# (see _conv1d_pairs). Measured on the 2-core AVX2 machine on the synthesizer's shapes (2 s at
+# 12/24/48 kHz with 128/64/32 channels, kernels 3/7/11): 0.60-0.93x the single-tap time; at 256
+# channels single taps already run near the BLAS peak.
+PAIR_MAX_CHANNELS = 128
 # conv2d: every tap is a strided view there (the W axis), so matmul copies anyway; whole-kernel
 # im2col when kH*kW*Cg is at most CONV2D_IM2COL_DEPTH, kernel-row blocks when kW*Cg is at most
 # CONV2D_ROW_DEPTH, single taps otherwise.
@@ -247,11 +257,53 @@ def _conv1d_matmul(x, w, b, stride: int, pad: tuple[int, int], dilation: int, gr
             wg = mx.pad(wg, [(0, 0), (0, 0), (0, m * stride - n_taps), (0, 0)])
         wg = wg.reshape(groups, o_g, m, stride * c_g).transpose(0, 2, 3, 1)  # (G, m, s*Cg, Og)
         return _ungroup_output(_tap_matmul(xg, wg, bg, t_out, 1, 1))
+    if (stride, dilation, groups) == (1, 1, 1) and n_taps > 1 and max(c_in, c_out) <= PAIR_MAX_CHANNELS:
+        return _conv1d_pairs(x, w, b, pad, t_out)
     if pad != (0, 0):
         x = mx.pad(x, [(0, 0), pad, (0, 0)])
     xg = _group_input(x, groups)
     wg = w.reshape(groups, o_g, n_taps, c_g).transpose(0, 2, 3, 1)  # (G, K, Cg, Og)
     return _ungroup_output(_tap_matmul(xg, wg, bg, t_out, stride, dilation))
+
+
+def _pair_weights(w):
+    """(O, K, C) -> (M, 2C, 2O) with M = K // 2 + 1: block (v, u) of pair tap m holds kernel tap
+    2m + v - u (zero outside 0..K-1); v indexes the input pair's sample, u the output's."""
+    c_out, n_taps, c_in = w.shape
+    m_taps = n_taps // 2 + 1
+    idx = np.full((m_taps, 2, 2), n_taps, np.int32)
+    for m in range(m_taps):
+        for v in range(2):
+            for u in range(2):
+                if 0 <= 2 * m + v - u < n_taps:
+                    idx[m, v, u] = 2 * m + v - u
+    taps = mx.concatenate([w.transpose(1, 2, 0), mx.zeros((1, c_in, c_out), dtype=w.dtype)])  # (K+1, C, O)
+    return taps[mx.array(idx)].transpose(0, 1, 3, 2, 4).reshape(m_taps, 2 * c_in, 2 * c_out)
+
+
+def _conv1d_pairs(x, w, b, pad: tuple[int, int], t_out: int):
+    """Stride-1 conv1d on "sample pairs": the padded input seen as (T/2, 2C) rows (a free
+    reshape), output rows of two samples (2O), and K // 2 + 1 pair taps of depth 2C. Each pair
+    tap is one matmul on a free row view; the kernel taps land in the blocks of the pair weights
+    (:func:`_pair_weights`). About 1.1-1.3x the multiply-adds of the single taps, but matmuls
+    twice as wide and deep, which OpenBLAS runs much closer to its peak at 32-128 channels, and
+    fewer accumulation passes over the output."""
+    n_b, t, c_in = x.shape
+    m_taps = w.shape[1] // 2 + 1
+    s_out = -(-t_out // 2)
+    rows = s_out + m_taps - 1
+    right = 2 * rows - t - pad[0]
+    x = mx.pad(x, [(0, 0), (pad[0], max(right, 0)), (0, 0)])
+    if right < 0:
+        x = x[:, : 2 * rows]
+    pairs = x.reshape(n_b, rows, 2 * c_in)
+    wp = _pair_weights(w)
+    y = None if b is None else mx.concatenate([b, b])
+    for m in range(m_taps):
+        a = pairs[:, m:m + s_out]
+        y = a @ wp[m] if y is None else mx.addmm(y, a, wp[m])
+    y = y.reshape(n_b, 2 * s_out, w.shape[0])
+    return y if 2 * s_out == t_out else y[:, :t_out]
 
 
 # --- public API ---------------------------------------------------------------------------------
