@@ -63,6 +63,9 @@ CONV1D_GRID = [
     (1, 40, 16, 16, 4, 1, 1, 1, 1, False),  # sample pairs: even K, asymmetric result length
     (1, 2, 8, 8, 7, 1, 3, 1, 1, True),  # sample pairs: input shorter than the kernel
     (1, 64, 129, 8, 3, 1, 1, 1, 1, True),  # above PAIR_MAX_CHANNELS: single taps
+    (2, 83, 24, 16, 7, 1, 9, 3, 1, True),  # dilated sample pairs (7 taps, dilation 3)
+    (1, 61, 32, 32, 11, 1, 25, 5, 1, False),  # dilated sample pairs (11 taps, dilation 5)
+    (1, 5, 8, 8, 8, 1, 14, 2, 1, True),  # dilated pairs, input much shorter than the kernel
 ]
 
 

@@ -33,9 +33,10 @@ Two paths, chosen in ONE place, :func:`_use_matmul_path`:
     into the next padded row) are computed and dropped by a view. No im2col copy at all, which is
     what makes it 2-4x faster than MLX's CPU conv2d on wide maps with few channels (RMVPE's
     full-resolution U-Net blocks).
-  - stride-1, undilated, ungrouped conv1d with at most ``PAIR_MAX_CHANNELS`` channels in and out
-    ("sample pairs"): rows of two consecutive samples (a free reshape to ``(T/2, 2C)``), so each
-    of the ``K // 2 + 1`` pair taps is a matmul twice as deep and wide as a single tap. Narrow
+  - stride-1, ungrouped conv1d with at most ``PAIR_MAX_CHANNELS`` channels in and out ("sample
+    pairs", undilated or with at least ``PAIR_MIN_TAPS_DILATED`` taps): rows of two samples (for
+    undilated convs a free reshape to ``(T/2, 2C)``), so each of the ``K // 2 + 1`` pair taps is
+    a matmul twice as deep and wide as a single tap. Narrow
     matmuls are where OpenBLAS is far from its peak (the synthesizer's 12-48 kHz stages).
   - conv_transpose1d = a polyphase conv1d: the kernel (dilation zeros inserted, padded to a
     multiple of the stride) is split into ``m = ceil(K_eff / stride)`` taps of ``stride * C_out``
@@ -72,6 +73,9 @@ MIN_GEMM_DEPTH = 16
 # 12/24/48 kHz with 128/64/32 channels, kernels 3/7/11): 0.60-0.93x the single-tap time; at 256
 # channels single taps already run near the BLAS peak.
 PAIR_MAX_CHANNELS = 128
+# Dilated convs take the sample pairs from this many taps on (with 3 taps the two regrouping copies
+# cost more than the pairs save: 1.04-1.2x; with 7 and 11 taps 0.71-0.97x on the same shapes).
+PAIR_MIN_TAPS_DILATED = 7
 # conv2d: every tap is a strided view there (the W axis), so matmul copies anyway; whole-kernel
 # im2col when kH*kW*Cg is at most CONV2D_IM2COL_DEPTH, kernel-row blocks when kW*Cg is at most
 # CONV2D_ROW_DEPTH, single taps otherwise.
@@ -257,8 +261,9 @@ def _conv1d_matmul(x, w, b, stride: int, pad: tuple[int, int], dilation: int, gr
             wg = mx.pad(wg, [(0, 0), (0, 0), (0, m * stride - n_taps), (0, 0)])
         wg = wg.reshape(groups, o_g, m, stride * c_g).transpose(0, 2, 3, 1)  # (G, m, s*Cg, Og)
         return _ungroup_output(_tap_matmul(xg, wg, bg, t_out, 1, 1))
-    if (stride, dilation, groups) == (1, 1, 1) and n_taps > 1 and max(c_in, c_out) <= PAIR_MAX_CHANNELS:
-        return _conv1d_pairs(x, w, b, pad, t_out)
+    if (stride, groups) == (1, 1) and max(c_in, c_out) <= PAIR_MAX_CHANNELS and (
+            n_taps > 1 if dilation == 1 else n_taps >= PAIR_MIN_TAPS_DILATED):
+        return _conv1d_pairs(x, w, b, pad, t_out, dilation)
     if pad != (0, 0):
         x = mx.pad(x, [(0, 0), pad, (0, 0)])
     xg = _group_input(x, groups)
@@ -281,29 +286,43 @@ def _pair_weights(w):
     return taps[mx.array(idx)].transpose(0, 1, 3, 2, 4).reshape(m_taps, 2 * c_in, 2 * c_out)
 
 
-def _conv1d_pairs(x, w, b, pad: tuple[int, int], t_out: int):
-    """Stride-1 conv1d on "sample pairs": the padded input seen as (T/2, 2C) rows (a free
-    reshape), output rows of two samples (2O), and K // 2 + 1 pair taps of depth 2C. Each pair
-    tap is one matmul on a free row view; the kernel taps land in the blocks of the pair weights
-    (:func:`_pair_weights`). About 1.1-1.3x the multiply-adds of the single taps, but matmuls
-    twice as wide and deep, which OpenBLAS runs much closer to its peak at 32-128 channels, and
-    fewer accumulation passes over the output."""
+def _conv1d_pairs(x, w, b, pad: tuple[int, int], t_out: int, dilation: int = 1):
+    """Stride-1 conv1d on "sample pairs": rows holding two samples ``dilation`` apart (2C),
+    output rows of two samples (2O), and K // 2 + 1 pair taps of depth 2C. The kernel taps land
+    in the blocks of the pair weights (:func:`_pair_weights`). About 1.1-1.3x the multiply-adds
+    of the single taps, but matmuls twice as wide and deep, which OpenBLAS runs much closer to
+    its peak at 32-128 channels, and fewer accumulation passes over the output.
+
+    Undilated, the pairs are a free reshape of the padded input to (T/2, 2C) and each pair tap a
+    free row view. Dilated by d, the input is regrouped once into blocks of 2d samples, rows
+    (block, residue) holding samples (2d·q + r, 2d·q + r + d): the sequence of every residue is
+    then an undilated conv over q, a pair tap is a view d rows further on, and the output is
+    regrouped back (two copies, which pay for themselves from ``PAIR_MIN_TAPS_DILATED`` taps on).
+    """
     n_b, t, c_in = x.shape
+    c_out = w.shape[0]
+    d = dilation
     m_taps = w.shape[1] // 2 + 1
-    s_out = -(-t_out // 2)
+    s_out = -(-t_out // (2 * d))  # output rows per residue
     rows = s_out + m_taps - 1
-    right = 2 * rows - t - pad[0]
+    right = 2 * d * rows - t - pad[0]
     x = mx.pad(x, [(0, 0), (pad[0], max(right, 0)), (0, 0)])
     if right < 0:
-        x = x[:, : 2 * rows]
-    pairs = x.reshape(n_b, rows, 2 * c_in)
+        x = x[:, : 2 * d * rows]
+    if d == 1:
+        pairs = x.reshape(n_b, rows, 2 * c_in)
+    else:
+        pairs = x.reshape(n_b, rows, 2, d, c_in).transpose(0, 1, 3, 2, 4).reshape(n_b, rows * d, 2 * c_in)
     wp = _pair_weights(w)
     y = None if b is None else mx.concatenate([b, b])
     for m in range(m_taps):
-        a = pairs[:, m:m + s_out]
+        a = pairs[:, m * d:(m + s_out) * d]
         y = a @ wp[m] if y is None else mx.addmm(y, a, wp[m])
-    y = y.reshape(n_b, 2 * s_out, w.shape[0])
-    return y if 2 * s_out == t_out else y[:, :t_out]
+    if d == 1:
+        y = y.reshape(n_b, 2 * s_out, c_out)
+    else:
+        y = y.reshape(n_b, s_out, d, 2, c_out).transpose(0, 1, 3, 2, 4).reshape(n_b, 2 * d * s_out, c_out)
+    return y if y.shape[1] == t_out else y[:, :t_out]
 
 
 # --- public API ---------------------------------------------------------------------------------
