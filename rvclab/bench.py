@@ -54,6 +54,19 @@ def timeit(fn: Callable[[], object], sync: Callable[[object], None], warmup: int
     return summarize(times)
 
 
+def fastest_s(fn: Callable[[], object], repeats: int) -> float:
+    """Fastest of ``repeats`` timed calls of ``fn`` (which synchronises itself) after one warm-up:
+    for a primitive this short, the least disturbed call on a shared machine is the better
+    estimate of what the code costs (the scripts under ``scripts/bench_*.py``)."""
+    fn()
+    times = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+    return min(times)
+
+
 def summarize(times: list[float]) -> dict:
     return {"median_s": statistics.median(times), "min_s": min(times), "max_s": max(times),
             "repeats": len(times), "times_s": list(times)}

@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import time
 from functools import lru_cache
 from pathlib import Path
 
@@ -24,15 +23,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-
-def fastest_ms(fn, repeats: int) -> float:
-    fn()
-    times = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return min(times) * 1e3
+from rvclab.bench import fastest_s  # noqa: E402
 
 
 def main(argv=None) -> int:
@@ -89,21 +80,23 @@ def main(argv=None) -> int:
         ref = np.array(G.gru_scan(gi, w, b))
         for block in (128, default_block, 2048):
             G.EVAL_BLOCK_STEPS = block
-            res[f"T{t}_mlx_block{block}_ms"] = fastest_ms(lambda: mx.eval(G.gru_scan(gi, w, b)), args.repeats)
+            res[f"T{t}_mlx_block{block}_ms"] = 1e3 * fastest_s(
+                lambda gi=gi, w=w, b=b: mx.eval(G.gru_scan(gi, w, b)), args.repeats)
         G.EVAL_BLOCK_STEPS = default_block
         for k in (8, 32):
-            res[f"T{t}_mlx_unroll{k}_ms"] = fastest_ms(lambda: mx.eval(scan_unrolled(gi, w, b, k)), args.repeats)
+            res[f"T{t}_mlx_unroll{k}_ms"] = 1e3 * fastest_s(
+                lambda gi=gi, w=w, b=b, k=k: mx.eval(scan_unrolled(gi, w, b, k)), args.repeats)
             res[f"T{t}_mlx_unroll{k}_max_diff"] = float(np.abs(np.array(scan_unrolled(gi, w, b, k)) - ref).max())
         g = torch.nn.GRU(384, 256, batch_first=True, bidirectional=True).to(dev)
         x = torch.randn(1, t, 384, device=dev)
 
-        def run_torch():
+        def run_torch(g=g, x=x):
             with torch.no_grad():
                 g(x)
             if dev == "cuda":
                 torch.cuda.synchronize()
 
-        res[f"T{t}_torch_bigru_ms"] = fastest_ms(run_torch, args.repeats)
+        res[f"T{t}_torch_bigru_ms"] = 1e3 * fastest_s(run_torch, args.repeats)
         print(json.dumps(res), flush=True)
     return 0
 

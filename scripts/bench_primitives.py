@@ -13,8 +13,8 @@ Each row times one primitive at the shape RMVPE gives it (10 s of audio = a 1024
   port's CPU path), MLX's own ``mx.conv2d``, and torch's ``conv2d`` (oneDNN's direct kernel) in
   NCHW and channels-last layouts.
 
-Fastest of ``--repeats`` calls after one warm-up (the machine is shared); MLX synchronised with ``mx.eval``. JSON rows carry the
-machine description of ``rvclab bench``.
+Fastest of ``--repeats`` calls after one warm-up (the machine is shared); MLX synchronised with
+``mx.eval``. JSON rows carry the machine description of ``rvclab bench``.
 """
 
 from __future__ import annotations
@@ -22,27 +22,16 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from rvclab.bench import fastest_s  # noqa: E402
+
 FRAMES, MELS = 1024, 128
 CHAIN = 1000
-
-
-def min_s(fn, repeats: int) -> float:
-    """Fastest of ``repeats`` calls after one warm-up: for primitives this short, the least
-    disturbed call on a shared machine is the better estimate of what the code costs."""
-    fn()
-    times = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return min(times)
 
 
 def gemv_rows(mx, torch, repeats: int) -> list[dict]:
@@ -72,7 +61,7 @@ def gemv_rows(mx, torch, repeats: int) -> list[dict]:
     rows = []
     for backend, fn in (("mlx", chain_mlx), ("torch", chain_torch), ("numpy", chain_numpy)):
         rows.append({"primitive": "gemv_chain", "shape": "(1,256)@(256,768)+tanh", "backend": backend,
-                     "us_per_call": min_s(fn, repeats) / CHAIN * 1e6})
+                     "us_per_call": fastest_s(fn, repeats) / CHAIN * 1e6})
     return rows
 
 
@@ -87,8 +76,8 @@ def gemm_rows(mx, torch, repeats: int) -> list[dict]:
         at, bt = torch.from_numpy(a), torch.from_numpy(b)
         mx.eval(am, bm)
         flops = 2 * m * k * 16
-        for backend, fn in (("mlx", lambda: mx.eval(am @ bm)), ("torch", lambda: at @ bt)):
-            s = min_s(fn, repeats)
+        for backend, fn in (("mlx", lambda am=am, bm=bm: mx.eval(am @ bm)), ("torch", lambda at=at, bt=bt: at @ bt)):
+            s = fastest_s(fn, repeats)
             rows.append({"primitive": "gemm_narrow", "shape": f"({m}x{k})@({k}x16)", "backend": backend,
                          "ms": s * 1e3, "gflops": flops / s / 1e9})
     return rows
@@ -124,7 +113,7 @@ def conv_rows(mx, torch, repeats: int) -> list[dict]:
     )
     rows = []
     for backend, how, fn in variants:
-        s = min_s(fn, repeats)
+        s = fastest_s(fn, repeats)
         rows.append({"primitive": "conv3x3_16ch", "shape": f"1x{FRAMES}x{MELS}x16 -> 16", "backend": backend,
                      "variant": how, "ms": s * 1e3, "gflops": flops / s / 1e9,
                      **({"max_abs_vs_torch": err} if how == "rvclab.mlx.ops.conv2d" else {})})

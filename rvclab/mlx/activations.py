@@ -54,14 +54,19 @@ def _gelu_poly(x: mx.array) -> mx.array:
 _gelu_poly_compiled = mx.compile(_gelu_poly, shapeless=True)
 
 
-def gelu_path() -> str:
-    """``"poly"`` or ``"native"``: what :func:`gelu` uses now (env ``RVCLAB_GELU_PATH``)."""
-    choice = os.environ.get("RVCLAB_GELU_PATH", "auto").strip().lower() or "auto"
+def _path_from_env(var: str) -> str:
+    """``"poly"`` or ``"native"`` from env ``var`` (auto: the polynomial kernels on the CPU only)."""
+    choice = os.environ.get(var, "auto").strip().lower() or "auto"
     if choice not in _PATHS:
-        raise ValueError(f"RVCLAB_GELU_PATH must be one of {', '.join(_PATHS)}, got {choice!r}")
+        raise ValueError(f"{var} must be one of {', '.join(_PATHS)}, got {choice!r}")
     if choice != "auto":
         return choice
     return "poly" if mx.default_device() == mx.cpu else "native"
+
+
+def gelu_path() -> str:
+    """``"poly"`` or ``"native"``: what :func:`gelu` uses now (env ``RVCLAB_GELU_PATH``)."""
+    return _path_from_env("RVCLAB_GELU_PATH")
 
 
 def gelu(x: mx.array) -> mx.array:
@@ -149,12 +154,7 @@ _glu_compiled = mx.compile(lambda a, b: a * _sigmoid_poly(b))
 
 def act_path() -> str:
     """``"poly"`` or ``"native"``: what :func:`sigmoid` and :func:`tanh` use now (``RVCLAB_ACT_PATH``)."""
-    choice = os.environ.get("RVCLAB_ACT_PATH", "auto").strip().lower() or "auto"
-    if choice not in _PATHS:
-        raise ValueError(f"RVCLAB_ACT_PATH must be one of {', '.join(_PATHS)}, got {choice!r}")
-    if choice != "auto":
-        return choice
-    return "poly" if mx.default_device() == mx.cpu else "native"
+    return _path_from_env("RVCLAB_ACT_PATH")
 
 
 def _poly(x: mx.array) -> bool:
