@@ -190,9 +190,11 @@ def _load_torch_before_mlx_cuda() -> None:
     """Linux with MLX's CUDA backend: load torch (and its cuDNN) before MLX loads its own.
 
     Both bring a cuDNN; whichever loads first serves the process. Measured on the H100 machine
-    (torch 2.11+cu130, mlx-cuda-13 0.32.4): with MLX first, torch's cuDNN ops (its GRU, its
-    convolutions) fail with "cuDNN version incompatibility: compiled against 9.19 but found
-    9.14"; with torch first, both backends run. A no-op when torch is missing.
+    (torch 2.11+cu130, mlx-cuda-13 0.32.4): with MLX first, a plain ``torch.nn.GRU(...).cuda()``
+    and the benchmark's torch pipeline models failed with "cuDNN version incompatibility:
+    compiled against 9.19 but found 9.14"; with torch first, both backends ran. A no-op when
+    torch is missing. (This function itself could not be run there: the session's device time
+    was spent; the import order it sets is the one that worked.)
     """
     if not IS_LINUX or "torch" in sys.modules or "mlx.core" in sys.modules:
         return

@@ -93,7 +93,8 @@ def gelu(x: mx.array) -> mx.array:
 # Max abs error against float64 over all float32 inputs tried (``tests/test_activations.py``):
 # sigmoid 8.9e-8, tanh 1.8e-7 (MLX's own: 8.8e-8 and 1.0e-7); the bound is
 # ``rvclab.tolerances.EXP_ACT_MAX_ABS``. On the CPU: sigmoid 4.6x, SiLU 3.7x, tanh 2.3x faster
-# than MLX's kernels on 1M elements; FCPE's network on 5 s: 333 -> 233 ms. The BiGRU keeps MLX's
+# than MLX's kernels on 1M elements; FCPE's network on 5 s: 333 -> 233 ms (same depthwise conv,
+# MLX's kernels vs these). The BiGRU keeps MLX's
 # kernels: its per-step arrays are too small for the gain to show (measured, no change).
 # ``RVCLAB_ACT_PATH=auto|poly|native`` overrides the choice, as ``RVCLAB_GELU_PATH`` does for GELU.
 

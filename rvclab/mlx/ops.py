@@ -36,8 +36,8 @@ Two paths, chosen in ONE place, :func:`_use_matmul_path`:
   - stride-1, ungrouped conv1d with at most ``PAIR_MAX_CHANNELS`` channels in and out ("sample
     pairs", undilated or with at least ``PAIR_MIN_TAPS_DILATED`` taps): rows of two samples (for
     undilated convs a free reshape to ``(T/2, 2C)``), so each of the ``K // 2 + 1`` pair taps is
-    a matmul twice as deep and wide as a single tap. Narrow
-    matmuls are where OpenBLAS is far from its peak (the synthesizer's 12-48 kHz stages).
+    a matmul twice as deep and wide as a single tap. Narrow matmuls are where OpenBLAS is far
+    from its peak (the synthesizer's 12-48 kHz stages).
   - conv_transpose1d = a polyphase conv1d: the kernel (dilation zeros inserted, padded to a
     multiple of the stride) is split into ``m = ceil(K_eff / stride)`` taps of ``stride * C_out``
     output channels each, run over the input padded by ``m - 1``; the result reshapes (for free)
