@@ -141,7 +141,7 @@ def main() -> int:
     cpu_mem = rep.load_rows("bench_memory_e2e_cpu*.json")
     gpu_scale = rep.load_rows("bench_scaling_gpu*.json") + rep.load_rows("bench_memory_e2e_gpu*.json")
     cpu_pairs, gpu_pairs = rep.pairs(cpu_rows), rep.pairs(gpu_rows)
-    goals = rep.cpu_goals(cpu_pairs) + rep.gpu_goals(gpu_pairs)
+    goals = rep.cpu_goals(cpu_pairs, rep.best_peak(cpu_rows)) + rep.gpu_goals(gpu_pairs)
     cpu_points = rep.scaling_points(cpu_rows + cpu_mem)
     gpu_points = rep.scaling_points(gpu_scale)
 

@@ -204,3 +204,21 @@ def test_primitives_script_rows(tmp_path):
     assert all(r["date"] and r["device"] == "cpu" for r in rows)
     conv = next(r for r in rows if r.get("variant") == "rvclab.mlx.ops.conv2d")
     assert conv["max_abs_vs_torch"] < 1e-3 and conv["ms"] > 0
+
+
+def test_flop_limit_goal_not_judged_on_a_slow_peak():
+    from rvclab import bench_report as rep
+
+    def synth_rows(peak, source):
+        extra = {"source": source, "peak_gflops": peak, "flop_limit_s": 1.0}
+        return [_row("synth", 5, "torch", 2.0, **extra), _row("synth", 5, "mlx", 1.2, **extra)]
+
+    def flop_goal(rows):
+        goals = rep.cpu_goals(rep.pairs(rows), rep.best_peak(rows))
+        return next(g for g in goals if "FLOP limit" in g["goal"])
+
+    steady = flop_goal(synth_rows(180.0, "a.json"))
+    assert steady["measured"] == pytest.approx(1.2) and steady["met"] is True and not steady.get("note")
+    slow = flop_goal(synth_rows(180.0, "a.json")[:0] + synth_rows(90.0, "b.json")
+                     + [dict(r, peak_gflops=180.0, stage="matmul") for r in synth_rows(180.0, "a.json")])
+    assert slow["met"] is None and "below 75%" in slow["note"] and "2.40" in slow["note"]

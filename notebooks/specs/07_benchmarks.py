@@ -13,7 +13,7 @@ live benchmark at the end runs here; its timings vary, so nbval masks them.
 from rvclab import bench, bench_plots as plots, bench_report as rep
 cpu_rows, gpu_rows = rep.load_rows("bench_stages_cpu*.json"), rep.load_rows("bench_stages_gpu*.json")
 cpu, gpu = rep.pairs(cpu_rows), rep.pairs(gpu_rows)
-for g in rep.cpu_goals(cpu) + rep.gpu_goals(gpu):
+for g in rep.cpu_goals(cpu, rep.best_peak(cpu_rows)) + rep.gpu_goals(gpu):
     met = "unreliable" if g.get("note") else "not measured" if g["met"] is None else "met" if g["met"] else "not met"
     value = "-" if g["measured"] is None else f"{g['measured']:.3g}"
     print(f"{g['device']:3s}  {g['goal']:56s} {g['op']} {g['target']:<5g} measured {value:>6s}  {met}")
