@@ -20,8 +20,8 @@ def weights_dir() -> Path:
 
 def default_voice(name: str = "voice_v2_40k.pth") -> Path:
     """A seeded voice file in :func:`weights_dir`, written if missing (only that one file)."""
-    from rvclab.config import SynthConfig
-    from rvclab.seeded.synthesizer import FILES, make_one
+    from rvclab.models.synth.config import SynthConfig
+    from rvclab.models.synth.seeded import FILES, make_one
 
     path = weights_dir() / name
     if not path.exists():
@@ -37,7 +37,7 @@ def default_hubert() -> Path:
     """weights/hubert_base.pt (seeded fairseq format), written with its ContentVec twin if missing."""
     path = weights_dir() / "hubert_base.pt"
     if not path.exists():
-        from rvclab.seeded.hubert import make
+        from rvclab.models.hubert.seeded import make
 
         make(weights_dir(), seed=0, force=False)
     return path
@@ -47,7 +47,7 @@ def default_rmvpe() -> Path:
     """weights/rmvpe.pt (seeded), written if missing."""
     path = weights_dir() / "rmvpe.pt"
     if not path.exists():
-        from rvclab.seeded.rmvpe import make
+        from rvclab.models.rmvpe.seeded import make
 
         make(weights_dir(), seed=0, force=False)
     return path

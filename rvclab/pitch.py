@@ -19,10 +19,10 @@ from rvclab.audio import HOP_16K, SAMPLE_RATE_16K, AudioError, check_finite
 
 # method -> (module, fixed keyword arguments)
 METHODS: dict[str, tuple[str, dict]] = {
-    "rmvpe": ("rvclab.f0.rmvpe", {}),
-    "crepe": ("rvclab.f0.crepe", {"model": "full"}),
-    "crepe-tiny": ("rvclab.f0.crepe", {"model": "tiny"}),
-    "fcpe": ("rvclab.f0.fcpe", {}),
+    "rmvpe": ("rvclab.models.rmvpe.f0", {}),
+    "crepe": ("rvclab.models.crepe.f0", {"model": "full"}),
+    "crepe-tiny": ("rvclab.models.crepe.f0", {"model": "tiny"}),
+    "fcpe": ("rvclab.models.fcpe.f0", {}),
     "harvest": ("rvclab.f0.world", {"algorithm": "harvest"}),
     "dio": ("rvclab.f0.world", {"algorithm": "dio"}),
     "pm": ("rvclab.f0.pm", {}),

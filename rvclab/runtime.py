@@ -32,7 +32,7 @@ element-wise layers. :func:`tune_malloc` asks glibc (``mallopt``) to serve large
 heap and to keep freed memory for reuse instead of trimming it. torch in the same process gets
 the same allocator, so MLX/torch ratios stay like for like. The price is memory: freed blocks stay
 with the process, and the heap fragments, so peak RSS grows (a 15 s conversion on MLX, CPU: 4.25 GB
-with the tuning, 3.31 GB without; ``rvclab.bench_memory``). Set ``RVCLAB_MALLOC_TUNE=0`` where
+with the tuning, 3.31 GB without; ``rvclab.bench.memory``). Set ``RVCLAB_MALLOC_TUNE=0`` where
 memory matters more than speed.
 """
 
@@ -44,6 +44,23 @@ import platform
 import sys
 import warnings
 from dataclasses import dataclass
+
+# The only imports allowed inside functions (tests/test_architecture.py): optional extras, which
+# a user may not have installed, and the backends, which a module loads only when the caller
+# picks one (MLX users on a Mac may have no torch; torch users may have no MLX).
+LAZY_IMPORTS = (
+    "torchcrepe",  # [f0] extra: the CREPE package, for comparisons with it
+    "torchfcpe",  # [f0] extra: the FCPE package, for comparisons with it
+    "torchaudio",  # probed only, never needed
+    "pyworld",  # [f0] extra: harvest / dio
+    "parselmouth",  # [f0] extra: pm
+    "faiss",  # feature index
+    "ipywidgets",  # notebooks
+    "sounddevice",  # live streaming
+    "torch",  # the torch backend
+    "mlx",  # the MLX backend (rvclab.mlx prepares its runtime)
+    "rvclab.mlx",
+)
 
 BLAS_DEBIAN_PACKAGE = "libopenblas0-pthread"
 # Sonames tried in order; the Debian package provides the first through update-alternatives.
@@ -118,7 +135,10 @@ def prepare() -> None:
         return
     _STATE.prepared = True
     tune_malloc()
-    if not IS_LINUX or _has_cuda_backend_installed():
+    if not IS_LINUX:
+        return
+    if _has_cuda_backend_installed():
+        _load_torch_before_mlx_cuda()
         return
     if not fast_blas_enabled():
         _STATE.blas_error = "disabled by RVCLAB_FAST_BLAS=0"
@@ -315,7 +335,7 @@ def guard_faiss_openmp() -> None:
     crash (the seed's fix 13; Applio sets the same variables on Apple Silicon). Call before
     ``import faiss`` (sets ``OMP_NUM_THREADS=1`` and ``KMP_DUPLICATE_LIB_OK=TRUE`` unless the
     user set them) and again after it (``faiss.omp_set_num_threads(1)``).
-    rvclab.index imports faiss only through this guard. Side effect: torch imported after it
+    rvclab.pipeline.index imports faiss only through this guard. Side effect: torch imported after it
     also sees OMP_NUM_THREADS=1 (fewer CPU threads); set OMP_NUM_THREADS yourself to override.
     """
     if not IS_MACOS:

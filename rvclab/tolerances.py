@@ -55,7 +55,7 @@ TRACE_REL_MAX_ABS = 1e-4
 # max |MLX - torch| / max |torch| for conv1d / conv_transpose1d / conv2d, both paths.
 OPS_CONV_REL_MAX_ABS = 1e-5
 
-# --- Documented fixes (rvclab/fixes.py): what a re-introduced bug must do to its metric --------
+# --- Documented fixes (rvclab/fixes/registry.py): what a re-introduced bug must do to its metric --------
 # With the bug off every metric is back within the parity goals above; with it on it must cross
 # these thresholds (a toggle that changes nothing fails tests/test_fixes.py).
 # Seed's fix 1 (missing transposes): corr -0.056; fix 5 (flow mapping): RMS ~0.5.

@@ -40,9 +40,10 @@ def main() -> None:
     import torch
 
     from rvclab.audio import clip, load_audio
-    from rvclab.f0 import crepe, fcpe
+    from rvclab.models.crepe import f0 as crepe
+    from rvclab.models.f0_packages import import_torchcrepe, import_torchfcpe
+    from rvclab.models.fcpe import f0 as fcpe
     from rvclab.runtime import import_mlx
-    from rvclab.torch.f0_packages import import_torchcrepe, import_torchfcpe
 
     import_mlx()
     tc, tf = import_torchcrepe(), import_torchfcpe()

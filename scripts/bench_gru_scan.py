@@ -2,7 +2,7 @@
 
     python scripts/bench_gru_scan.py [--steps 1024,6000] [--repeats 3]
 
-Times ``rvclab.mlx.gru.gru_scan`` (both directions as a batch of 2, compiled step, evaluated in
+Times ``rvclab.models.rmvpe.gru.gru_scan`` (both directions as a batch of 2, compiled step, evaluated in
 blocks of ``EVAL_BLOCK_STEPS``) at several block sizes, an unrolled variant (k steps per compiled
 call; not used by the port: it measured slower), and torch's ``nn.GRU`` (cuDNN on a GPU) on the
 same sizes: 256 hidden units, 384 inputs, RMVPE's shape (100 steps per second of audio); torch's
@@ -23,7 +23,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from rvclab.bench import fastest_s  # noqa: E402
+from rvclab.bench.run import fastest_s  # noqa: E402
 
 
 def main(argv=None) -> int:
@@ -37,7 +37,7 @@ def main(argv=None) -> int:
     from rvclab.runtime import import_mlx
 
     mx = import_mlx()
-    import rvclab.mlx.gru as G
+    import rvclab.models.rmvpe.gru as G
 
     @lru_cache(None)
     def unrolled(k):

@@ -19,11 +19,12 @@ import time
 import numpy as np
 import torch
 
-from rvclab import hubert_io, tolerances
-from rvclab.config import HubertConfig
-from rvclab.parity.hubert import test_inputs
+from rvclab import tolerances
+from rvclab.models.hubert import io as hubert_io
+from rvclab.models.hubert.config import HubertConfig
+from rvclab.models.hubert.parity import test_inputs
+from rvclab.models.hubert.seeded import seeded_state
 from rvclab.runtime import blas_in_use, import_mlx
-from rvclab.seeded.hubert import seeded_state
 
 mx = import_mlx()
 

@@ -48,7 +48,7 @@ def main(argv=None) -> int:
     import torch
 
     from rvclab.audio import data_clips, load_audio
-    from rvclab.f0.rmvpe import get_estimator
+    from rvclab.models.rmvpe.f0 import get_estimator
     from rvclab.runtime import blas_in_use, import_mlx
 
     mx = import_mlx()

@@ -29,9 +29,9 @@ def main(argv=None) -> int:
     import torch
 
     from rvclab import runtime
-    from rvclab.config import SynthConfig
-    from rvclab.parity.synth import clip_inputs, models_from_voice, run_mlx, run_torch, torch_voice
-    from rvclab.synth_noise import make_noise
+    from rvclab.models.synth.config import SynthConfig
+    from rvclab.models.synth.noise import make_noise
+    from rvclab.models.synth.parity import clip_inputs, models_from_voice, run_mlx, run_torch, torch_voice
     from rvclab.tolerances import SYNTH_SPEED_RATIO_GOAL
 
     if args.threads:

@@ -4,7 +4,7 @@ Builds upstream's model class for each preset from a local checkout (imported at
 upstream code lives in this repository), compares state-dict keys, shapes and order, loads
 upstream's (perturbed) weights into ours, and runs both ``infer`` with the same noise: upstream's
 ``torch.randn_like`` / ``torch.rand`` calls are answered with the arrays of
-:func:`rvclab.synth_noise.make_noise`.
+:func:`rvclab.models.synth.noise.make_noise`.
 
     .venv/bin/python scripts/check_synth_upstream.py --upstream RVC-WebUI/ v2-48k v1-32k-nof0
 
@@ -24,9 +24,9 @@ import warnings
 import numpy as np
 import torch
 
-from rvclab.config import SynthConfig
-from rvclab.synth_noise import SINE_NOISE, SINE_PHASE, Z_P, make_noise
-from rvclab.torch.synthesizer import build_synthesizer
+from rvclab.models.synth.config import SynthConfig
+from rvclab.models.synth.noise import SINE_NOISE, SINE_PHASE, Z_P, make_noise
+from rvclab.models.synth.torch.synthesizer import build_synthesizer
 
 UPSTREAM_CLASSES = {
     ("v1", True): "SynthesizerTrnMs256NSFsid",

@@ -16,7 +16,7 @@
 #
 # `run` joins the parts, checks the sha256, installs the wheels with --no-deps into /tmp/site (torch's
 # CUDA libraries on the machine serve MLX), writes the seeded weights into /tmp/weights and runs
-# `python3 -m rvclab.bench --device gpu` for every stage and for the scaling to 10 minutes.
+# `python3 -m rvclab.bench.run --device gpu` for every stage and for the scaling to 10 minutes.
 # `STAGES=` / `SCALING_STAGES=` (stage lists, or `none`) and `MEMORY=0` split that work over several
 # calls when one call's time limit is too short for all of it. The JSON
 # lands in $OUT (docs/bench/bench_stages_gpu.json and bench_scaling_gpu.json once copied back).
@@ -52,7 +52,7 @@ prepare() {
     --platform manylinux_2_28_x86_64 --platform manylinux_2_27_x86_64 --platform manylinux_2_17_x86_64 \
     --platform manylinux2014_x86_64 -d .gpuwheels/small $SMALL_WHEELS
   cp .gpuwheels/dl/mlx*-"$ver"-*.whl .gpuwheels/small/*.whl .gpuwheels/payload/wheels/
-  # the F0 nets' packaged weights, in the package layout rvclab.torch.f0_packages.asset_path looks for
+  # the F0 nets' packaged weights, in the package layout rvclab.models.f0_packages.asset_path looks for
   "$py" - <<'EOF'
 import importlib.util, pathlib, shutil
 dst = pathlib.Path(".gpuwheels/payload/site")
@@ -105,13 +105,13 @@ run() {
   python3 -c "import mlx.core as mx, torch; print('mlx', mx.__version__, mx.default_device(), 'torch', torch.__version__)"
   python3 -c "from rvclab.paths import default_voice, default_hubert, default_rmvpe
 default_voice('voice_v2_48k.pth'); default_hubert(); default_rmvpe()"
-  [ "${STAGES:-all}" = none ] || python3 -m rvclab.bench --device gpu --stage "${STAGES:-all}" --seconds 1,5,15,60 --repeats 5 --warmup 2 \
+  [ "${STAGES:-all}" = none ] || python3 -m rvclab.bench.run --device gpu --stage "${STAGES:-all}" --seconds 1,5,15,60 --repeats 5 --warmup 2 \
     --crepe-model tiny --json "$out/bench_stages_gpu.json" | tee "$out/bench_stages_gpu.log" || true
-  [ "${SCALING_STAGES:-e2e,synth}" = none ] || python3 -m rvclab.bench --device gpu --stage "${SCALING_STAGES:-e2e,synth}" \
+  [ "${SCALING_STAGES:-e2e,synth}" = none ] || python3 -m rvclab.bench.run --device gpu --stage "${SCALING_STAGES:-e2e,synth}" \
     --seconds 1,5,15,60,120,300,600 --repeats 3 --warmup 1 --json "$out/bench_scaling_gpu.json" \
     | tee "$out/bench_scaling_gpu.log" || true
   # 5 and 10 minutes, one backend at a time (torch first), each length once after a warm-up call
-  [ "${MEMORY:-1}" = 0 ] || python3 -m rvclab.bench --device gpu --stage e2e --seconds 300,600 --memory-only \
+  [ "${MEMORY:-1}" = 0 ] || python3 -m rvclab.bench.run --device gpu --stage e2e --seconds 300,600 --memory-only \
     --json "$out/bench_memory_e2e_gpu.json" | tee "$out/bench_memory_e2e_gpu.log"
 }
 
@@ -141,11 +141,11 @@ cpu_memory() {
     LD_LIBRARY_PATH="$ob/usr/lib/x86_64-linux-gnu:${LD_LIBRARY_PATH:-}" CUDA_VISIBLE_DEVICES=
   python3 -c "from rvclab.paths import default_voice, default_hubert, default_rmvpe
 default_voice('voice_v2_48k.pth'); default_hubert(); default_rmvpe()"
-  python3 -m rvclab.bench --device cpu --stage matmul --repeats 3 | tail -1
+  python3 -m rvclab.bench.run --device cpu --stage matmul --repeats 3 | tail -1
   local run secs backends
   for run in 600:torch 600:mlx 60:torch,mlx; do  # the 10-minute runs first, one backend at a time
     secs=${run%%:*} backends=${run#*:}
-    python3 -m rvclab.bench --device cpu --stage e2e --seconds "$secs" --memory-only --backends "$backends" \
+    python3 -m rvclab.bench.run --device cpu --stage e2e --seconds "$secs" --memory-only --backends "$backends" \
       --json "$out/bench_memory_e2e_cpu16_${secs}s_${backends//,/_}.json" || true
   done
 }

@@ -18,8 +18,8 @@ import matplotlib  # noqa: E402
 
 matplotlib.use("Agg")
 
-from rvclab import bench_plots as plots  # noqa: E402
-from rvclab import bench_report as rep  # noqa: E402
+from rvclab.bench import report as rep  # noqa: E402
+from rvclab.views import bench as plots  # noqa: E402
 
 OUT = rep.ROOT / "docs" / "benchmarks.md"
 GiB = 2**30
@@ -175,7 +175,7 @@ def main() -> int:
           "dispatch them as matmuls are not counted) and serve both backends; the peak is the better fp32 matmul "
           "GFLOP/s of the two backends in the same run. CPU peak memory is the peak RSS of a process running one "
           "backend only; GPU peak memory is each allocator's own peak. Inputs: the shipped speech clips tiled to "
-          "the length; seeded weights (v2-48k voice). See `rvclab/bench.py`.", "",
+          "the length; seeded weights (v2-48k voice). See `rvclab/bench/run.py`.", "",
           "## Goals (issue #10)", "", *goals_table(goals), "",
           "CPU goals are judged at the longest clip measured for the stage; the CPU here is shared by several "
           "jobs, so the load average is given with every row.", "",

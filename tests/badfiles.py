@@ -128,9 +128,10 @@ def small_models(folder: Path) -> tuple[Path, Path]:
     """(voice .pth, hubert_base.pt): a seeded v1 32k voice with few channels and a seeded small
     HuBERT whose final projection gives the v1 voice its 256-d features. Files already in
     ``folder`` are kept, so test modules can share one folder."""
-    from rvclab.config import HubertConfig, SynthConfig
-    from rvclab.seeded import hubert
-    from rvclab.seeded.synthesizer import make_one
+    from rvclab.models.hubert import seeded as hubert
+    from rvclab.models.hubert.config import HubertConfig
+    from rvclab.models.synth.config import SynthConfig
+    from rvclab.models.synth.seeded import make_one
 
     folder.mkdir(parents=True, exist_ok=True)
     voice = make_one(folder / "small_v1_32k.pth", SynthConfig.preset("v1-32k").small(), seed=0)

@@ -1,4 +1,4 @@
-"""The benchmark machinery (rvclab.bench*): rows, ratios, FLOP counts, peak memory, CLI, JSON.
+"""The benchmark machinery (rvclab.bench.run*): rows, ratios, FLOP counts, peak memory, CLI, JSON.
 
 Speed is never asserted here; small real workloads (a conv1d on both backends, small matmuls)
 stand in for the model stages so the tests stay fast.
@@ -12,7 +12,9 @@ import numpy as np
 import pytest
 import torch
 
-from rvclab import bench, bench_memory, bench_stages
+from rvclab.bench import memory as bench_memory
+from rvclab.bench import run as bench
+from rvclab.bench import stages as bench_stages
 from rvclab.runtime import import_mlx
 
 mx = import_mlx()
@@ -97,7 +99,7 @@ def test_timed_alternating_interleaves_backends():
 PEAK_SCRIPT = """
 import json, sys, time
 import numpy as np
-from rvclab.bench_memory import peak_rss_of
+from rvclab.bench.memory import peak_rss_of
 
 def allocate():
     buf = np.ones(300 * 2**20 // 8)  # 300 MiB, touched, so resident
@@ -165,7 +167,7 @@ def _row(stage, seconds, backend, median, source="run.json", date="2026-01-01T00
 
 
 def test_goals_use_the_newest_run_and_its_longest_clip():
-    from rvclab import bench_report as rep
+    from rvclab.bench import report as rep
 
     new = {"source": "new.json", "date": "2026-02-01"}
     rows = [_row("e2e", 5, "torch", 1.0), _row("e2e", 5, "mlx", 0.5),  # old run: met
@@ -179,7 +181,7 @@ def test_goals_use_the_newest_run_and_its_longest_clip():
 
 
 def test_linear_fit_recovers_a_line():
-    from rvclab import bench_report as rep
+    from rvclab.bench import report as rep
 
     fit = rep.linear_fit([1, 5, 60, 600], [0.5 + 0.02 * s for s in (1, 5, 60, 600)])
     assert fit["intercept"] == pytest.approx(0.5) and fit["slope"] == pytest.approx(0.02) and fit["r2"] > 0.999
@@ -207,7 +209,7 @@ def test_primitives_script_rows(tmp_path):
 
 
 def test_flop_limit_goal_not_judged_on_a_slow_peak():
-    from rvclab import bench_report as rep
+    from rvclab.bench import report as rep
 
     def synth_rows(peak, source):
         extra = {"source": source, "peak_gflops": peak, "flop_limit_s": 1.0}

@@ -1,6 +1,6 @@
 """The notebooks as a user meets them: JupyterLab in Debian's chromium, every cell run in the page.
 
-One JupyterLab server (``rvclab.lab.LabServer``, the server ``rvclab lab`` starts) serves a temp
+One JupyterLab server (``rvclab.cli.lab.LabServer``, the server ``rvclab lab`` starts) serves a temp
 copy of notebooks/ on a free local port with a token known here, its user settings in a temp folder
 (no autosave, no notebook windowing) and the test's environment, so kernels inherit
 ``RVCLAB_WEIGHTS`` (a temp folder, tests/conftest.py) and write nothing into the repository.
@@ -13,7 +13,7 @@ downloaded) opens each notebook. Then, in the page:
 * every ``<audio>`` has a playable source (a data/blob URI the browser loaded: readyState >= 1,
   duration > 0), and PLAYERS have at least one;
 * every output ``<img>`` decoded (naturalWidth > 0), and PLOTS have at least one;
-* every live slider (CSS class ``rvclab-live``, :func:`rvclab.widgets.pitch_shift_view`) changes
+* every live slider (CSS class ``rvclab-live``, :func:`rvclab.views.widgets.pitch_shift_view`) changes
   its plot, player and text when moved with the keyboard; notebook 05 must have one;
 * a screenshot is written to a temp folder, or to ``$RVCLAB_SCREENSHOTS`` (e.g.
   ``RVCLAB_SCREENSHOTS=docs/screenshots RVCLAB_BROWSER_RUN_ALL=1`` refreshes the committed ones).
@@ -142,7 +142,7 @@ return {imgs, audio, text: area.innerText, loaded: [...area.querySelectorAll('im
 
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory):
-    from rvclab.lab import LabServer
+    from rvclab.cli.lab import LabServer
 
     tmp = tmp_path_factory.mktemp("lab")
     served = tmp / "notebooks"

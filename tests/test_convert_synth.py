@@ -10,11 +10,11 @@ import pytest
 import torch
 
 from rvclab import tolerances as tol
-from rvclab.config import SynthConfig
 from rvclab.convert import ConversionError
-from rvclab.mlx.synthesizer import build_synthesizer as build_mlx
-from rvclab.parity.synth import torch_voice
-from rvclab.rules import synthesizer as rules
+from rvclab.models.synth import rules
+from rvclab.models.synth.config import SynthConfig
+from rvclab.models.synth.mlx.synthesizer import build_synthesizer as build_mlx
+from rvclab.models.synth.parity import torch_voice
 from rvclab.runtime import import_mlx
 
 torch.set_num_threads(min(2, torch.get_num_threads()))
@@ -82,7 +82,7 @@ def test_layouts_and_copies_are_exact(voice, converted):
 
 def test_conv_transpose_layout_computes_torch_conv_transpose(voice, converted):
 
-    from rvclab.mlx.synth_modules import conv_transpose1d
+    from rvclab.models.synth.mlx.modules import conv_transpose1d
 
     arrays, _ = converted
     w = torch._weight_norm(voice["weight"]["dec.ups.0.weight_v"],

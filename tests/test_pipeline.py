@@ -8,9 +8,9 @@ import soundfile as sf
 
 from rvclab import metrics
 from rvclab.audio import AudioError, clip, load_audio
-from rvclab.config import SynthConfig
-from rvclab.parity.e2e import SMALL_CHUNKS, build_test_index, run_case
-from rvclab.pipeline import PipelineError, VoiceModel, convert_voice
+from rvclab.models.synth.config import SynthConfig
+from rvclab.pipeline.conversion import PipelineError, VoiceModel, convert_voice
+from rvclab.pipeline.parity import SMALL_CHUNKS, build_test_index, run_case
 from rvclab.tolerances import E2E_SPEC_CORR_MIN, E2E_WAVE_CORR_MIN
 
 SECONDS = 1.5
@@ -24,7 +24,7 @@ def short_clip():
 @pytest.fixture(scope="module")
 def small_voice(tmp_path_factory):
     """A seeded v2-40k voice with the real architecture and far fewer channels (fast)."""
-    from rvclab.seeded.synthesizer import make_one
+    from rvclab.models.synth.seeded import make_one
 
     path = tmp_path_factory.mktemp("voices") / "small_v2_40k.pth"
     return VoiceModel(make_one(path, SynthConfig.preset("v2-40k").small(), seed=0))
@@ -32,7 +32,7 @@ def small_voice(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def small_voice_nof0(tmp_path_factory):
-    from rvclab.seeded.synthesizer import make_one
+    from rvclab.models.synth.seeded import make_one
 
     path = tmp_path_factory.mktemp("voices") / "small_v1_40k_nof0.pth"
     return VoiceModel(make_one(path, SynthConfig.preset("v1-40k", f0=False).small(), seed=0))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from rvclab import pipeline_steps as ps
+from rvclab.pipeline import steps as ps
 
 
 # --- configuration --------------------------------------------------------------------------
@@ -88,7 +88,7 @@ def test_split_points_land_in_silent_gaps_real_config():
     assert all(c.trim_tgt == 40000 for c in chunks)
     # Output frames per chunk once HuBERT's frame count and the t_pad trim apply: the spans are
     # 3550, 3950 and 500 frames; the last chunk (700 frames, even) yields 2 fewer.
-    from rvclab.config import HubertConfig
+    from rvclab.models.hubert.config import HubertConfig
 
     def kept(c):
         n = (c.audio_stop - c.audio_start) // 160

@@ -37,7 +37,7 @@ def models(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def voice(models):
-    from rvclab.pipeline import VoiceModel
+    from rvclab.pipeline.conversion import VoiceModel
 
     return VoiceModel(models[0])
 
@@ -58,7 +58,7 @@ def test_load_audio_one_sample_is_audio(tmp_path):
 
 @pytest.mark.parametrize("case", list(BAD_AUDIO))
 def test_convert_voice_bad_files(case, voice, models, tmp_path):
-    from rvclab.pipeline import convert_voice
+    from rvclab.pipeline.conversion import convert_voice
 
     path = BAD_AUDIO[case](tmp_path)
     before = digest(path) if path.exists() else None
@@ -80,7 +80,7 @@ def test_convert_voice_bad_files(case, voice, models, tmp_path):
     (np.zeros(16000, np.float32), None, "needs its sample rate"),
 ], ids=["all NaN", "one Inf", "1 sample", "0 samples", "10 MHz", "3-d array", "no sr"])
 def test_convert_voice_bad_arrays(audio, sr, words, voice, models):
-    from rvclab.pipeline import convert_voice
+    from rvclab.pipeline.conversion import convert_voice
 
     with pytest.raises(AudioError, match=None) as err:
         convert_voice(audio, voice, sr=sr, f0_method="pm", hubert_path=models[1])
@@ -89,10 +89,10 @@ def test_convert_voice_bad_arrays(audio, sr, words, voice, models):
 
 @pytest.mark.parametrize("case", list(BAD_MODELS))
 def test_voice_and_checkpoint_loaders_bad_files(case, tmp_path, models):
-    from rvclab.hubert_io import load_hubert
-    from rvclab.pipeline import convert_voice
-    from rvclab.rmvpe_io import load_rmvpe
-    from rvclab.voice import load_voice
+    from rvclab.models.hubert.io import load_hubert
+    from rvclab.models.rmvpe.io import load_rmvpe
+    from rvclab.models.synth.io import load_voice
+    from rvclab.pipeline.conversion import convert_voice
 
     path = BAD_MODELS[case](tmp_path)
     for load in (load_checkpoint, load_voice, load_hubert, load_rmvpe,
@@ -104,7 +104,7 @@ def test_voice_and_checkpoint_loaders_bad_files(case, tmp_path, models):
 
 
 def test_a_checkpoint_of_another_kind_is_not_a_voice(models):
-    from rvclab.voice import load_voice
+    from rvclab.models.synth.io import load_voice
 
     with pytest.raises(CheckpointError, match="not an RVC voice file"):
         load_voice(models[1])  # a HuBERT checkpoint
@@ -133,7 +133,7 @@ def test_estimate_f0_bad_audio(audio, words):
     (np.zeros(256, np.float32), "(N, 256)"),
 ], ids=["no rows", "NaN", "300-d", "1-d"])
 def test_build_index_bad_features(feats, words):
-    from rvclab.index import build_index
+    from rvclab.pipeline.index import build_index
 
     with pytest.raises(ValueError) as err:
         build_index(feats, "v1")
@@ -144,7 +144,7 @@ def test_build_index_bad_features(feats, words):
 def test_load_index_bad_files(case, tmp_path):
     import badfiles
 
-    from rvclab.index import IndexFileError, load_index
+    from rvclab.pipeline.index import IndexFileError, load_index
 
     path = {"missing": badfiles.missing, "empty": badfiles.empty, "text": badfiles.text,
             "wav": badfiles.wav_named}[case](tmp_path, "x.index")

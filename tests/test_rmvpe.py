@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from rvclab import tolerances as tol
-from rvclab.config import RmvpeConfig
+from rvclab.models.rmvpe.config import RmvpeConfig
 
 SMALL = RmvpeConfig(n_blocks=1, inter_layers=1, en_out_channels=4, gru_hidden=16)
 
@@ -23,10 +23,10 @@ def mx():
 def small_pair(mx):
     """(torch RMVPE, MLX RMVPE, state dict) for the small seeded config."""
     from rvclab.convert import load_into_mlx
-    from rvclab.mlx import rmvpe as M
-    from rvclab.rules.rmvpe import convert_checkpoint
-    from rvclab.seeded.rmvpe import seeded_state_dict
-    from rvclab.torch import rmvpe as T
+    from rvclab.models.rmvpe import mlx as M
+    from rvclab.models.rmvpe import torch as T
+    from rvclab.models.rmvpe.rules import convert_checkpoint
+    from rvclab.models.rmvpe.seeded import seeded_state_dict
 
     sd = seeded_state_dict(3, SMALL)
     tm = T.E2E(SMALL)
@@ -46,7 +46,7 @@ def speech():
 
 # --- pieces ----------------------------------------------------------------------------------
 def test_reflect_pad_matches_numpy(mx):
-    from rvclab.mlx.rmvpe import reflect_pad
+    from rvclab.models.rmvpe.mlx import reflect_pad
 
     x = np.arange(2 * 7, dtype=np.float32).reshape(2, 7)
     got = np.array(reflect_pad(mx.array(x), 1, 3, 5))
@@ -59,8 +59,8 @@ def test_reflect_pad_matches_numpy(mx):
 def test_gru_equations_match_torch(mx, monkeypatch, layers, block):
     """``block``: steps per evaluated block of the recurrence (23 steps: one block, 5: several
     blocks and a partial last one); the result must not depend on it."""
-    from rvclab.mlx import gru
-    from rvclab.mlx.gru import GRU
+    from rvclab.models.rmvpe import gru
+    from rvclab.models.rmvpe.gru import GRU
 
     monkeypatch.setattr(gru, "EVAL_BLOCK_STEPS", block)
 
@@ -86,7 +86,7 @@ def test_mlx_nn_gru_needs_the_hidden_bias_split(mx):
     into ``b`` (the naive mapping) moves b_hn outside the reset gate and changes the output."""
     import mlx.nn as nn
 
-    from rvclab.mlx.gru import GRU
+    from rvclab.models.rmvpe.gru import GRU
 
     h = 5
     ours = GRU(6, h)
@@ -104,8 +104,8 @@ def test_mlx_nn_gru_needs_the_hidden_bias_split(mx):
 
 
 def test_mel_matches_torch(mx, speech):
-    from rvclab.mlx.rmvpe import MelSpectrogram as MM
-    from rvclab.torch.rmvpe import MelSpectrogram as TM
+    from rvclab.models.rmvpe.mlx import MelSpectrogram as MM
+    from rvclab.models.rmvpe.torch import MelSpectrogram as TM
 
     a = speech[:16000]
     want = TM()(torch.from_numpy(a)[None])[0].numpy().T  # (T, 128)
@@ -150,7 +150,7 @@ def test_chunk_boundary_parity(small_pair, speech):
 
 def test_batchnorm_running_stats_matter(small_pair, speech, mx):
     """Seeded running statistics are not trivial: batch statistics give another salience."""
-    from rvclab.mlx.rmvpe import BatchNorm2d
+    from rvclab.models.rmvpe.mlx import BatchNorm2d
 
     _, m, sd = small_pair
     means = [v for k, v in sd.items() if k.endswith("running_mean")]
@@ -169,7 +169,7 @@ def test_batchnorm_running_stats_matter(small_pair, speech, mx):
 
 # --- decoding --------------------------------------------------------------------------------
 def test_decode_bump_and_both_decoders(mx):
-    from rvclab.parity.rmvpe import bump_salience, decoders_compare
+    from rvclab.models.rmvpe.parity import bump_salience, decoders_compare
 
     f0 = np.array([32.0, 55.0, 110.0, 220.5, 441.0, 987.0, 1900.0], np.float32)
     ft, fm = decoders_compare(bump_salience(f0))
@@ -179,8 +179,8 @@ def test_decode_bump_and_both_decoders(mx):
 
 
 def test_decode_threshold_edges_and_constants(mx):
-    from rvclab.mlx.rmvpe import decode as decode_mlx
-    from rvclab.torch.rmvpe import cents_mapping, decode
+    from rvclab.models.rmvpe.mlx import decode as decode_mlx
+    from rvclab.models.rmvpe.torch import cents_mapping, decode
 
     sal = np.zeros((5, 360), np.float32)
     sal[0, 100] = 0.03  # exactly the threshold: unvoiced (strictly greater needed)
@@ -198,14 +198,14 @@ def test_decode_threshold_edges_and_constants(mx):
 # --- real config, seeded weights -------------------------------------------------------------
 @pytest.fixture(scope="module")
 def real_pair(seeded_weights):
-    from rvclab.f0.rmvpe import get_estimator
+    from rvclab.models.rmvpe.f0 import get_estimator
 
     path = seeded_weights / "rmvpe.pt"
     return get_estimator("torch", path), get_estimator("mlx", path), path
 
 
 def test_real_config_parity_on_a_clip(real_pair, speech):
-    from rvclab.parity.rmvpe import check_clip
+    from rvclab.models.rmvpe.parity import check_clip
 
     t, m, _ = real_pair
     row = check_clip("librivox_male_0880", speech, t, m)
@@ -215,7 +215,7 @@ def test_real_config_parity_on_a_clip(real_pair, speech):
 
 
 def test_silence_too_short_and_empty(real_pair):
-    from rvclab.f0.rmvpe import estimate
+    from rvclab.models.rmvpe.f0 import estimate
 
     _, _, path = real_pair
     for backend in ("torch", "mlx"):
@@ -231,7 +231,7 @@ def test_silence_too_short_and_empty(real_pair):
 
 # --- checkpoints -----------------------------------------------------------------------------
 def test_conversion_keys_and_layouts(small_pair):
-    from rvclab.rules.rmvpe import convert_checkpoint, matches
+    from rvclab.models.rmvpe.rules import convert_checkpoint, matches
 
     _, _, sd = small_pair
     assert matches(sd) and not matches({"enc_p.emb_phone.weight": 0})
@@ -252,8 +252,8 @@ def test_conversion_keys_and_layouts(small_pair):
 def test_bad_checkpoint_names_key_and_shapes(small_pair, tmp_path):
     from rvclab.checkpoints import CheckpointError
     from rvclab.convert import ConversionError
-    from rvclab.rmvpe_io import load_rmvpe
-    from rvclab.rules.rmvpe import convert_checkpoint
+    from rvclab.models.rmvpe.io import load_rmvpe
+    from rvclab.models.rmvpe.rules import convert_checkpoint
 
     _, _, sd = small_pair
     bad = dict(sd)
@@ -289,7 +289,7 @@ def test_batchnorm_folding_is_exact():
 
     import rvclab.mlx  # noqa: F401
     from rvclab.mlx import ops
-    from rvclab.mlx.rmvpe import BatchNorm2d, fold_batchnorm
+    from rvclab.models.rmvpe.mlx import BatchNorm2d, fold_batchnorm
 
     mx = rvclab.runtime.import_mlx()
     rng = np.random.default_rng(3)

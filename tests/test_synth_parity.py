@@ -9,8 +9,8 @@ import pytest
 import torch
 
 from rvclab import tolerances as tol
-from rvclab.config import SynthConfig
-from rvclab.parity.synth import CONFIG_NAMES, compare
+from rvclab.models.synth.config import SynthConfig
+from rvclab.models.synth.parity import CONFIG_NAMES, compare
 from rvclab.runtime import import_mlx
 
 torch.set_num_threads(min(2, torch.get_num_threads()))
@@ -59,7 +59,7 @@ def test_independent_noise_collapses_waveform_corr():
 # --- the pieces -----------------------------------------------------------------------------------
 def test_relative_absolute_index_conversion():
 
-    from rvclab.mlx.synth_attention import MultiHeadAttention as M
+    from rvclab.models.synth.mlx.attention import MultiHeadAttention as M
 
     n = 7
     rel = np.random.default_rng(0).standard_normal((1, 2, n, 2 * n - 1)).astype(np.float32)
@@ -74,8 +74,8 @@ def test_relative_absolute_index_conversion():
 
 def test_sinegen_matches_torch_over_two_seconds():
 
-    from rvclab.mlx.synth_vocoder import SineGen as MSine
-    from rvclab.torch.synth_generator import SineGen as TSine
+    from rvclab.models.synth.mlx.vocoder import SineGen as MSine
+    from rvclab.models.synth.torch.vocoder import SineGen as TSine
 
     frames, upp, sr = 200, 480, 48000
     f0 = 110.0 * 2.0 ** (np.arange(frames) / 60.0)
@@ -94,7 +94,7 @@ def test_sinegen_matches_torch_over_two_seconds():
 
 def test_reverse_flow_inverts_forward():
 
-    from rvclab.mlx.synthesizer import ResidualCouplingBlock
+    from rvclab.models.synth.mlx.synthesizer import ResidualCouplingBlock
 
 
     flow = ResidualCouplingBlock(8, 16, 5, 1, 3, gin_channels=4)
@@ -109,8 +109,8 @@ def test_reverse_flow_inverts_forward():
 
 
 def test_batch_with_unequal_lengths():
-    from rvclab.parity.synth import clip_inputs, models_from_voice, run_mlx, run_torch, torch_voice
-    from rvclab.synth_noise import make_noise
+    from rvclab.models.synth.noise import make_noise
+    from rvclab.models.synth.parity import clip_inputs, models_from_voice, run_mlx, run_torch, torch_voice
 
     config = SynthConfig.preset("v2-40k").small()
     tmodel, mmodel = models_from_voice(torch_voice(config, 4, weights="init"))

@@ -10,13 +10,8 @@ import pytest
 import torch
 
 from rvclab.checkpoints import CheckpointError, load_checkpoint, save_torch_atomic
-from rvclab.config import SynthConfig
-from rvclab.seeded.synthesizer import calibration_inputs, make, make_one
-from rvclab.synth_noise import SINE_NOISE, SINE_PHASE, Z_P, make_noise
-from rvclab.torch.synth_generator import SineGen
-from rvclab.torch.synth_layers import WNConv1d, WNConvTranspose1d
-from rvclab.torch.synthesizer import build_synthesizer, synthesizer_class
-from rvclab.voice import (
+from rvclab.models.synth.config import SynthConfig
+from rvclab.models.synth.io import (
     expected_shapes,
     load_voice,
     model_from_weights,
@@ -24,6 +19,11 @@ from rvclab.voice import (
     rename_weight_norm_keys,
     voice_checkpoint,
 )
+from rvclab.models.synth.noise import SINE_NOISE, SINE_PHASE, Z_P, make_noise
+from rvclab.models.synth.seeded import calibration_inputs, make, make_one
+from rvclab.models.synth.torch.layers import WNConv1d, WNConvTranspose1d
+from rvclab.models.synth.torch.synthesizer import build_synthesizer, synthesizer_class
+from rvclab.models.synth.torch.vocoder import SineGen
 
 torch.set_num_threads(min(2, torch.get_num_threads()))
 
@@ -215,7 +215,7 @@ def test_make_keeps_existing_files(tmp_path):
     paths = [tmp_path / n for n in ("voice_v1_32k.pth", "voice_v2_48k.pth")]
     for p in paths:
         p.write_bytes(b"keep")
-    from rvclab.seeded import synthesizer as seeded
+    from rvclab.models.synth import seeded
 
     kept = {k: v for k, v in seeded.FILES.items() if v in {p.name for p in paths}}
     orig = seeded.FILES

@@ -1,4 +1,4 @@
-"""Synthesizer views (rvclab/synth_views.py) and the Synthesizer widgets: tables have the rows
+"""Synthesizer views (rvclab/models/synth/tables.py) and the Synthesizer widgets: tables have the rows
 they claim, the tensor check catches a wrong tensor, plots have their axes. Small config."""
 
 from __future__ import annotations
@@ -11,13 +11,13 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import torch  # noqa: E402
 
-from rvclab import synth_views as sv  # noqa: E402
 from rvclab import tolerances as tol  # noqa: E402
-from rvclab import widgets  # noqa: E402
-from rvclab.config import SynthConfig  # noqa: E402
 from rvclab.convert import ConversionError  # noqa: E402
-from rvclab.parity import synth as parity  # noqa: E402
-from rvclab.synth_noise import make_noise  # noqa: E402
+from rvclab.models.synth import parity  # noqa: E402
+from rvclab.models.synth import tables as sv  # noqa: E402
+from rvclab.models.synth.config import SynthConfig  # noqa: E402
+from rvclab.models.synth.noise import make_noise  # noqa: E402
+from rvclab.views import widgets  # noqa: E402
 
 torch.set_num_threads(min(2, torch.get_num_threads()))
 SMALL = SynthConfig.preset("v2-48k").small()
@@ -66,7 +66,7 @@ def test_config_rows_cover_every_field():
 
 
 def test_conversion_report_matches_converter(voice, converted):
-    from rvclab.rules.synthesizer import convert_checkpoint
+    from rvclab.models.synth.rules import convert_checkpoint
 
     arrays, meta, report = converted
     ref_arrays, ref_meta = convert_checkpoint(voice)
@@ -96,7 +96,7 @@ def test_verify_tensors_passes_and_catches_a_wrong_tensor(voice, converted):
 
 
 def test_broken_checkpoints_name_the_key(voice):
-    from rvclab.rules.synthesizer import convert_checkpoint
+    from rvclab.models.synth.rules import convert_checkpoint
 
     lines = sv.error_lines(convert_checkpoint, sv.broken(voice, drop="emb_g.weight"))
     assert lines[0].startswith("ConversionError")

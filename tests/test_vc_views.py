@@ -1,4 +1,4 @@
-"""Conversion views (rvclab.vc_views) and the conversion explorer widget.
+"""Conversion views (rvclab.pipeline.explore) and the conversion explorer widget.
 
 A small seeded voice (same architecture and hop, few channels) keeps the real runs short; the
 full-size voices are exercised by the pipeline tests and notebook 05.
@@ -9,15 +9,15 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from rvclab import vc_views
 from rvclab.audio import clip
-from rvclab.pipeline import Conversion
+from rvclab.pipeline import explore as vc_views
+from rvclab.pipeline.conversion import Conversion
 
 
 @pytest.fixture(scope="module")
 def small_voice(tmp_path_factory):
-    from rvclab.config import SynthConfig
-    from rvclab.seeded.synthesizer import make_one
+    from rvclab.models.synth.config import SynthConfig
+    from rvclab.models.synth.seeded import make_one
 
     config = SynthConfig.preset("v2-32k", f0=True).small()
     return make_one(tmp_path_factory.mktemp("voice") / "voice_small_v2_32k.pth", config, seed=0)
@@ -60,7 +60,7 @@ def test_trim_pad_drops_one_second_each_side():
 
 
 def test_plots_return_figures():
-    from rvclab import widgets
+    from rvclab.views import widgets
 
     f0 = np.where(np.arange(200) % 50 < 30, 120.0, 0.0)
     fig = widgets.f0_overlay(f0, f0 * 1.001)
@@ -74,7 +74,7 @@ def test_plots_return_figures():
 
 
 def test_explorer_passes_the_chosen_parameters(small_voice):
-    from rvclab import widgets
+    from rvclab.views import widgets
 
     calls = []
 
@@ -102,7 +102,7 @@ def test_explorer_passes_the_chosen_parameters(small_voice):
 
 
 def test_explorer_run_converts_on_both_backends(small_voice):
-    from rvclab import widgets
+    from rvclab.views import widgets
 
     box = widgets.conversion_explorer(clips=[clip("librivox_male_0880")], voices=[small_voice], methods=["pm"],
                                       seconds=0.5)

@@ -17,7 +17,7 @@ import tempfile
 from pathlib import Path
 from rvclab import synth_views as sv, tolerances, widgets
 from rvclab.checkpoints import load_checkpoint
-from rvclab.config import SynthConfig
+from rvclab.models.synth.config import SynthConfig
 path = sv.ensure_voice("v2-48k")
 ckpt = load_checkpoint(path)
 print(path.name, "| entries:", list(ckpt))
@@ -55,7 +55,7 @@ produced, every shape checked. Weight norm is fused; conv kernels move to MLX's 
 """),
     ("code", """
 from rvclab.convert import rules_table
-from rvclab.rules.synthesizer import RULES
+from rvclab.models.synth.rules import RULES
 widgets.rows_table(rules_table(RULES))
 """),
     ("code", """
@@ -97,7 +97,7 @@ model loads it strictly (every parameter set, every shape checked).
 """),
     ("code", """
 from rvclab.convert import save_safetensors_atomic
-from rvclab.rules.synthesizer import load_mlx_voice
+from rvclab.models.synth.rules import load_mlx_voice
 target = Path(tempfile.mkdtemp()) / "voice_v2_48k.safetensors"
 out = save_safetensors_atomic(target, arrays, metadata)
 model, config2 = load_mlx_voice(out)
@@ -113,12 +113,12 @@ A missing tensor and a mis-shaped one: the converter and the torch loader both s
 which key, with the expected and found shapes. Nothing is written.
 """),
     ("code", """
-from rvclab.rules.synthesizer import convert_checkpoint
+from rvclab.models.synth.rules import convert_checkpoint
 missing = sv.broken(ckpt, drop="enc_p.encoder.attn_layers.1.conv_k.bias")
 print("\\n".join(sv.error_lines(convert_checkpoint, missing)))
 """),
     ("code", """
-from rvclab.voice import prepare_weights, validate_weights
+from rvclab.models.synth.io import prepare_weights, validate_weights
 bad = sv.broken(ckpt, reshape=("enc_p.emb_pitch.weight", (255, 192)))
 print("\\n".join(sv.error_lines(convert_checkpoint, bad)))
 print("\\n".join(sv.error_lines(validate_weights, config, prepare_weights(bad["weight"]))))

@@ -15,8 +15,8 @@ derived from a shipped clip (projected log-mel as features, its F0 by YIN).
     ("code", """
 from rvclab import synth_views as sv, tolerances, widgets
 from rvclab.checkpoints import load_checkpoint
-from rvclab.parity import synth as parity
-from rvclab.synth_noise import make_noise
+from rvclab.models.common import synth as parity
+from rvclab.models.synth.noise import make_noise
 tmodel, mmodel = parity.models_from_voice(load_checkpoint(sv.ensure_voice("v2-48k")))
 config, frames, seed = tmodel.config, 20, 0
 inp = parity.clip_inputs(config, frames, seed)

@@ -20,8 +20,8 @@ import matplotlib.pyplot as plt
 import numpy as np
 from rvclab import hubert_io, metrics, tolerances, trace
 from rvclab.audio import clip, load_audio
-from rvclab.config import HubertConfig
-from rvclab.parity import hubert as parity
+from rvclab.models.synth.config import HubertConfig
+from rvclab.models.common import hubert as parity
 from rvclab.seeded import hubert as seeded
 folder = Path(tempfile.mkdtemp()); config = HubertConfig.small()
 """),

@@ -1,10 +1,10 @@
 """Notebook 06: every documented porting fix re-introduced as a toggle, measured and restored.
 
-The per-fix markdown comes from the registry (rvclab/fixes.py), so the notebook and the
+The per-fix markdown comes from the registry (rvclab/fixes/registry.py), so the notebook and the
 catalogue (docs/fixes.md) say the same thing.
 """
 
-from rvclab import fixes
+from rvclab.fixes import registry as fixes
 
 NOTEBOOK = "06_documented_fixes.ipynb"
 

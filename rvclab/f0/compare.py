@@ -19,7 +19,9 @@ METHODS = ("rmvpe", "crepe", "crepe-tiny", "fcpe", "harvest", "dio", "pm")
 
 def track(audio_16k: np.ndarray, method: str, backend: str = "mlx", **kw) -> np.ndarray:
     """F0 Hz per 10 ms frame of ``method``, (N // 160 + 1,), 0 where unvoiced."""
-    from rvclab.f0 import crepe, fcpe, pm, world
+    from rvclab.f0 import pm, world
+    from rvclab.models.crepe import f0 as crepe
+    from rvclab.models.fcpe import f0 as fcpe
 
     n = np.asarray(audio_16k).size // 160 + 1
     if method in ("crepe", "crepe-tiny"):
@@ -31,7 +33,7 @@ def track(audio_16k: np.ndarray, method: str, backend: str = "mlx", **kw) -> np.
     elif method == "pm":
         f0 = pm.estimate(audio_16k, **kw)[0]
     elif method == "rmvpe":
-        f0 = importlib.import_module("rvclab.f0.rmvpe").estimate(audio_16k, backend, **kw)[0]
+        f0 = importlib.import_module("rvclab.models.rmvpe.f0").estimate(audio_16k, backend, **kw)[0]
     else:
         raise ValueError(f"F0 method '{method}' unknown; expected one of {METHODS}")
     f0 = np.asarray(f0, np.float32)[:n]
@@ -42,7 +44,7 @@ def all_tracks(audio_16k: np.ndarray, backend: str = "mlx", methods=METHODS) -> 
     """{method: track} for every method whose module is available."""
     out = {}
     for m in methods:
-        if m == "rmvpe" and importlib.util.find_spec("rvclab.f0.rmvpe") is None:
+        if m == "rmvpe" and importlib.util.find_spec("rvclab.models.rmvpe.f0") is None:
             continue
         out[m] = track(audio_16k, m, backend)
     return out

@@ -1,0 +1,1 @@
+"""Benchmarks: stages, memory, the committed report; both backends in one run."""

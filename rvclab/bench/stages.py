@@ -1,0 +1,263 @@
+"""Benchmark stages: the same work on torch and MLX, one runner per (stage, backend, length).
+
+A runner is a call plus the synchronisation its backend needs (``mx.eval``;
+``torch.cuda.synchronize`` on the GPU), so ``sync(call())`` is complete work. Inputs are the
+shipped speech clips (``rvclab.audio.data_clips``) concatenated and tiled to the length asked;
+weights are the seeded defaults (``rvclab.paths``), the synthesizer the v2-48k voice.
+
+Stages (what one call covers):
+
+* ``hubert`` — HuBERT/ContentVec features, 16 kHz audio -> (T/320, 768) (v2 output layer);
+* ``rmvpe`` — RMVPE F0 as the pipeline calls it: log-mel, U-Net + BiGRU, decoding to Hz;
+* ``crepe`` — the CREPE network (``--crepe-model full|tiny``) over every 10 ms frame, 512 a batch;
+* ``fcpe`` — FCPE log-mel and network (the latent over 360 bins); decoding is excluded;
+* ``synth`` — the synthesizer's ``infer`` (text encoder, flow, NSF-HiFiGAN) on features at 100 fps,
+  noise drawn beforehand (:mod:`rvclab.models.synth.noise`);
+* ``e2e`` — :func:`rvclab.pipeline.conversion.convert_voice` with the same chunking and noise on both
+  backends (F0 method ``--f0-method``, default rmvpe).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+STAGE_NAMES = ("hubert", "rmvpe", "crepe", "fcpe", "synth", "e2e")
+BACKENDS = ("torch", "mlx")
+SYNTH_VOICE = "voice_v2_48k.pth"
+CREPE_BATCH = 512  # frames per network call, as RVC calls torchcrepe
+SAMPLE_RATE = 16000
+
+
+@dataclass
+class StageOptions:
+    """What a stage runs on: ``device`` 'cpu' or 'gpu'; F0 method of e2e; CREPE capacity."""
+
+    device: str = "cpu"
+    f0_method: str = "rmvpe"
+    crepe_model: str = "full"
+    voice: str = SYNTH_VOICE
+
+    @property
+    def torch_device(self) -> str:
+        return "cuda" if self.device == "gpu" else "cpu"
+
+
+@dataclass
+class Runner:
+    """``sync(call())`` runs one complete unit of a stage's work on one backend."""
+
+    call: Any
+    sync: Any
+    stage: str
+    backend: str
+    seconds: float
+
+
+_SPEECH: list[np.ndarray] = []
+_CACHE: dict[tuple, Any] = {}
+
+
+def speech(seconds: float) -> np.ndarray:
+    """(seconds * 16000,) float32: the shipped clips concatenated, tiled to the length asked."""
+    from rvclab.audio import data_clips, load_audio
+
+    if not _SPEECH:
+        _SPEECH.append(np.concatenate([load_audio(p, SAMPLE_RATE) for p in data_clips()]).astype(np.float32))
+    base = _SPEECH[0]
+    n = int(round(seconds * SAMPLE_RATE))
+    return np.ascontiguousarray(np.tile(base, -(-n // base.size))[:n])
+
+
+def mlx_sync(out) -> None:
+    from rvclab.runtime import import_mlx
+
+    import_mlx().eval(out)
+
+
+def torch_sync_for(device: str):
+    """A sync function for torch on ``device`` ('cpu': ops are synchronous, nothing to wait for)."""
+    if device == "cpu":
+        return lambda out: None
+
+    def sync(out) -> None:
+        import torch
+
+        torch.cuda.synchronize()
+
+    return sync
+
+
+def _cached(key: tuple, make):
+    if key not in _CACHE:
+        _CACHE[key] = make()
+    return _CACHE[key]
+
+
+def voice_model(opts: StageOptions):
+    """The seeded voice (v2-48k unless asked otherwise), torch weights on the benchmark's device."""
+    from rvclab.paths import default_voice
+    from rvclab.pipeline.conversion import VoiceModel
+
+    voice = _cached(("voice", opts.voice), lambda: VoiceModel(default_voice(opts.voice)))
+    if opts.device == "gpu":
+        voice.model("torch").to("cuda")
+    return voice
+
+
+def place_pipeline_models(opts: StageOptions) -> None:
+    """Put the pipeline's cached torch models (HuBERT, RMVPE) on the benchmark's torch device."""
+    if opts.device != "gpu":
+        return
+    from rvclab.models.rmvpe import f0 as f0_rmvpe
+    from rvclab.models.rmvpe.torch import RMVPE
+    from rvclab.pipeline.conversion import embedder
+
+    embedder("torch").to("cuda")
+    f0_rmvpe.get_estimator("torch")
+    for key, est in list(f0_rmvpe._MODELS.items()):
+        if key[1] == "torch" and getattr(est, "device", "cpu") != "cuda":
+            f0_rmvpe._MODELS[key] = RMVPE(est.model, device="cuda")
+
+
+# --- stages -------------------------------------------------------------------------------------
+
+
+def _hubert(backend: str, audio: np.ndarray, opts: StageOptions):
+    from rvclab.pipeline.conversion import embedder
+
+    model = embedder(backend)
+    if backend == "torch":
+        import torch
+
+        model.to(opts.torch_device)
+        x = torch.from_numpy(audio)[None].to(opts.torch_device)
+
+        def call():
+            with torch.no_grad():
+                return model.extract_features(x, version="v2")
+        return call
+    mx = _mx()
+    x = mx.array(audio)[None]
+    return lambda: model.extract_features(x, version="v2")
+
+
+def _rmvpe(backend: str, audio: np.ndarray, opts: StageOptions):
+    from rvclab.models.rmvpe.f0 import get_estimator
+
+    if backend == "torch":
+        place_pipeline_models(opts)
+    est = get_estimator(backend)
+    return lambda: est.infer(audio)
+
+
+def _crepe(backend: str, audio: np.ndarray, opts: StageOptions):
+    from rvclab.models.crepe.f0 import get_model
+    from rvclab.models.crepe.torch import frames
+
+    model = get_model(opts.crepe_model, backend)
+    fr = frames(audio)  # (T, 1024) normalised frames, on the host for both backends
+    if backend == "torch":
+        import torch
+
+        model.to(opts.torch_device)
+        x = fr.to(opts.torch_device)
+
+        def call():
+            with torch.no_grad():
+                return torch.cat([model(x[i:i + CREPE_BATCH]) for i in range(0, x.shape[0], CREPE_BATCH)])
+        return call
+    mx = _mx()
+    x = mx.array(fr.numpy())
+
+    def call_mlx():
+        return mx.concatenate([model(x[i:i + CREPE_BATCH]) for i in range(0, x.shape[0], CREPE_BATCH)])
+    return call_mlx
+
+
+def _fcpe(backend: str, audio: np.ndarray, opts: StageOptions):
+    from rvclab.models.fcpe.f0 import get_model
+
+    model = get_model(backend)
+    if backend == "torch":
+        import torch
+
+        from rvclab.models.fcpe.torch import log_mel
+
+        model.to(opts.torch_device)
+
+        def call():
+            with torch.no_grad():
+                return model(log_mel(audio).to(opts.torch_device))
+        return call
+    from rvclab.models.fcpe.mlx import log_mel as mlx_log_mel
+    from rvclab.models.fcpe.torch import mel_basis
+
+    basis = mel_basis()
+    return lambda: model(mlx_log_mel(audio, basis))
+
+
+def _synth(backend: str, audio: np.ndarray, opts: StageOptions):
+    from rvclab.models.synth.noise import make_noise
+    from rvclab.models.synth.parity import clip_inputs
+
+    voice = voice_model(opts)
+    frames = audio.size // 160
+    inp = _cached(("synth_inputs", opts.voice, frames), lambda: clip_inputs(voice.config, frames, 0))
+    noise = _cached(("synth_noise", opts.voice, frames), lambda: make_noise(voice.config, 1, frames, 0))
+    model = voice.model(backend)
+    if backend == "torch":
+        import torch
+
+        dev = opts.torch_device
+        args = [torch.from_numpy(inp[k]).to(dev) for k in ("phone", "lengths", "pitch", "f0", "sid")]
+
+        def call():
+            with torch.no_grad():
+                return model.infer(*args[:4], args[4], noise)[0]
+        return call
+    mx = _mx()
+    args = [mx.array(inp["phone"]), mx.array(inp["lengths"].astype(np.int32)),
+            mx.array(inp["pitch"].astype(np.int32)), mx.array(inp["f0"]), mx.array(inp["sid"].astype(np.int32))]
+    return lambda: model.infer(*args, noise)[0]
+
+
+def _e2e(backend: str, audio: np.ndarray, opts: StageOptions):
+    from rvclab.pipeline.conversion import convert_voice
+
+    voice = voice_model(opts)
+    place_pipeline_models(opts)
+    return lambda: convert_voice(audio, voice, sr=SAMPLE_RATE, f0_method=opts.f0_method, backend=backend,
+                                 noise_seed=0).audio
+
+
+BUILDERS = {"hubert": _hubert, "rmvpe": _rmvpe, "crepe": _crepe, "fcpe": _fcpe, "synth": _synth, "e2e": _e2e}
+
+
+def _mx():
+    from rvclab.runtime import import_mlx
+
+    return import_mlx()
+
+
+def build(stage: str, backend: str, seconds: float, opts: StageOptions) -> Runner:
+    """The runner of ``stage`` on ``backend`` for ``seconds`` of speech."""
+    if stage not in BUILDERS:
+        raise ValueError(f"unknown stage '{stage}'; choose from {', '.join(BUILDERS)}")
+    if backend not in BACKENDS:
+        raise ValueError(f"unknown backend '{backend}'; choose from {', '.join(BACKENDS)}")
+    call = BUILDERS[stage](backend, speech(seconds), opts)
+    sync = mlx_sync if backend == "mlx" else torch_sync_for(opts.device)
+    return Runner(call=call, sync=sync, stage=stage, backend=backend, seconds=float(seconds))
+
+
+def count_flops(fn) -> int:
+    """FLOPs torch's FlopCounterMode records during ``fn()`` (matmuls, convolutions, attention;
+    elementwise ops, FFTs and indexing are not counted)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with FlopCounterMode(display=False) as counter:
+        fn()
+    return int(counter.get_total_flops())

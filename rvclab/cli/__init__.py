@@ -1,0 +1,266 @@
+"""Command line: ``rvclab info|weights|parity|convert-weights|bench|demo``.
+
+Model families plug in by module name, so this file does not change when one is added:
+``rvclab/seeded/<family>.py`` (``make``), ``rvclab/parity/<name>.py`` (``add_arguments``,
+``run``) and ``rvclab/rules/<family>.py`` (``matches``, ``convert_checkpoint``).
+
+Exit codes (every command; also in ``rvclab --help`` and docs/reliability.md): see EXIT_CODES.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import sys
+from pathlib import Path
+
+# Subcommands contributed per package: name -> the module that provides it.
+SEEDED_MODULES = dict(
+    synthesizer="rvclab.models.synth.seeded",
+    hubert="rvclab.models.hubert.seeded",
+    rmvpe="rvclab.models.rmvpe.seeded",
+)
+PARITY_MODULES = {
+    "synth": "rvclab.models.synth.parity",
+    "hubert": "rvclab.models.hubert.parity",
+    "rmvpe": "rvclab.models.rmvpe.parity",
+    "crepe": "rvclab.models.crepe.parity",
+    "crepe-tiny": "rvclab.models.crepe.parity_tiny",
+    "fcpe": "rvclab.models.fcpe.parity",
+    "e2e": "rvclab.pipeline.parity",
+}
+RULE_MODULES = dict(
+    synthesizer="rvclab.models.synth.rules",
+    hubert="rvclab.models.hubert.rules",
+    rmvpe="rvclab.models.rmvpe.rules",
+    crepe="rvclab.models.crepe.rules",
+    fcpe="rvclab.models.fcpe.rules",
+)
+SEEDED_FAMILIES = tuple(SEEDED_MODULES)
+PARITY_NAMES = tuple(PARITY_MODULES)
+RULE_FAMILIES = tuple(RULE_MODULES)
+
+EXIT_OK, EXIT_CHECK_FAILED, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
+EXIT_CODES = """exit codes:
+  0    success
+  1    a check failed (parity outside tolerance) or some files of a batch failed (each listed)
+  2    usage, unusable input (missing, empty, wrong format, bad audio) or an output that cannot be
+       written (read-only folder, disk full, the input itself); the message names the file
+  130  interrupted (Ctrl+C): outputs already finished are complete, a rerun resumes"""
+
+
+def _optional_module(name: str):
+    """Import ``name`` if that module exists; None if it does not (errors inside it propagate)."""
+    try:
+        return importlib.import_module(name)
+    except ModuleNotFoundError as exc:
+        if exc.name == name:
+            return None
+        raise
+
+
+def _print_rows(obj, as_json: bool) -> None:
+    if as_json:
+        print(json.dumps(obj, indent=2, default=_jsonable))
+        return
+    rows = obj if isinstance(obj, list) else [obj]
+    for row in rows:
+        print("  ".join(f"{k}={_fmt(v)}" for k, v in row.items()))
+
+
+def _fmt(v) -> str:
+    return f"{v:.6g}" if isinstance(v, float) else str(v)
+
+
+def _jsonable(v):
+    if hasattr(v, "item"):
+        return v.item()
+    if hasattr(v, "tolist"):
+        return v.tolist()
+    return str(v)
+
+
+# --- info ------------------------------------------------------------------------------------
+
+
+def cmd_info(args) -> int:
+    from rvclab.info import collect
+
+    if args.n < 1:
+        print(f"rvclab info: -n {args.n}: the matmul size must be at least 1", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    info = collect(matmul_n=args.n)
+    if args.json:
+        print(json.dumps(info, indent=2))
+    else:
+        width = max(len(k) for k in info)
+        for k, v in info.items():
+            print(f"{k:<{width}}  {v}")
+    return EXIT_OK
+
+
+# --- weights ---------------------------------------------------------------------------------
+
+
+def cmd_weights_make(args) -> int:
+    from rvclab.checkpoints import check_writable_dir
+    from rvclab.paths import weights_dir
+
+    args.out = args.out or str(weights_dir())
+    written = []
+    families = args.only.split(",") if args.only else SEEDED_FAMILIES
+    unknown = [f for f in families if f not in SEEDED_FAMILIES]
+    if unknown:
+        print(f"unknown family '{unknown[0]}'; choose from {', '.join(SEEDED_FAMILIES)}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    check_writable_dir(args.out)  # before minutes of weight making, not after
+    for family in families:
+        mod = _optional_module(SEEDED_MODULES[family])
+        if mod is None:
+            print(f"{family}: not available in this version, skipped")
+            continue
+        paths = mod.make(Path(args.out), seed=args.seed, force=args.force)
+        for p in paths:
+            print(f"{family}: {p}")
+        written += paths
+    print(f"{len(written)} file(s) in {args.out} (seeded weights, not trained: see weights/README.md)")
+    return EXIT_OK
+
+
+# --- parity ----------------------------------------------------------------------------------
+
+
+def _parity_module(name: str):
+    return _optional_module(PARITY_MODULES[name])
+
+
+def cmd_parity(args) -> int:
+    result = args.parity_module.run(args)
+    _print_rows(result, args.json)
+    rows = result if isinstance(result, list) else [result]
+    return EXIT_OK if all(r.get("ok", True) for r in rows) else EXIT_CHECK_FAILED
+
+
+# --- convert-weights -------------------------------------------------------------------------
+
+
+def cmd_convert_weights(args) -> int:
+    from rvclab.checkpoints import load_checkpoint
+    from rvclab.convert import save_safetensors_atomic
+
+    src, dst = Path(args.input), Path(args.output)
+    if src.resolve() == dst.resolve():
+        print(f"{dst}: is the input file; choose another output path", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    if dst.exists() and not args.force:
+        print(f"{dst}: exists; pass --force to replace it", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    ckpt = load_checkpoint(src)
+    for family in RULE_FAMILIES:
+        mod = _optional_module(RULE_MODULES[family])
+        if mod is not None and mod.matches(ckpt):
+            arrays, meta = mod.convert_checkpoint(ckpt)
+            save_safetensors_atomic(dst, arrays, {"family": family, **meta})
+            print(f"{src} -> {dst}: {family}, {len(arrays)} tensors")
+            return EXIT_OK
+    print(f"{src}: not a checkpoint of a known model family ({', '.join(RULE_FAMILIES)})", file=sys.stderr)
+    return EXIT_BAD_INPUT
+
+
+# --- bench / demo ----------------------------------------------------------------------------
+
+
+def cmd_bench(args) -> int:
+    from rvclab.bench.run import run_cli
+
+    return run_cli(args)
+
+
+def cmd_demo(args) -> int:
+    from rvclab.views.demo import run_demo
+
+    return run_demo(Path(args.out))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="rvclab", description=__doc__.splitlines()[0], epilog=EXIT_CODES,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = p.add_subparsers(dest="command", required=True)
+
+    s = sub.add_parser("info", help="versions, MLX device, BLAS in use, a matmul timing")
+    s.add_argument("--json", action="store_true")
+    s.add_argument("-n", type=int, default=1024, help="matmul size (default 1024)")
+    s.set_defaults(fn=cmd_info)
+
+    w = sub.add_parser("weights", help="seeded weights in upstream file formats")
+    wsub = w.add_subparsers(dest="weights_command", required=True)
+    s = wsub.add_parser("make", help="write seeded checkpoints (not trained) into weights/")
+    s.add_argument("--out", default=None, help="folder (default: weights/ or $RVCLAB_WEIGHTS)")
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--only", default="", help=f"comma-separated subset of {','.join(SEEDED_FAMILIES)}")
+    s.add_argument("--force", action="store_true", help="replace existing files")
+    s.set_defaults(fn=cmd_weights_make)
+
+    par = sub.add_parser("parity", help="torch vs MLX agreement for one stage")
+    psub = par.add_subparsers(dest="parity_name", required=True)
+    for name in PARITY_NAMES:
+        mod = _parity_module(name)
+        if mod is None:
+            continue
+        s = psub.add_parser(name, help=(mod.__doc__ or name).strip().splitlines()[0])
+        s.add_argument("--json", action="store_true", help="print JSON")
+        mod.add_arguments(s)
+        s.set_defaults(fn=cmd_parity, parity_module=mod)
+
+    s = sub.add_parser("convert-weights", help="torch checkpoint -> MLX safetensors")
+    s.add_argument("input")
+    s.add_argument("output")
+    s.add_argument("--force", action="store_true", help="replace an existing output")
+    s.set_defaults(fn=cmd_convert_weights)
+
+    from rvclab.pipeline import batch
+
+    s = sub.add_parser("convert", help="convert a voice: one file or a folder (batch)")
+    batch.add_arguments(s)
+    s.set_defaults(fn=batch.run_cli)
+
+    from rvclab.bench.run import add_arguments as add_bench_arguments
+
+    s = sub.add_parser("bench", help="benchmarks, torch vs MLX per stage (JSON rows)")
+    add_bench_arguments(s)
+    s.set_defaults(fn=cmd_bench)
+
+    s = sub.add_parser("demo", help="the main job on the shipped data")
+    s.add_argument("--out", default="out")
+    s.set_defaults(fn=cmd_demo)
+
+    from rvclab.cli import lab
+
+    s = sub.add_parser("lab", help="JupyterLab on notebooks/ with this environment's kernel; prints the URL")
+    lab.add_arguments(s)
+    s.set_defaults(fn=lab.run_cli)
+
+    from rvclab.cli.index import add_index_parser  # `rvclab index build|info`
+
+    add_index_parser(sub)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    from rvclab.audio import AudioError
+    from rvclab.checkpoints import CheckpointError
+    from rvclab.convert import ConversionError
+    from rvclab.pipeline.index import IndexFileError
+
+    args = build_parser().parse_args(argv)
+    try:
+        return args.fn(args)
+    except (CheckpointError, AudioError, ConversionError, IndexFileError, OSError) as exc:
+        print(f"rvclab: error: {exc}", file=sys.stderr)  # OSError: missing input, unwritable output
+        return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        print("rvclab: interrupted; finished outputs are complete, a rerun resumes", file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+

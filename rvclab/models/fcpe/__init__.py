@@ -1,0 +1,1 @@
+"""FCPE pitch estimator on torchfcpe's weights: torch reference, MLX port, rules, F0 method, parity."""

@@ -1,0 +1,1 @@
+"""HuBERT / ContentVec content features: config, torch reference, MLX port, rules, loader, parity."""

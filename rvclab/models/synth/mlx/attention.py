@@ -1,0 +1,136 @@
+"""The TextEncoder's transformer in MLX: relative-position multi-head attention, FFN, Encoder.
+
+Layout ``(B, T, C)``; attention internals ``(B, heads, T, head_dim)``. Relative-position tables
+``emb_rel_k`` / ``emb_rel_v`` are ``(1, 2*window+1, head_dim)``, copied from torch untransposed.
+The relative<->absolute index conversions are the same pad/reshape/slice steps as the reference,
+so the two backends index the same elements.
+"""
+
+from __future__ import annotations
+
+import math
+
+import mlx.core as mx
+import mlx.nn as nn
+
+from rvclab.models.synth.mlx.modules import Conv1d, LayerNorm
+
+MASK_FILL = -1e4  # score given to masked positions, as in the reference
+
+
+class MultiHeadAttention(nn.Module):
+    """Self-attention with windowed relative position keys and values (heads share the tables)."""
+
+    def __init__(self, channels, out_channels, n_heads, window_size=10):
+        super().__init__()
+        assert channels % n_heads == 0, f"channels {channels} not divisible by heads {n_heads}"
+        self.n_heads = n_heads
+        self.k_channels = channels // n_heads
+        self.window_size = window_size
+        self.conv_q = Conv1d(channels, channels, 1)
+        self.conv_k = Conv1d(channels, channels, 1)
+        self.conv_v = Conv1d(channels, channels, 1)
+        self.conv_o = Conv1d(channels, out_channels, 1)
+        if window_size is not None:
+            self.emb_rel_k = mx.zeros((1, 2 * window_size + 1, self.k_channels))
+            self.emb_rel_v = mx.zeros((1, 2 * window_size + 1, self.k_channels))
+
+    def __call__(self, x, c, attn_mask=None):  # x, c (B, T, C); attn_mask (B, 1, T, T)
+        q, k, v = self.conv_q(x), self.conv_k(c), self.conv_v(c)
+        return self.conv_o(self.attention(q, k, v, attn_mask))
+
+    def _heads(self, t):  # (B, T, C) -> (B, H, T, dk)
+        b, n, _ = t.shape
+        return t.reshape(b, n, self.n_heads, self.k_channels).transpose(0, 2, 1, 3)
+
+    def attention(self, query, key, value, mask=None):
+        b, t_t, d = query.shape
+        t_s = key.shape[1]
+        q = self._heads(query) / math.sqrt(self.k_channels)
+        k, v = self._heads(key), self._heads(value)
+        scores = q @ k.transpose(0, 1, 3, 2)  # (B, H, Tt, Ts)
+        if self.window_size is not None:
+            assert t_s == t_t, "relative attention is self-attention only"
+            rel_k = self._get_relative_embeddings(self.emb_rel_k, t_s)  # (1, 2T-1, dk)
+            rel_logits = q @ rel_k[None].transpose(0, 1, 3, 2)  # (B, H, T, 2T-1)
+            scores = scores + self._relative_position_to_absolute_position(rel_logits)
+        if mask is not None:
+            scores = mx.where(mask == 0, mx.array(MASK_FILL, scores.dtype), scores)
+        p_attn = mx.softmax(scores, axis=-1)
+        out = p_attn @ v  # (B, H, T, dk)
+        if self.window_size is not None:
+            rel_w = self._absolute_position_to_relative_position(p_attn)  # (B, H, T, 2T-1)
+            rel_v = self._get_relative_embeddings(self.emb_rel_v, t_s)
+            out = out + rel_w @ rel_v[None]
+        return out.transpose(0, 2, 1, 3).reshape(b, t_t, d)
+
+    def _get_relative_embeddings(self, emb, length):
+        """Window table (1, 2w+1, dk) -> (1, 2*length-1, dk), zero-padded where length > w+1."""
+        w = self.window_size
+        pad = max(length - (w + 1), 0)
+        start = max((w + 1) - length, 0)
+        if pad > 0:
+            emb = mx.pad(emb, [(0, 0), (pad, pad), (0, 0)])
+        return emb[:, start:start + 2 * length - 1]
+
+    @staticmethod
+    def _relative_position_to_absolute_position(x):
+        """(B, H, L, 2L-1) relative logits -> (B, H, L, L) absolute."""
+        b, h, n, _ = x.shape
+        x = mx.pad(x, [(0, 0), (0, 0), (0, 0), (0, 1)])  # (B, H, L, 2L)
+        x = mx.pad(x.reshape(b, h, n * 2 * n), [(0, 0), (0, 0), (0, n - 1)])
+        return x.reshape(b, h, n + 1, 2 * n - 1)[:, :, :n, n - 1:]
+
+    @staticmethod
+    def _absolute_position_to_relative_position(x):
+        """(B, H, L, L) absolute weights -> (B, H, L, 2L-1) relative."""
+        b, h, n, _ = x.shape
+        x = mx.pad(x, [(0, 0), (0, 0), (0, 0), (0, n - 1)])  # (B, H, L, 2L-1)
+        x = mx.pad(x.reshape(b, h, n * n + n * (n - 1)), [(0, 0), (0, 0), (n, 0)])
+        return x.reshape(b, h, n, 2 * n)[:, :, :, 1:]
+
+
+class FFN(nn.Module):
+    """Two convs (kernel ``kernel_size``, 'same' padding) with ReLU, masked."""
+
+    def __init__(self, in_channels, out_channels, filter_channels, kernel_size):
+        super().__init__()
+        self.kernel_size = kernel_size
+        self.conv_1 = Conv1d(in_channels, filter_channels, kernel_size)
+        self.conv_2 = Conv1d(filter_channels, out_channels, kernel_size)
+
+    def _same_pad(self, x):
+        k = self.kernel_size
+        if k == 1:
+            return x
+        return mx.pad(x, [(0, 0), ((k - 1) // 2, k // 2), (0, 0)])
+
+    def __call__(self, x, x_mask):  # (B, T, C), (B, T, 1)
+        x = mx.maximum(self.conv_1(self._same_pad(x * x_mask)), 0)
+        return self.conv_2(self._same_pad(x * x_mask)) * x_mask
+
+
+class Encoder(nn.Module):
+    """``n_layers`` x (attention, LayerNorm, FFN, LayerNorm), post-norm residuals."""
+
+    def __init__(self, hidden_channels, filter_channels, n_heads, n_layers, kernel_size=1,
+                 window_size=10):
+        super().__init__()
+        self.attn_layers, self.norm_layers_1, self.ffn_layers, self.norm_layers_2 = [], [], [], []
+        for _ in range(int(n_layers)):
+            self.attn_layers.append(MultiHeadAttention(hidden_channels, hidden_channels, n_heads,
+                                                       window_size=window_size))
+            self.norm_layers_1.append(LayerNorm(hidden_channels))
+            self.ffn_layers.append(FFN(hidden_channels, hidden_channels, filter_channels,
+                                       kernel_size))
+            self.norm_layers_2.append(LayerNorm(hidden_channels))
+
+    def __call__(self, x, x_mask):  # x (B, T, H), x_mask (B, T, 1)
+        m = x_mask[..., 0]
+        attn_mask = (m[:, :, None] * m[:, None, :])[:, None]  # (B, 1, T, T)
+        x = x * x_mask
+        for attn, n1, ffn, n2 in zip(self.attn_layers, self.norm_layers_1, self.ffn_layers,
+                                     self.norm_layers_2):
+            x = n1(x + attn(x, x, attn_mask))
+            x = n2(x + ffn(x, x_mask))
+        return x * x_mask

@@ -1,0 +1,181 @@
+"""PyTorch reference of the RVC synthesizer (voice model), faithful to RVC WebUI's inference.
+
+Four upstream classes, one implementation:
+
+============================== ======= ============ =======================
+class                          version features     decoder
+============================== ======= ============ =======================
+SynthesizerTrnMs256NSFsid      v1      (B, T, 256)  GeneratorNSF (F0)
+SynthesizerTrnMs768NSFsid      v2      (B, T, 768)  GeneratorNSF (F0)
+SynthesizerTrnMs256NSFsid_nono v1      (B, T, 256)  Generator (no F0)
+SynthesizerTrnMs768NSFsid_nono v2      (B, T, 768)  Generator (no F0)
+============================== ======= ============ =======================
+
+Submodules and state-dict keys as in upstream voice files: ``enc_p`` (TextEncoder),
+``dec`` (decoder), ``flow`` (4 couplings at ``flow.flows.{0,2,4,6}``, Flip in between),
+``emb_g`` (speaker embedding). ``enc_q`` (posterior encoder, training only) is absent by
+default because upstream strips every ``enc_q.*`` key when it saves a voice and deletes the
+module before loading; pass ``with_enc_q=True`` to build it (its keys then follow upstream's).
+
+Inference takes its noise explicitly (see :mod:`rvclab.models.synth.noise`):
+``infer(phone, phone_lengths, pitch, nsff0, sid, noise)``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from rvclab.models.synth.config import SynthConfig
+from rvclab.models.synth.noise import SINE_NOISE, SINE_PHASE, Z_P, check_noise
+from rvclab.models.synth.torch.attention import FFN, Encoder, LayerNorm, MultiHeadAttention
+from rvclab.models.synth.torch.layers import WNConv1d, WNConvTranspose1d
+from rvclab.models.synth.torch.modules import (
+    WN,
+    Flip,
+    PosteriorEncoder,
+    ResBlock1,
+    ResBlock2,
+    ResidualCouplingBlock,
+    ResidualCouplingLayer,
+    TextEncoder,
+)
+from rvclab.models.synth.torch.vocoder import Generator, GeneratorNSF, SineGen, SourceModuleHnNSF
+
+__all__ = [
+    "FFN", "WN", "Encoder", "Flip", "Generator", "GeneratorNSF", "LayerNorm",
+    "MultiHeadAttention", "PosteriorEncoder", "ResBlock1", "ResBlock2", "ResidualCouplingBlock",
+    "ResidualCouplingLayer", "SineGen", "SourceModuleHnNSF", "SynthConfig", "Synthesizer",
+    "SynthesizerTrnMs256NSFsid", "SynthesizerTrnMs256NSFsid_nono", "SynthesizerTrnMs768NSFsid",
+    "SynthesizerTrnMs768NSFsid_nono", "TextEncoder", "WNConv1d", "WNConvTranspose1d",
+    "Z_SCALE", "build_synthesizer", "noise_to_torch", "synthesizer_class",
+]
+
+Z_SCALE = 0.66666  # upstream's fixed temperature of the prior sample
+
+
+def noise_to_torch(noise: Mapping[str, Any], device=None) -> dict[str, torch.Tensor]:
+    """numpy (or torch) noise arrays -> float32 torch tensors on ``device``."""
+    out = {}
+    for k, v in noise.items():
+        t = torch.from_numpy(np.asarray(v)) if not isinstance(v, torch.Tensor) else v
+        out[k] = t.to(device=device, dtype=torch.float32)
+    return out
+
+
+class Synthesizer(nn.Module):
+    """Common body of the four upstream classes; build it from a :class:`SynthConfig`.
+
+    Constructor arguments mirror upstream's positional config list, so
+    ``SynthesizerTrnMs768NSFsid(*ckpt["config"])`` works as upstream's does.
+    """
+
+    PHONE_DIM = 768
+    USE_F0 = True
+
+    def __init__(self, spec_channels, segment_size, inter_channels, hidden_channels,
+                 filter_channels, n_heads, n_layers, kernel_size, p_dropout, resblock,
+                 resblock_kernel_sizes, resblock_dilation_sizes, upsample_rates,
+                 upsample_initial_channel, upsample_kernel_sizes, spk_embed_dim, gin_channels,
+                 sr=None, *, with_enc_q: bool = False, **kwargs):
+        super().__init__()
+        version = "v1" if self.PHONE_DIM == 256 else "v2"
+        self.config = SynthConfig.from_config_list(
+            [spec_channels, segment_size, inter_channels, hidden_channels, filter_channels,
+             n_heads, n_layers, kernel_size, p_dropout, resblock, resblock_kernel_sizes,
+             resblock_dilation_sizes, upsample_rates, upsample_initial_channel,
+             upsample_kernel_sizes, spk_embed_dim, gin_channels, sr if sr is not None else 0],
+            version=version, f0=self.USE_F0)
+        c = self.config
+        self.enc_p = TextEncoder(self.PHONE_DIM, c.inter_channels, c.hidden_channels,
+                                 c.filter_channels, c.n_heads, c.n_layers, c.kernel_size,
+                                 c.p_dropout, f0=self.USE_F0)
+        gen_args = (c.inter_channels, c.resblock, c.resblock_kernel_sizes,
+                    c.resblock_dilation_sizes, c.upsample_rates, c.upsample_initial_channel,
+                    c.upsample_kernel_sizes)
+        if self.USE_F0:
+            if not c.sr:
+                raise ValueError(f"{type(self).__name__}: an F0 model needs sr (Hz or '48k')")
+            self.dec = GeneratorNSF(*gen_args, gin_channels=c.gin_channels, sr=c.sr)
+        else:
+            self.dec = Generator(*gen_args, gin_channels=c.gin_channels)
+        if with_enc_q:
+            self.enc_q = PosteriorEncoder(c.spec_channels, c.inter_channels, c.hidden_channels,
+                                          5, 1, 16, gin_channels=c.gin_channels)
+        self.flow = ResidualCouplingBlock(c.inter_channels, c.hidden_channels, 5, 1, 3,
+                                          gin_channels=c.gin_channels)
+        self.emb_g = nn.Embedding(c.spk_embed_dim, c.gin_channels)
+
+    def infer(self, phone, phone_lengths, pitch, nsff0, sid, noise: Mapping[str, Any]):
+        """One inference pass, as upstream's ``infer`` with the noise given explicitly.
+
+        phone (B, T, 256|768) float @ 100 fps; phone_lengths (B,) int; pitch (B, T) int coarse
+        pitch 1..255 (None for no-F0 models); nsff0 (B, T) float F0 in Hz (None for no-F0);
+        sid (B,) int speaker id; noise: :func:`rvclab.models.synth.noise.make_noise` output (numpy or
+        torch). Returns (audio (B, 1, T*hop) in [-1, 1] @ sr, x_mask (B, 1, T),
+        (z, z_p, m_p, logs_p) each (B, inter, T)), as upstream.
+        """
+        b, t = phone.shape[0], phone.shape[1]
+        check_noise(noise, self.config, b, t)
+        nz = noise_to_torch(noise, phone.device)
+        g = self.emb_g(sid).unsqueeze(-1)  # (B, gin, 1)
+        m_p, logs_p, x_mask = self.enc_p(phone, pitch if self.USE_F0 else None, phone_lengths)
+        z_p = (m_p + torch.exp(logs_p) * nz[Z_P].to(m_p) * Z_SCALE) * x_mask
+        z = self.flow(z_p, x_mask, g=g, reverse=True)
+        if self.USE_F0:
+            o = self.dec(z * x_mask, nsff0, g=g, phase0=nz[SINE_PHASE],
+                         sine_noise=nz[SINE_NOISE])
+        else:
+            o = self.dec(z * x_mask, g=g)
+        return o, x_mask, (z, z_p, m_p, logs_p)
+
+    def forward(self, *args, **kwargs):
+        """Inference only (training's forward needs the posterior encoder and slicing)."""
+        return self.infer(*args, **kwargs)
+
+
+class SynthesizerTrnMs256NSFsid(Synthesizer):
+    """v1 (256-d features) with F0: NSF-HiFiGAN decoder."""
+
+    PHONE_DIM, USE_F0 = 256, True
+
+
+class SynthesizerTrnMs768NSFsid(Synthesizer):
+    """v2 (768-d features) with F0: NSF-HiFiGAN decoder."""
+
+    PHONE_DIM, USE_F0 = 768, True
+
+
+class SynthesizerTrnMs256NSFsid_nono(Synthesizer):  # noqa: N801 (upstream name)
+    """v1 (256-d features) without F0: plain HiFi-GAN decoder."""
+
+    PHONE_DIM, USE_F0 = 256, False
+
+
+class SynthesizerTrnMs768NSFsid_nono(Synthesizer):  # noqa: N801 (upstream name)
+    """v2 (768-d features) without F0: plain HiFi-GAN decoder."""
+
+    PHONE_DIM, USE_F0 = 768, False
+
+
+_CLASSES = {
+    ("v1", True): SynthesizerTrnMs256NSFsid,
+    ("v2", True): SynthesizerTrnMs768NSFsid,
+    ("v1", False): SynthesizerTrnMs256NSFsid_nono,
+    ("v2", False): SynthesizerTrnMs768NSFsid_nono,
+}
+
+
+def synthesizer_class(config: SynthConfig) -> type[Synthesizer]:
+    """The upstream class for (version, f0)."""
+    return _CLASSES[(config.version, bool(config.f0))]
+
+
+def build_synthesizer(config: SynthConfig, with_enc_q: bool = False) -> Synthesizer:
+    """Model for ``config`` in eval mode, freshly initialised as upstream's constructors do."""
+    model = synthesizer_class(config)(*config.to_config_list(), with_enc_q=with_enc_q)
+    return model.eval()

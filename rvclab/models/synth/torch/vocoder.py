@@ -1,0 +1,189 @@
+"""HiFi-GAN decoders of the RVC synthesizer: ``GeneratorNSF`` (F0 models) and ``Generator``.
+
+The NSF source (``SourceModuleHnNSF`` / ``SineGen``) turns frame-rate F0 into a sine excitation
+at the audio rate; its random draws come in as arguments (see :mod:`rvclab.models.synth.noise`).
+z (B, inter, T) @ 100 fps -> audio (B, 1, T * hop) @ sr, hop = prod(upsample_rates).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from rvclab.models.synth.noise import HARMONIC_NUM
+from rvclab.models.synth.torch.layers import LRELU_SLOPE, WNConvTranspose1d
+from rvclab.models.synth.torch.modules import ResBlock1, ResBlock2
+
+
+class SineGen(nn.Module):
+    """Sine excitation from F0, as RVC WebUI computes it (no gradients).
+
+    f0 (B, T) Hz @ 100 fps, upp = hop; phase0 (B, dim) initial phases in cycles (column 0 is 0);
+    noise (B, T*upp, dim) standard normal -> sine (B, T*upp, dim), uv (B, T*upp, 1),
+    scaled noise (B, T*upp, dim).
+
+    Steps: per-frame phase increment ``rad = (f0 * h / sr) % 1`` for harmonic h; the initial phase
+    is added to frame 0; the cumulative phase at the frame rate (times upp) is linearly
+    interpolated (align_corners) to the audio rate and wrapped to [0, 1); every place where the
+    wrapped value decreases marks a -1 cycle shift; the sine is
+    ``sin(2 pi cumsum(nearest-upsampled rad + shift))``. Voiced iff f0 > threshold;
+    output ``sine_amp * sine * uv + noise * (uv * noise_std + (1 - uv) * sine_amp / 3)``.
+    """
+
+    def __init__(self, samp_rate: int, harmonic_num: int = 0, sine_amp: float = 0.1,
+                 noise_std: float = 0.003, voiced_threshold: float = 0.0):
+        super().__init__()
+        self.sine_amp = sine_amp
+        self.noise_std = noise_std
+        self.harmonic_num = harmonic_num
+        self.dim = harmonic_num + 1
+        self.sampling_rate = samp_rate
+        self.voiced_threshold = voiced_threshold
+
+    def forward(self, f0: torch.Tensor, upp: int, phase0: torch.Tensor, noise: torch.Tensor):
+        with torch.no_grad():
+            f0 = f0.unsqueeze(-1).float()  # (B, T, 1)
+            harmonics = torch.arange(1, self.dim + 1, dtype=f0.dtype, device=f0.device)
+            f0_buf = f0 * harmonics  # (B, T, dim)
+            rad = (f0_buf / self.sampling_rate) % 1
+            rad[:, 0, :] = rad[:, 0, :] + phase0.to(rad)
+            cum = torch.cumsum(rad, 1) * upp  # (B, T, dim)
+            cum = F.interpolate(cum.transpose(2, 1), scale_factor=float(upp), mode="linear",
+                                align_corners=True).transpose(2, 1)  # (B, T*upp, dim)
+            rad = F.interpolate(rad.transpose(2, 1), scale_factor=float(upp),
+                                mode="nearest").transpose(2, 1)
+            cum = cum % 1
+            wrapped = (cum[:, 1:, :] - cum[:, :-1, :]) < 0
+            shift = torch.zeros_like(rad)
+            shift[:, 1:, :] = wrapped * -1.0
+            sine = torch.sin(torch.cumsum(rad + shift, dim=1) * 2 * math.pi) * self.sine_amp
+            uv = (f0 > self.voiced_threshold).to(f0.dtype)
+            uv = F.interpolate(uv.transpose(2, 1), scale_factor=float(upp),
+                               mode="nearest").transpose(2, 1)  # (B, T*upp, 1)
+            noise_amp = uv * self.noise_std + (1 - uv) * self.sine_amp / 3
+            noise = noise_amp * noise.to(sine)
+            sine = sine * uv + noise
+        return sine, uv, noise
+
+
+class SourceModuleHnNSF(nn.Module):
+    """Harmonic-plus-noise source: SineGen, then ``tanh(l_linear(sines))`` merging harmonics.
+
+    f0 (B, T) Hz, upp -> (B, T*upp, 1) excitation. ``l_linear``: Linear(dim, 1).
+    """
+
+    def __init__(self, sampling_rate: int, harmonic_num: int = 0, sine_amp: float = 0.1,
+                 add_noise_std: float = 0.003, voiced_threshold: float = 0.0):
+        super().__init__()
+        self.l_sin_gen = SineGen(sampling_rate, harmonic_num, sine_amp, add_noise_std,
+                                 voiced_threshold)
+        self.l_linear = nn.Linear(harmonic_num + 1, 1)
+        self.l_tanh = nn.Tanh()
+
+    def forward(self, f0, upp: int, phase0, noise):
+        sines, _, _ = self.l_sin_gen(f0, upp, phase0, noise)
+        sines = sines.to(self.l_linear.weight.dtype)
+        return self.l_tanh(self.l_linear(sines))
+
+
+def _resblock_class(kind: str):
+    return ResBlock1 if str(kind) == "1" else ResBlock2
+
+
+class Generator(nn.Module):
+    """Plain HiFi-GAN decoder of the no-F0 models. z (B, C, T), g (B, gin, 1) -> (B, 1, T*hop).
+
+    ``conv_pre`` (512, C, 7) -> per stage: leaky ReLU(0.1), ``ups[i]`` (weight-normed transposed
+    conv, stride u, kernel k, padding (k-u)//2), mean of the stage's resblocks -> leaky ReLU(0.01)
+    -> ``conv_post`` (1, ch, 7, no bias) -> tanh. ``cond`` (512, gin, 1) adds the speaker.
+    """
+
+    def __init__(self, initial_channel, resblock, resblock_kernel_sizes, resblock_dilation_sizes,
+                 upsample_rates, upsample_initial_channel, upsample_kernel_sizes,
+                 gin_channels: int = 0):
+        super().__init__()
+        self.num_kernels = len(resblock_kernel_sizes)
+        self.num_upsamples = len(upsample_rates)
+        # registered first so the state-dict order matches upstream's (m_source, noise_convs, ...)
+        self._build_source(upsample_rates, upsample_initial_channel)
+        self.conv_pre = nn.Conv1d(initial_channel, upsample_initial_channel, 7, 1, padding=3)
+        block = _resblock_class(resblock)
+        self.ups = nn.ModuleList()
+        for i, (u, k) in enumerate(zip(upsample_rates, upsample_kernel_sizes)):
+            self.ups.append(WNConvTranspose1d(upsample_initial_channel // 2**i,
+                                              upsample_initial_channel // 2 ** (i + 1),
+                                              k, u, padding=(k - u) // 2))
+        self.resblocks = nn.ModuleList()
+        for i in range(self.num_upsamples):
+            ch = upsample_initial_channel // 2 ** (i + 1)
+            for k, d in zip(resblock_kernel_sizes, resblock_dilation_sizes):
+                self.resblocks.append(block(ch, k, d))
+        self.conv_post = nn.Conv1d(ch, 1, 7, 1, padding=3, bias=False)
+        if gin_channels != 0:
+            self.cond = nn.Conv1d(gin_channels, upsample_initial_channel, 1)
+
+    def _build_source(self, upsample_rates, upsample_initial_channel) -> None:
+        """No excitation source in the plain generator (GeneratorNSF adds one)."""
+
+    def _stage(self, i: int, x: torch.Tensor) -> torch.Tensor:
+        """Mean of the resblocks of upsampling stage i."""
+        xs = None
+        for j in range(self.num_kernels):
+            y = self.resblocks[i * self.num_kernels + j](x)
+            xs = y if xs is None else xs + y
+        return xs / self.num_kernels
+
+    def forward(self, x: torch.Tensor, g: torch.Tensor | None = None) -> torch.Tensor:
+        x = self.conv_pre(x)
+        if g is not None:
+            x = x + self.cond(g)
+        for i in range(self.num_upsamples):
+            x = self.ups[i](F.leaky_relu(x, LRELU_SLOPE))
+            x = self._stage(i, x)
+        x = self.conv_post(F.leaky_relu(x))  # default slope 0.01 here, as upstream
+        return torch.tanh(x)
+
+
+class GeneratorNSF(Generator):
+    """NSF-HiFiGAN decoder of the F0 models: Generator plus the sine source injected per stage.
+
+    ``noise_convs[i]`` downsample the (B, 1, T*hop) excitation to stage i's rate: kernel
+    2*s, stride s, padding s//2 with s = prod(upsample_rates[i+1:]); the last is a 1x1 conv.
+    forward(z (B, C, T), f0 (B, T) Hz, g (B, gin, 1), phase0, sine_noise) -> (B, 1, T*hop).
+    """
+
+    def __init__(self, initial_channel, resblock, resblock_kernel_sizes, resblock_dilation_sizes,
+                 upsample_rates, upsample_initial_channel, upsample_kernel_sizes,
+                 gin_channels: int, sr: int):
+        self.sr = sr
+        super().__init__(initial_channel, resblock, resblock_kernel_sizes,
+                         resblock_dilation_sizes, upsample_rates, upsample_initial_channel,
+                         upsample_kernel_sizes, gin_channels)
+
+    def _build_source(self, upsample_rates, upsample_initial_channel) -> None:
+        self.upp = math.prod(upsample_rates)
+        self.m_source = SourceModuleHnNSF(sampling_rate=self.sr, harmonic_num=HARMONIC_NUM)
+        self.noise_convs = nn.ModuleList()
+        for i in range(len(upsample_rates)):
+            c_cur = upsample_initial_channel // 2 ** (i + 1)
+            if i + 1 < len(upsample_rates):
+                s = math.prod(upsample_rates[i + 1:])
+                self.noise_convs.append(nn.Conv1d(1, c_cur, kernel_size=2 * s, stride=s,
+                                                  padding=s // 2))
+            else:
+                self.noise_convs.append(nn.Conv1d(1, c_cur, kernel_size=1))
+
+    def forward(self, x, f0, g=None, *, phase0: torch.Tensor, sine_noise: torch.Tensor):
+        har = self.m_source(f0, self.upp, phase0, sine_noise).transpose(1, 2)  # (B, 1, T*hop)
+        x = self.conv_pre(x)
+        if g is not None:
+            x = x + self.cond(g)
+        for i in range(self.num_upsamples):
+            x = self.ups[i](F.leaky_relu(x, LRELU_SLOPE))
+            x = x + self.noise_convs[i](har)
+            x = self._stage(i, x)
+        x = self.conv_post(F.leaky_relu(x))
+        return torch.tanh(x)

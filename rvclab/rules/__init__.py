@@ -1,1 +1,0 @@
-"""Converter rule tables, one module per model family."""

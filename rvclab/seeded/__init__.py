@@ -1,1 +1,0 @@
-"""Seeded weights written in upstream file formats (rvclab weights make)."""
