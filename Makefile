@@ -8,7 +8,7 @@ NOTEBOOKS := $(sort $(wildcard notebooks/*.ipynb))
 PYTEST_FLAGS := -p no:cacheprovider --strict-markers
 NBVAL_FLAGS := --nbval --nbval-sanitize-with notebooks/sanitize.cfg --nbval-cell-timeout=900
 
-.PHONY: setup test test-py test-nb demo lab lint bench weights clean
+.PHONY: setup test test-py test-nb demo lab lint bench weights clean notebooks-sync notebooks-run
 
 setup: $(STAMP)
 
@@ -38,7 +38,18 @@ bench: setup
 	$(VENV)/bin/rvclab bench --stage all --seconds 1,5,15 --json out/bench_stages_cpu.json
 
 lint: setup
-	$(VENV)/bin/ruff check rvclab tests scripts
+	$(VENV)/bin/ruff check rvclab tests scripts notebooks
+
+# Each notebooks/NN_name.ipynb is paired with NN_name.py (notebooks/jupytext.toml). After editing either,
+# `make notebooks-sync` updates the other from the newer one (the .ipynb keeps its outputs and cell ids);
+# a new NN_name.py without its .ipynb gets one.
+notebooks-sync: setup
+	$(VENV)/bin/jupytext --sync $(NOTEBOOKS) $(filter-out $(NOTEBOOKS:.ipynb=.py),$(wildcard notebooks/*.py))
+
+# Execute and store outputs: `make notebooks-run NB=notebooks/05_voice_conversion.ipynb` (all without NB).
+notebooks-run: notebooks-sync
+	cd notebooks && ../$(PY) -m jupyter nbconvert --to notebook --execute --inplace \
+		--ExecutePreprocessor.timeout=1200 $(notdir $(or $(NB),$(NOTEBOOKS)))
 
 clean:
 	rm -rf $(VENV) out build *.egg-info
