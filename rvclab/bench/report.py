@@ -1,14 +1,16 @@
-"""Benchmark results as tables: the committed JSON rows (docs/bench) read, chosen and checked
-against the project's speed goals (issue #10), the scaling fits and the peak-memory figures.
+"""Benchmark results as tables: the committed JSON rows (docs/bench) read and checked against the
+project's speed goals (issue #10), the scaling fits and the peak-memory figures.
 
-No numbers live here: every figure comes from the rows ``rvclab bench`` wrote. Where several runs
-hold the same stage, the newest run (by its ``date``) that has rows for it is used.
+docs/bench holds one current file per benchmark kind, under the stable names of ``BENCH_FILES``: a
+new run replaces its kind's file (rows kept from another run say so in ``provenance``) and git keeps
+the old one. No numbers live here: every figure comes from the rows ``rvclab bench`` wrote.
 """
 
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from fnmatch import fnmatch
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +19,14 @@ from rvclab.paths import ROOT
 
 BENCH_DIR = ROOT / "docs" / "bench"
 STAGE_ORDER = ("hubert", "rmvpe", "crepe", "fcpe", "synth", "e2e")
+BENCH_FILES = {  # kind: the one current file of docs/bench the report reads
+    "stages_cpu": "bench_stages_cpu.json",
+    "stages_gpu": "bench_stages_gpu.json",
+    "scaling_gpu": "bench_scaling_gpu.json",
+    "memory_e2e_cpu": "bench_memory_e2e_cpu.json",
+    "memory_e2e_gpu": "bench_memory_e2e_gpu.json",
+    "primitives_cpu": "bench_primitives_cpu.json",
+}
 
 # Goals of issue #10 (MLX time / torch time unless said otherwise).
 CPU_E2E_RATIO_GOAL = 0.8
@@ -30,22 +40,27 @@ GPU_GOAL_SECONDS = 60.0
 
 
 def load_rows(pattern: str, folder: Path = BENCH_DIR) -> list[dict]:
-    """Rows of every JSON file in ``folder`` matching ``pattern``, each tagged with its ``source``."""
+    """Rows of the ``BENCH_FILES`` whose name matches ``pattern`` (a name or a glob), each tagged with
+    its ``source``; other files in ``folder`` are never read."""
+    names = sorted(n for n in BENCH_FILES.values() if fnmatch(n, pattern))
+    if not names:
+        raise ValueError(f"{pattern!r} matches none of the benchmark files {sorted(BENCH_FILES.values())}")
     rows = []
-    for path in sorted(folder.glob(pattern)):
-        for row in json.loads(path.read_text()):
-            rows.append({**row, "source": path.name})
+    for name in names:
+        for row in json.loads((folder / name).read_text()):
+            rows.append({**row, "source": name})
     return rows
 
 
+def load(kind: str, folder: Path = BENCH_DIR) -> list[dict]:
+    """Rows of the current file of one benchmark kind (a key of ``BENCH_FILES``)."""
+    return load_rows(BENCH_FILES[kind], folder)
+
+
 def stage_rows(rows: list[dict], stage: str) -> list[dict]:
-    """The rows of ``stage`` from the newest run that measured it (error rows dropped)."""
-    good = [r for r in rows if r.get("stage") == stage and r.get("backend") in ("torch", "mlx", "ratio")
+    """The timed rows of ``stage`` (error and memory-only rows dropped)."""
+    return [r for r in rows if r.get("stage") == stage and r.get("backend") in ("torch", "mlx", "ratio")
             and r.get("mode") != "memory-only"]
-    if not good:
-        return []
-    newest = max((r["date"], r["source"]) for r in good)
-    return [r for r in good if (r["date"], r["source"]) == newest]
 
 
 def errors(rows: list[dict]) -> list[dict]:
@@ -67,27 +82,22 @@ class Pair:
 
 
 def pairs(rows: list[dict], stages=STAGE_ORDER) -> list[Pair]:
+    """Both backends' rows per stage and length; two rows of one backend there is an error (one
+    current run per kind)."""
     out = []
     for stage in stages:
         chosen = stage_rows(rows, stage)
         for s in sorted({r["seconds_audio"] for r in chosen if "seconds_audio" in r}):
-            by = {r["backend"]: r for r in chosen if r.get("seconds_audio") == s}
+            by: dict[str, dict] = {}
+            for r in chosen:
+                if r.get("seconds_audio") != s:
+                    continue
+                if r["backend"] in by:
+                    raise ValueError(f"two {r['backend']} rows for {stage} at {s:g} s ({by[r['backend']]['source']} "
+                                     f"{by[r['backend']]['date']}, {r['source']} {r['date']}): keep one run per kind")
+                by[r["backend"]] = r
             if "torch" in by and "mlx" in by:
                 out.append(Pair(stage, s, by["torch"], by["mlx"]))
-    return out
-
-
-def all_pairs(rows: list[dict], stages=STAGE_ORDER) -> list[Pair]:
-    """Every (run, stage, length) with both backends, oldest run first (not only the newest run)."""
-    out = []
-    runs = sorted({(r["date"], r["source"]) for r in rows if r.get("backend") in ("torch", "mlx")})
-    for run in runs:
-        in_run = [r for r in rows if (r.get("date"), r.get("source")) == run and r.get("mode") != "memory-only"]
-        for stage in stages:
-            for s in sorted({r["seconds_audio"] for r in in_run if r.get("stage") == stage and "seconds_audio" in r}):
-                by = {r["backend"]: r for r in in_run if r.get("stage") == stage and r.get("seconds_audio") == s}
-                if "torch" in by and "mlx" in by:
-                    out.append(Pair(stage, s, by["torch"], by["mlx"]))
     return out
 
 
@@ -213,7 +223,8 @@ def linear_fit(x, y) -> dict | None:
 
 
 def memory_figures(rows: list[dict], seconds=(60.0, 600.0)) -> list[dict]:
-    """Peak memory of an e2e conversion per backend at each length in ``seconds`` (newest row)."""
+    """Peak memory of an e2e conversion per backend at each length in ``seconds``; two rows with a
+    peak at one length is an error (one current run per kind)."""
     out = []
     for backend in ("torch", "mlx"):
         for s in seconds:
@@ -222,7 +233,10 @@ def memory_figures(rows: list[dict], seconds=(60.0, 600.0)) -> list[dict]:
             if not found:
                 out.append({"backend": backend, "seconds": s, "peak_bytes": None})
                 continue
-            r = max(found, key=lambda r: r["date"])
+            if len(found) > 1:
+                raise ValueError(f"{len(found)} {backend} e2e rows with a peak at {s:g} s "
+                                 f"({', '.join(r['source'] for r in found)}): keep one run per kind")
+            r = found[0]
             out.append({"backend": backend, "seconds": s,
                         "peak_bytes": r.get("peak_rss_bytes", r.get("peak_gpu_bytes")),
                         "what": "peak RSS" if "peak_rss_bytes" in r else r.get("gpu_memory_method"),
