@@ -8,7 +8,9 @@
 
 # %%
 # %matplotlib inline
-from rvclab import bench, bench_plots as plots, bench_report as rep
+from rvclab.bench import report as rep
+from rvclab.bench import run as bench
+from rvclab.views import bench as plots
 cpu_rows, gpu_rows = rep.load_rows("bench_stages_cpu*.json"), rep.load_rows("bench_stages_gpu*.json")
 cpu, gpu = rep.pairs(cpu_rows), rep.pairs(gpu_rows)
 for g in rep.cpu_goals(cpu, rep.best_peak(cpu_rows)) + rep.gpu_goals(gpu):
