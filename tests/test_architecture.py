@@ -247,7 +247,7 @@ def test_imports_at_the_top():
            for name, mod in sorted(modules().items())
            for t, line in mod.inner.items() if not _lazy_allowed(name, t)]
     assert not bad, ("imports inside functions that are neither an optional extra nor one backend's code "
-                     f"(rvclab.runtime.LAZY_IMPORTS):\n" + "\n".join(bad))
+                     "(rvclab.runtime.LAZY_IMPORTS):\n" + "\n".join(bad))
 
 
 _BLOCK_TORCH = """
