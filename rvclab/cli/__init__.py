@@ -1,10 +1,10 @@
-"""Command line: ``rvclab info|weights|parity|convert-weights|bench|demo``.
+"""The rvclab command line: runtime info, seeded weights, torch vs MLX parity, conversion, benchmarks.
 
-Model families plug in by module name, so this file does not change when one is added:
-``rvclab/seeded/<family>.py`` (``make``), ``rvclab/parity/<name>.py`` (``add_arguments``,
-``run``) and ``rvclab/rules/<family>.py`` (``matches``, ``convert_checkpoint``).
-
-Exit codes (every command; also in ``rvclab --help`` and docs/reliability.md): see EXIT_CODES.
+One parser. Model families plug in by module name through the registries below, so this file does
+not change when one is added: ``SEEDED_MODULES`` (``make``), ``PARITY_MODULES`` (``add_arguments``,
+``run``) and ``RULE_MODULES`` (``matches``, ``convert_checkpoint``). Packages contribute whole
+subcommands through ``COMMANDS``; a command's module is imported when that command is parsed, so
+``rvclab --help`` loads no model code. Exit codes: :mod:`rvclab.cli.exit_codes` (also in ``--help``).
 """
 
 from __future__ import annotations
@@ -12,10 +12,19 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
+import re
 import sys
 from pathlib import Path
 
-# Subcommands contributed per package: name -> the module that provides it.
+from rvclab.audio import AudioError
+from rvclab.checkpoints import CheckpointError, check_writable_dir, load_checkpoint
+from rvclab.cli.exit_codes import EXIT_BAD_INPUT, EXIT_CODES, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK
+from rvclab.convert import ConversionError, save_safetensors_atomic
+from rvclab.info import collect
+from rvclab.paths import weights_dir
+from rvclab.pipeline.index import IndexFileError
+
+# Model families, by module name (a module that does not exist is skipped).
 SEEDED_MODULES = dict(
     synthesizer="rvclab.models.synth.seeded",
     hubert="rvclab.models.hubert.seeded",
@@ -41,13 +50,16 @@ SEEDED_FAMILIES = tuple(SEEDED_MODULES)
 PARITY_NAMES = tuple(PARITY_MODULES)
 RULE_FAMILIES = tuple(RULE_MODULES)
 
-EXIT_OK, EXIT_CHECK_FAILED, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
-EXIT_CODES = """exit codes:
-  0    success
-  1    a check failed (parity outside tolerance) or some files of a batch failed (each listed)
-  2    usage, unusable input (missing, empty, wrong format, bad audio) or an output that cannot be
-       written (read-only folder, disk full, the input itself); the message names the file
-  130  interrupted (Ctrl+C): outputs already finished are complete, a rerun resumes"""
+
+# Subcommands contributed per package, in --help order after the ones defined here. The module
+# gives ``add_arguments(parser)`` and ``run_cli(args)`` (or its own subcommands set ``fn``).
+COMMANDS = dict(
+    convert=dict(module="rvclab.pipeline.batch", help="convert a voice: one file or a folder (batch)"),
+    bench=dict(module="rvclab.bench.run", help="benchmarks, torch vs MLX per stage (JSON rows)"),
+    demo=dict(module="rvclab.cli.demo", help="the main job on the shipped data"),
+    lab=dict(module="rvclab.cli.lab", help="JupyterLab on notebooks/ with this environment's kernel; prints the URL"),
+    index=dict(module="rvclab.cli.index", help="FAISS feature index (build, info)"),
+)
 
 
 def _optional_module(name: str):
@@ -58,6 +70,12 @@ def _optional_module(name: str):
         if exc.name == name:
             return None
         raise
+
+
+def _plain(doc: str | None, default: str) -> str:
+    """The first line of a docstring as plain text (RST literals and roles unwrapped), for --help."""
+    line = (doc or default).strip().splitlines()[0]
+    return re.sub(r":\w+:`~?([^`]*)`", r"\1", line).replace("``", "")
 
 
 def _print_rows(obj, as_json: bool) -> None:
@@ -81,12 +99,7 @@ def _jsonable(v):
     return str(v)
 
 
-# --- info ------------------------------------------------------------------------------------
-
-
 def cmd_info(args) -> int:
-    from rvclab.info import collect
-
     if args.n < 1:
         print(f"rvclab info: -n {args.n}: the matmul size must be at least 1", file=sys.stderr)
         return EXIT_BAD_INPUT
@@ -100,13 +113,7 @@ def cmd_info(args) -> int:
     return EXIT_OK
 
 
-# --- weights ---------------------------------------------------------------------------------
-
-
 def cmd_weights_make(args) -> int:
-    from rvclab.checkpoints import check_writable_dir
-    from rvclab.paths import weights_dir
-
     args.out = args.out or str(weights_dir())
     written = []
     families = args.only.split(",") if args.only else SEEDED_FAMILIES
@@ -128,27 +135,14 @@ def cmd_weights_make(args) -> int:
     return EXIT_OK
 
 
-# --- parity ----------------------------------------------------------------------------------
-
-
-def _parity_module(name: str):
-    return _optional_module(PARITY_MODULES[name])
-
-
 def cmd_parity(args) -> int:
     result = args.parity_module.run(args)
     _print_rows(result, args.json)
     rows = result if isinstance(result, list) else [result]
-    return EXIT_OK if all(r.get("ok", True) for r in rows) else EXIT_CHECK_FAILED
-
-
-# --- convert-weights -------------------------------------------------------------------------
+    return EXIT_OK if all(r.get("ok", True) for r in rows) else EXIT_FAILED
 
 
 def cmd_convert_weights(args) -> int:
-    from rvclab.checkpoints import load_checkpoint
-    from rvclab.convert import save_safetensors_atomic
-
     src, dst = Path(args.input), Path(args.output)
     if src.resolve() == dst.resolve():
         print(f"{dst}: is the input file; choose another output path", file=sys.stderr)
@@ -168,23 +162,14 @@ def cmd_convert_weights(args) -> int:
     return EXIT_BAD_INPUT
 
 
-# --- bench / demo ----------------------------------------------------------------------------
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The parser. ``only`` names the one subcommand to complete (its modules are imported); the
+    others get their name and help, enough for ``rvclab --help``. None: every subcommand."""
 
+    def complete(name: str) -> bool:
+        return only is None or only == name
 
-def cmd_bench(args) -> int:
-    from rvclab.bench.run import run_cli
-
-    return run_cli(args)
-
-
-def cmd_demo(args) -> int:
-    from rvclab.views.demo import run_demo
-
-    return run_demo(Path(args.out))
-
-
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="rvclab", description=__doc__.splitlines()[0], epilog=EXIT_CODES,
+    p = argparse.ArgumentParser(prog="rvclab", description=_plain(__doc__, "rvclab"), epilog=EXIT_CODES,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="command", required=True)
 
@@ -204,11 +189,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     par = sub.add_parser("parity", help="torch vs MLX agreement for one stage")
     psub = par.add_subparsers(dest="parity_name", required=True)
-    for name in PARITY_NAMES:
-        mod = _parity_module(name)
+    for name in PARITY_NAMES if complete("parity") else ():
+        mod = _optional_module(PARITY_MODULES[name])
         if mod is None:
             continue
-        s = psub.add_parser(name, help=(mod.__doc__ or name).strip().splitlines()[0])
+        s = psub.add_parser(name, help=_plain(mod.__doc__, name))
         s.add_argument("--json", action="store_true", help="print JSON")
         mod.add_arguments(s)
         s.set_defaults(fn=cmd_parity, parity_module=mod)
@@ -219,41 +204,24 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--force", action="store_true", help="replace an existing output")
     s.set_defaults(fn=cmd_convert_weights)
 
-    from rvclab.pipeline import batch
-
-    s = sub.add_parser("convert", help="convert a voice: one file or a folder (batch)")
-    batch.add_arguments(s)
-    s.set_defaults(fn=batch.run_cli)
-
-    from rvclab.bench.run import add_arguments as add_bench_arguments
-
-    s = sub.add_parser("bench", help="benchmarks, torch vs MLX per stage (JSON rows)")
-    add_bench_arguments(s)
-    s.set_defaults(fn=cmd_bench)
-
-    s = sub.add_parser("demo", help="the main job on the shipped data")
-    s.add_argument("--out", default="out")
-    s.set_defaults(fn=cmd_demo)
-
-    from rvclab.cli import lab
-
-    s = sub.add_parser("lab", help="JupyterLab on notebooks/ with this environment's kernel; prints the URL")
-    lab.add_arguments(s)
-    s.set_defaults(fn=lab.run_cli)
-
-    from rvclab.cli.index import add_index_parser  # `rvclab index build|info`
-
-    add_index_parser(sub)
+    for name, command in COMMANDS.items():
+        s = sub.add_parser(name, help=command["help"])
+        if complete(name):
+            mod = importlib.import_module(command["module"])
+            mod.add_arguments(s)
+            if hasattr(mod, "run_cli"):
+                s.set_defaults(fn=mod.run_cli)
     return p
 
 
-def main(argv: list[str] | None = None) -> int:
-    from rvclab.audio import AudioError
-    from rvclab.checkpoints import CheckpointError
-    from rvclab.convert import ConversionError
-    from rvclab.pipeline.index import IndexFileError
+def _command(argv: list[str]) -> str:
+    """The subcommand ``argv`` names ('' for none): its first argument not starting with '-'."""
+    return next((a for a in argv if not a.startswith("-")), "")
 
-    args = build_parser().parse_args(argv)
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    args = build_parser(only=_command(argv)).parse_args(argv)
     try:
         return args.fn(args)
     except (CheckpointError, AudioError, ConversionError, IndexFileError, OSError) as exc:
@@ -262,5 +230,3 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("rvclab: interrupted; finished outputs are complete, a rerun resumes", file=sys.stderr)
         return EXIT_INTERRUPTED
-
-

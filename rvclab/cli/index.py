@@ -13,19 +13,23 @@ from pathlib import Path
 
 import numpy as np
 
-EXIT_OK, EXIT_BAD_INPUT = 0, 2
-DEFAULT_HUBERT = Path(__file__).resolve().parents[1] / "weights" / "hubert_base.pt"
+from rvclab.audio import AUDIO_EXTENSIONS, SAMPLE_RATE_16K, load_audio
+from rvclab.cli.exit_codes import EXIT_BAD_INPUT, EXIT_OK
+from rvclab.models.hubert.io import load_hubert
+from rvclab.paths import weights_dir
+from rvclab.pipeline.index import FEATURE_DIMS, IndexFileError, build_index_file, describe
+
+HUBERT_FILE = "hubert_base.pt"  # in weights_dir(), the default of --hubert
 
 
-def add_index_parser(sub) -> None:
-    """Register ``index build`` and ``index info`` on the top-level subparsers."""
-    p = sub.add_parser("index", help="FAISS feature index (build, info)")
+def add_arguments(p) -> None:
+    """``index build`` and ``index info`` under the ``index`` parser ``p``."""
     isub = p.add_subparsers(dest="index_command", required=True)
     b = isub.add_parser("build", help="build an RVC-compatible index from features or audio")
     src = b.add_mutually_exclusive_group(required=True)
     src.add_argument("--features", nargs="+", help="(N, D) float .npy feature files")
     src.add_argument("--audio", help="folder of audio clips (features via HuBERT)")
-    b.add_argument("--hubert", default=str(DEFAULT_HUBERT), help="HuBERT/ContentVec checkpoint")
+    b.add_argument("--hubert", default=str(weights_dir() / HUBERT_FILE), help="HuBERT/ContentVec checkpoint")
     b.add_argument("--name", required=True, help="model name used in the file name")
     b.add_argument("--version", default="v2", choices=("v1", "v2"))
     b.add_argument("--out", required=True, help="output folder")
@@ -39,8 +43,6 @@ def add_index_parser(sub) -> None:
 
 def load_feature_files(paths, version: str) -> np.ndarray:
     """Concatenate (N_i, D) .npy files; errors name the file and expected/found shape."""
-    from rvclab.pipeline.index import FEATURE_DIMS, IndexFileError
-
     dim = FEATURE_DIMS[version]
     parts = []
     for path in paths:
@@ -65,8 +67,6 @@ def load_feature_files(paths, version: str) -> np.ndarray:
 
 def features_from_audio(folder: str, hubert_path: str, version: str) -> np.ndarray:
     """HuBERT features (N, D) of every clip in ``folder`` (sorted by name), at 50 fps."""
-    from rvclab.audio import AUDIO_EXTENSIONS, SAMPLE_RATE_16K, load_audio
-
     files = sorted(p for p in Path(folder).iterdir() if p.suffix.lower() in AUDIO_EXTENSIONS)
     if not files:
         raise FileNotFoundError(f"{folder}: no audio files ({', '.join(AUDIO_EXTENSIONS)})")
@@ -76,8 +76,6 @@ def features_from_audio(folder: str, hubert_path: str, version: str) -> np.ndarr
         )
     try:
         import torch
-
-        from rvclab.models.hubert.io import load_hubert
     except ImportError as exc:
         raise RuntimeError(
             f"--audio needs the HuBERT reference (rvclab.models.hubert.io, torch): {exc}. "
@@ -97,8 +95,6 @@ def features_from_audio(folder: str, hubert_path: str, version: str) -> np.ndarr
 
 
 def cmd_index_build(args) -> int:
-    from rvclab.pipeline.index import IndexFileError, build_index_file
-
     try:
         if args.features:
             feats = load_feature_files(args.features, args.version)
@@ -119,8 +115,6 @@ def cmd_index_build(args) -> int:
 
 
 def cmd_index_info(args) -> int:
-    from rvclab.pipeline.index import IndexFileError, describe
-
     try:
         info = describe(args.path)
     except IndexFileError as exc:

@@ -1,13 +1,8 @@
-"""``rvclab lab``: JupyterLab on the project's notebooks, with this environment as the kernel.
+"""``rvclab lab``: JupyterLab on the project's notebooks, with this environment as the ``python3`` kernel.
 
-The server runs on a free local port (or ``--port``) and listens on 127.0.0.1 only, with a token
-made here, so the URL printed is the one to open. Its ``python3`` kernel is this interpreter
-(a kernelspec written for the server, first on its ``JUPYTER_PATH``), so a notebook imports the
-same rvclab, torch and MLX as the command line, whatever other kernels the user has installed.
-Kernels inherit the server's environment (``RVCLAB_WEIGHTS`` among it). The widgets' JupyterLab
-extension (``jupyterlab_widgets``) must be installed; the command says so when it is not.
-
-:class:`LabServer` is the same server as an object; the browser test starts it headless.
+Listens on 127.0.0.1 only, on a free port (or ``--port``), with a token made here: the printed URL is
+the one to open. Kernels inherit the server's environment (``RVCLAB_WEIGHTS`` among it). Needs the
+widgets' JupyterLab extension (``jupyterlab_widgets``). :class:`LabServer` is the server as an object.
 """
 
 from __future__ import annotations
@@ -24,12 +19,14 @@ import time
 import urllib.request
 from pathlib import Path
 
+from jupyter_core.paths import jupyter_path
+
+from rvclab.cli.exit_codes import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK
 from rvclab.paths import ROOT
 
 NOTEBOOKS = ROOT / "notebooks"
 HOST = "127.0.0.1"
 WIDGETS_EXTENSION = "@jupyter-widgets/jupyterlab-manager"
-EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
 
 
 class LabError(RuntimeError):
@@ -83,8 +80,6 @@ def write_kernelspec(data_dir: str | os.PathLike) -> Path:
 
 def widgets_extension_dir() -> Path | None:
     """Where the ipywidgets JupyterLab extension is installed, or None."""
-    from jupyter_core.paths import jupyter_path
-
     for base in jupyter_path("labextensions"):
         candidate = Path(base) / WIDGETS_EXTENSION / "package.json"
         if candidate.exists():

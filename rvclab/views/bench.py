@@ -1,5 +1,5 @@
 """Figures of the benchmark rows (matplotlib): per-stage times with ratios, GFLOP/s against the
-measured matmul peak, and scaling of time and peak memory with clip length, with linear fits.
+matmul peak of the same run, and time and peak memory against clip length with linear fits.
 
 Each function takes what :mod:`rvclab.bench.report` returns and gives a matplotlib Figure; the
 docs generator saves them as PNG, notebook 07 shows them.
@@ -7,6 +7,7 @@ docs generator saves them as PNG, notebook 07 shows them.
 
 from __future__ import annotations
 
+import matplotlib.pyplot as plt
 import numpy as np
 
 from rvclab.bench import report as rep
@@ -14,15 +15,8 @@ from rvclab.bench import report as rep
 COLORS = {"torch": "#d2691e", "mlx": "#1f77b4"}
 
 
-def _plt():
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
 def stage_bars(ps: list[rep.Pair], title: str):
     """Median seconds per stage (its longest length), torch vs MLX, log scale; ratio above."""
-    plt = _plt()
     chosen = [rep.longest(ps, s) for s in rep.STAGE_ORDER]
     chosen = [p for p in chosen if p is not None]
     fig, ax = plt.subplots(figsize=(8, 3.6))
@@ -48,7 +42,6 @@ def stage_bars(ps: list[rep.Pair], title: str):
 
 def gflops_bars(ps: list[rep.Pair], title: str):
     """Achieved GFLOP/s per stage and backend (torch's FLOP count), and the fp32 matmul peak."""
-    plt = _plt()
     chosen = [p for p in (rep.longest(ps, s) for s in rep.STAGE_ORDER) if p is not None and p.torch.get("flops")]
     fig, ax = plt.subplots(figsize=(8, 3.4))
     x = np.arange(len(chosen))
@@ -70,7 +63,6 @@ def gflops_bars(ps: list[rep.Pair], title: str):
 
 def scaling(points: dict[str, list[dict]], title: str, what: str = "time"):
     """Time (or peak memory) against clip length per backend, log-log, with the linear fit."""
-    plt = _plt()
     fig, ax = plt.subplots(figsize=(6.5, 3.6))
     for backend, pts in points.items():
         pts = [p for p in pts if (p["time_s"] if what == "time" else p["peak_bytes"])]

@@ -1,18 +1,19 @@
 """Views for notebook 06 and the fixes catalogue: one fix measured, printed and plotted.
 
-Data in, text or matplotlib Figures out; the measuring is :mod:`rvclab.fixes.registry`. Printed figures
-are rounded (bug-on values to two significant digits, fixed values as a check against the
-goal) so notebook outputs do not depend on the last bits of fp32 summation order (a bug-on
-maximum over many activations moved in its third digit between two runs of the test suite).
+Data in, text or matplotlib Figures out; the measuring is :mod:`rvclab.fixes.registry`. Printed
+values are rounded (bug-on values to two significant digits, fixed values as a check against the
+goal) so notebook outputs do not depend on the last bits of fp32 summation order.
 """
 
 from __future__ import annotations
 
 import math
 
+import matplotlib.pyplot as plt
 import numpy as np
 
 from rvclab.fixes import registry as fixes
+from rvclab.fixes.rmvpe import TONES_HZ
 
 # metric -> (curve key, x axis label)
 _CURVES = {
@@ -70,8 +71,6 @@ def goal_ratio(fix, value: float) -> float:
 
 
 def _fig(ncols=1, w=9.0, h=2.8, dpi=72):
-    import matplotlib.pyplot as plt
-
     fig, axes = plt.subplots(1, ncols, figsize=(w, h), dpi=dpi, constrained_layout=True,
                              squeeze=False)
     plt.close(fig)
@@ -85,8 +84,6 @@ def plot_fix(row: dict):
     bug, fixed = row["figures_bug"], row["figures_fixed"]
     fig, (ax,) = _fig()
     if "f0_readout_per_tone" in bug:
-        from rvclab.fixes.rmvpe import TONES_HZ
-
         ax.semilogx(TONES_HZ, 100 * np.array(bug["f0_readout_per_tone"]), "o-", label="bug on")
         ax.semilogx(TONES_HZ, 100 * np.array(fixed["f0_readout_per_tone"]), "s--", label="fixed")
         ax.axhline(-18, color="grey", ls=":", label="seed's report: about -18%")
