@@ -12,7 +12,16 @@ import os
 import sys
 from types import SimpleNamespace
 
+import mlx.nn as nn
 import numpy as np
+
+from rvclab import paths, runtime
+from rvclab.audio import SAMPLE_RATE_16K, clip, load_audio
+from rvclab.models.hubert import io as hubert_io
+from rvclab.models.hubert.parity import compare
+from rvclab.pipeline import index
+from rvclab.runtime import import_mlx
+from rvclab.weights import default_hubert
 
 CLIP = "librivox_male_0870_16k"
 SECONDS = 0.5
@@ -22,8 +31,6 @@ VERSION = "v2"
 # --- buggy variants -----------------------------------------------------------------------------
 def gelu_tanh_method(original):
     """GELU.__call__ with the tanh approximation."""
-    import mlx.nn as nn
-
     def __call__(self, x):
         return nn.gelu_approx(x)
 
@@ -32,8 +39,6 @@ def gelu_tanh_method(original):
 
 def layer_with_tanh_gelu(original):
     """TransformerLayer.__call__ whose feed-forward uses the tanh-approximated GELU."""
-    import mlx.nn as nn
-
     def __call__(self, x, key_padding_mask=None):
         if self.layer_norm_first:
             x = x + self.self_attn(self.self_attn_layer_norm(x), key_padding_mask)
@@ -58,11 +63,7 @@ def guard_missing(original):
 def _bench(weights_dir: str):
     import torch
 
-    from rvclab import paths
-    from rvclab.audio import SAMPLE_RATE_16K, clip, load_audio
-    from rvclab.models.hubert import io as hubert_io
-
-    weights = hubert_io.read_hubert(paths.default_hubert())
+    weights = hubert_io.read_hubert(default_hubert())
     tmodel, mmodel = hubert_io.torch_model(weights), hubert_io.mlx_model(weights)
     audio = load_audio(clip(CLIP), SAMPLE_RATE_16K)[:int(SECONDS * SAMPLE_RATE_16K)]
     audio = np.ascontiguousarray(audio, dtype=np.float32)
@@ -72,8 +73,6 @@ def _bench(weights_dir: str):
 
 
 def bench():
-    from rvclab import paths
-
     return _bench(str(paths.weights_dir()))
 
 
@@ -84,9 +83,6 @@ def prepare():
 
 def measure_hubert() -> dict:
     """The MLX HuBERT as the code stands against the torch features: max_abs_rel, cos_min."""
-    from rvclab.models.hubert.parity import compare
-    from rvclab.runtime import import_mlx
-
     mx = import_mlx()
     b = bench()
     out = b.mmodel.extract_features(mx.array(b.audio), VERSION)[0]
@@ -114,9 +110,6 @@ def measure_faiss_guard() -> dict:
 
     guard_sets_one_thread: 1.0 when OMP_NUM_THREADS became "1" and faiss was asked for one
     thread, else 0.0. The crash itself needs macOS and cannot be reproduced here."""
-    from rvclab import runtime
-    from rvclab.pipeline import index
-
     keys = ("OMP_NUM_THREADS", "KMP_DUPLICATE_LIB_OK")
     saved_env = {k: os.environ.pop(k, None) for k in keys}
     saved_faiss = sys.modules.get("faiss")

@@ -16,9 +16,28 @@ import functools
 import re
 from types import SimpleNamespace
 
+import mlx.core as mx
 import numpy as np
 
-from rvclab import metrics
+from rvclab import metrics, paths, voices
+from rvclab.checkpoints import load_checkpoint
+from rvclab.convert import (
+    ConversionError,
+    apply_rules,
+    conv1d_layout,
+    conv_transpose1d_layout,
+    load_into_mlx,
+    mlx_param_shapes,
+    transform,
+    weight_norm_pair,
+)
+from rvclab.fixes import rmvpe as fixes_rmvpe
+from rvclab.models.synth import parity
+from rvclab.models.synth.mlx.synthesizer import build_synthesizer
+from rvclab.models.synth.noise import make_noise
+from rvclab.models.synth.rules import RULES, convert_checkpoint
+from rvclab.models.synth.tables import traced_run
+from rvclab.runtime import import_mlx
 
 VOICE = "voice_v2_48k.pth"
 FRAMES = 30
@@ -38,8 +57,6 @@ def flip_time_axis(original):
 
 def abs_to_rel_drop_last(original):
     """Absolute -> relative attention weights dropping the last column instead of the first."""
-    import mlx.core as mx
-
     def convert(x):
         b, h, n, _ = x.shape
         x = mx.pad(x, [(0, 0), (0, 0), (0, 0), (0, n - 1)])
@@ -64,8 +81,6 @@ def flow_pairs_coupling_first(original):
 
 def wn_first_slice_everywhere(original):
     """WN.__call__ where every layer takes the first 2*hidden channels of the condition."""
-    import mlx.core as mx
-
     def __call__(self, x, x_mask, g=None):
         h = self.hidden_channels
         output = mx.zeros_like(x)
@@ -89,8 +104,6 @@ def wn_first_slice_everywhere(original):
 
 def cumsum_fp16(original):
     """SineGen's phase integration run in float16 (a half-precision model)."""
-    import mlx.core as mx
-
     def cumsum(x, axis=1):
         return mx.cumsum(x.astype(mx.float16), axis=axis).astype(x.dtype)
 
@@ -111,8 +124,6 @@ def layernorm_left_at_init(rule):
 
 def rel_tables_as_conv(rule):
     """emb_rel_k / emb_rel_v sent through the conv1d layout (transposed)."""
-    from rvclab.convert import conv1d_layout, transform
-
     return dataclasses.replace(rule, fn=transform(conv1d_layout))
 
 
@@ -133,8 +144,6 @@ def flow_compact_index(rule):
 
 def weight_norm_global(rule):
     """Weight-norm fusion with one norm over the whole tensor instead of per output channel."""
-    from rvclab.convert import conv1d_layout, conv_transpose1d_layout, weight_norm_pair
-
     layout = conv_transpose1d_layout if "upsampler" in rule.name else conv1d_layout
 
     def body(src, key, m):
@@ -172,12 +181,7 @@ def conv_reshaped(rule):
 # --- the bench ----------------------------------------------------------------------------------
 @functools.lru_cache(maxsize=2)
 def _bench(weights_dir: str):
-    from rvclab import paths
-    from rvclab.checkpoints import load_checkpoint
-    from rvclab.models.synth import parity
-    from rvclab.models.synth.noise import make_noise
-
-    ckpt = load_checkpoint(paths.default_voice(VOICE))
+    ckpt = load_checkpoint(voices.default_voice(VOICE))
     tmodel, mmodel = parity.models_from_voice(ckpt)
     config = tmodel.config
     inp = parity.clip_inputs(config, FRAMES, SEED, CLIP)
@@ -194,8 +198,6 @@ def prepare():
 
 def bench():
     """The cached bench for the current weights folder."""
-    from rvclab import paths
-
     return _bench(str(paths.weights_dir()))
 
 
@@ -220,8 +222,6 @@ def figures(ref: dict, out: dict) -> dict:
 
 def flow_alone(model) -> np.ndarray:
     """The port's reverse flow on torch's z_p (B, T, C): the flow stage in isolation."""
-    from rvclab.runtime import import_mlx
-
     mx = import_mlx()
     b = bench()
     mask = (np.arange(FRAMES)[None] < b.inp["lengths"][:, None]).astype(np.float32)[..., None]
@@ -232,8 +232,6 @@ def flow_alone(model) -> np.ndarray:
 
 
 def _run(model) -> dict:
-    from rvclab.models.synth import parity
-
     b = bench()
     out = figures(b.ref, parity.run_mlx(model, b.inp, b.noise, True))
     z = flow_alone(model)
@@ -248,10 +246,6 @@ def measure_synth() -> dict:
 
 
 def _model_from(arrays, strict: bool = True):
-    from rvclab.convert import load_into_mlx, mlx_param_shapes
-    from rvclab.models.synth.mlx.synthesizer import build_synthesizer
-    from rvclab.runtime import import_mlx
-
     model = build_synthesizer(bench().config)
     if strict:
         load_into_mlx(model, arrays)
@@ -265,16 +259,11 @@ def _model_from(arrays, strict: bool = True):
 
 def measure_synth_reconverted() -> dict:
     """Convert the voice with the converter as it stands, load strictly, run."""
-    from rvclab.models.synth.rules import convert_checkpoint
-
     arrays, _ = convert_checkpoint(bench().ckpt)
     return _run(_model_from(arrays))
 
 
 def _strict_problems() -> list[str]:
-    from rvclab.convert import ConversionError
-    from rvclab.models.synth.rules import convert_checkpoint
-
     try:
         convert_checkpoint(bench().ckpt)
     except ConversionError as exc:
@@ -291,9 +280,6 @@ def measure_conversion() -> dict:
 def measure_lenient() -> dict:
     """Strict problem count, then the rules run without the shape check and loaded leniently
     (keys that fit are set, the rest keeps its init), as a lenient port would: z and wave."""
-    from rvclab.convert import apply_rules
-    from rvclab.models.synth.rules import RULES
-
     problems = _strict_problems()
     src = {k: v.detach().cpu().numpy() for k, v in bench().ckpt["weight"].items()}
     arrays, _ = apply_rules(src, RULES, None, context="lenient")
@@ -303,8 +289,6 @@ def measure_lenient() -> dict:
 
 def trace_table():
     """The layer-by-layer trace (:mod:`rvclab.trace`) of the bench, as the code stands."""
-    from rvclab.models.synth.tables import traced_run
-
     b = bench()
     return traced_run(b.tmodel, b.mmodel, b.inp, b.noise)[0]
 
@@ -312,6 +296,4 @@ def trace_table():
 def measure_layouts() -> dict:
     """Synthesizer reconverted (conv1d, conv_transpose1d) plus RMVPE reconverted (conv2d,
     conv_transpose2d), both as the converter stands."""
-    from rvclab.fixes import rmvpe as fixes_rmvpe
-
     return {**measure_synth_reconverted(), **fixes_rmvpe.measure_rmvpe_reconverted()}

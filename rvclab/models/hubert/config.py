@@ -1,4 +1,4 @@
-"""HuBERT / ContentVec configuration shared by the torch reference and the MLX port."""
+"""HuBERT / ContentVec configuration, feature layers and the length check, shared by both backends."""
 
 from dataclasses import dataclass, field
 
@@ -6,13 +6,17 @@ from dataclasses import dataclass, field
 # field, 320-sample hop (20 ms frames @ 16 kHz).
 HUBERT_BASE_CONV_LAYERS = ((512, 10, 5),) + ((512, 3, 2),) * 4 + ((512, 2, 2),) * 2
 
+V1_LAYER = 9  # RVC WebUI: v1 models read layer 9, projected to 256-d by final_proj
+V2_LAYER = 12  # v2 models read the last layer, 768-d
+VERSION_LAYERS = {"v1": V1_LAYER, "v2": V2_LAYER}
+
 
 @dataclass(frozen=True)
 class HubertConfig:
     """HuBERT base / ContentVec feature extractor; defaults are RVC's ``hubert_base.pt``.
 
     Built from a fairseq checkpoint (``args`` Namespace or ``cfg`` dict, see
-    ``rvclab.hubert_io.config_from_fairseq``) or a transformers ``config.json``
+    :func:`rvclab.models.hubert.rules.config_from_fairseq`) or a transformers ``config.json``
     (``config_from_transformers``). Both backends share it.
     """
 
@@ -76,3 +80,19 @@ class HubertConfig:
             conv_pos_groups=4,
             final_dim=32,
         )
+
+
+class TooShortError(ValueError):
+    """Audio shorter than one HuBERT frame (the front end's receptive field)."""
+
+
+def check_length(n_samples: int, config: HubertConfig) -> int:
+    """Frames for ``n_samples`` @ 16 kHz; raises :class:`TooShortError` below one frame."""
+    frames = config.num_frames(n_samples)
+    if frames < 1:
+        need = config.receptive_field
+        raise TooShortError(
+            f"audio of {n_samples} samples is shorter than one HuBERT frame: need at least "
+            f"{need} samples ({1000 * need / config.sample_rate:g} ms @ {config.sample_rate} Hz)"
+        )
+    return frames

@@ -1,14 +1,9 @@
 """HuBERT base / ContentVec feature extractor: the MLX port of :mod:`rvclab.models.hubert.torch`.
 
-Same class names and attribute paths as the torch reference, so conversion is layout only:
-activations are (B, T, C); conv weights are (O, K, I); the positional conv's weight norm is fused
-at conversion (``encoder.pos_conv.0.weight``). GELU is the exact (erf) form, as upstream
-(:func:`rvclab.mlx.activations.gelu`, a polynomial erf on the CPU).
-
-The front end's strided convs run as "gather K strided views, one matmul" (one GEMM per layer,
-with MLX's BLAS), exact up to summation order. The grouped positional conv (K = 128) goes through
-:func:`rvclab.mlx.ops.conv1d` (tap matmuls on the CPU, about 4x faster there than ``mx.conv1d``;
-MLX's native kernel on a GPU).
+Same class names and attribute paths as the reference, so conversion is layout only: activations
+(B, T, C), conv weights (O, K, I), the positional conv's weight norm fused at conversion
+(``encoder.pos_conv.0.weight``). Exact (erf) GELU. Strided front-end convs run as one matmul over
+K gathered views; the grouped positional conv goes through :func:`rvclab.mlx.ops.conv1d`.
 """
 
 from __future__ import annotations
@@ -18,8 +13,7 @@ import mlx.nn as nn
 
 from rvclab.mlx.activations import gelu
 from rvclab.mlx.ops import conv1d
-from rvclab.models.hubert.config import HubertConfig
-from rvclab.models.hubert.torch import VERSION_LAYERS, TooShortError, check_length
+from rvclab.models.hubert.config import VERSION_LAYERS, HubertConfig, TooShortError, check_length
 
 __all__ = ["HubertModel", "TooShortError", "VERSION_LAYERS"]
 

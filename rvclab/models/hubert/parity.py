@@ -19,6 +19,11 @@ import numpy as np
 
 from rvclab import metrics, tolerances
 from rvclab.audio import SAMPLE_RATE_16K, data_clips, load_audio
+from rvclab.models.hubert import io as hubert_io
+from rvclab.models.hubert import seeded
+from rvclab.models.hubert.config import V1_LAYER, HubertConfig
+from rvclab.paths import weights_dir
+from rvclab.runtime import import_mlx
 
 FORMATS = {"fairseq": "hubert_base.pt", "transformers": "contentvec_base"}
 VERSIONS = ("v1", "v2")
@@ -70,8 +75,6 @@ def features(models, wav: np.ndarray, version: str) -> tuple[np.ndarray, np.ndar
     """(torch, mlx) features (T, C) of one mono wave for ``models = (torch_model, mlx_model)``."""
     import torch
 
-    from rvclab.runtime import import_mlx
-
     mx = import_mlx()
     torch_model, mlx_model = models
     with torch.no_grad():
@@ -82,13 +85,8 @@ def features(models, wav: np.ndarray, version: str) -> tuple[np.ndarray, np.ndar
 
 
 def _weights_dir(args) -> tuple[Path, tempfile.TemporaryDirectory | None]:
-    from rvclab.models.hubert import seeded
-    from rvclab.models.hubert.config import HubertConfig
-
     if args.weights:
         return Path(args.weights), None
-    from rvclab.paths import weights_dir
-
     default = weights_dir()
     if not args.small and all((default / name).exists() for name in FORMATS.values()):
         return default, None
@@ -99,8 +97,6 @@ def _weights_dir(args) -> tuple[Path, tempfile.TemporaryDirectory | None]:
 
 
 def run(args) -> list[dict]:
-    from rvclab.models.hubert import io as hubert_io
-
     folder, tmp = _weights_dir(args)
     lengths = tuple(int(n) for n in str(args.lengths).split(",") if n.strip())
     inputs = test_inputs(lengths, clips=not args.no_clips)
@@ -146,15 +142,13 @@ def torch_stages(model, wav: np.ndarray) -> dict[str, np.ndarray]:
         for i, layer in enumerate(model.encoder.layers):
             x = layer(x)
             out[f"encoder.layers.{i}"] = x[0].numpy()
-            if i + 1 == 9:
+            if i + 1 == V1_LAYER:
                 out["final_proj (v1, layer 9)"] = model.final_proj(x)[0].numpy()
     return out
 
 
 def mlx_stages(model, wav: np.ndarray) -> dict[str, np.ndarray]:
     """The same stages for the MLX port (same names, (T, C) numpy)."""
-    from rvclab.runtime import import_mlx
-
     mx = import_mlx()
     out = {}
 
@@ -180,7 +174,7 @@ def mlx_stages(model, wav: np.ndarray) -> dict[str, np.ndarray]:
     for i, layer in enumerate(model.encoder.layers):
         x = layer(x)
         keep(f"encoder.layers.{i}", x)
-        if i + 1 == 9:
+        if i + 1 == V1_LAYER:
             keep("final_proj (v1, layer 9)", model.final_proj(x))
     return out
 

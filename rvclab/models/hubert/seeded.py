@@ -1,15 +1,8 @@
 """Seeded HuBERT weights in both upstream formats, for tests, notebooks and `rvclab weights make`.
 
-* ``hubert_base.pt``: fairseq layout as RVC WebUI ships it — fp16 weights under ``model``, the
-  config as a plain ``cfg`` dict (or an ``args`` Namespace with ``style="args"``), and a
-  ``task_state`` holding a fairseq ``Dictionary`` object (504 symbols: 4 specials + 500 units).
-  The Dictionary is pickled from a stand-in class whose module/qualname are fairseq's; the stand-in
-  modules sit in ``sys.modules`` only while the file is written.
-* ``contentvec_base/``: transformers layout as Applio ships ContentVec — ``config.json`` and
-  ``model.safetensors`` (fp32) with ``HubertModel`` keys plus ``final_proj``.
-
-Both carry the same seeded weights (rounded to fp16 first), so both formats give identical
-features. Files are written atomically and never overwritten unless ``force``.
+``hubert_base.pt`` (fairseq layout: fp16 weights, ``cfg`` dict or ``args`` Namespace, a fairseq
+``Dictionary`` pickled from a stand-in) and ``contentvec_base/`` (transformers layout, fp32), with
+the same weights (rounded to fp16 first). Written atomically, never overwritten unless ``force``.
 """
 
 from __future__ import annotations
@@ -23,6 +16,7 @@ from collections import OrderedDict
 from pathlib import Path
 
 import numpy as np
+from safetensors.numpy import save_file
 
 from rvclab.checkpoints import atomic_write, save_torch_atomic
 from rvclab.models.hubert import rules
@@ -171,8 +165,6 @@ def transformers_config(config: HubertConfig) -> dict:
 def write_transformers(directory: Path, state: dict, config: HubertConfig, *,
                        overwrite: bool = False) -> list[Path]:
     """A transformers-format directory: config.json + model.safetensors (HF key names)."""
-    from safetensors.numpy import save_file
-
     directory = Path(directory)
     arrays = {k: np.ascontiguousarray(v, dtype=np.float32)
               for k, v in rules.to_transformers(state).items()}

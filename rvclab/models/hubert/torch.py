@@ -1,18 +1,9 @@
 """HuBERT base / ContentVec feature extractor: the PyTorch reference.
 
-Parameter names are fairseq's (the keys of RVC's ``hubert_base.pt``); a transformers directory
-is renamed onto them by :mod:`rvclab.models.hubert.rules`, so both formats drive this one model.
-
-Data flow (B = batch, N = samples @ 16 kHz, T = frames @ 50 Hz):
-
-    wav (B, N) ─► [normalize] ─► conv front end (B, 512, T) ─► LayerNorm ─► post_extract_proj
-      (B, T, 768) ─► + pos_conv (grouped conv, weight norm over dim 2, trailing frame trimmed)
-      ─► LayerNorm ─► 12 post-LN transformer layers ─► layer 9 → final_proj (v1, 256-d)
-                                                     └► layer 12 (v2, 768-d)
-
-All GELUs are the exact (erf) form, as in fairseq and transformers; the tanh approximation
-differs by up to ~5e-4 per activation and would break the 1e-4 x RMS parity goal.
-Training-only parameters (``mask_emb``, ``label_embs_concat``) are not part of this model.
+wav (B, N) @ 16 kHz -> conv front end (B, 512, T) @ 50 Hz -> projection -> positional conv ->
+12 post-LN transformer layers -> v1: layer 9 through final_proj (B, T, 256); v2: layer 12
+(B, T, 768). Parameter names are fairseq's (keys of RVC's ``hubert_base.pt``); exact (erf) GELU
+everywhere. Data flow and format notes: docs/hubert.md.
 """
 
 from __future__ import annotations
@@ -23,27 +14,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from rvclab.models.hubert.config import HubertConfig
+from rvclab.models.hubert.config import VERSION_LAYERS, HubertConfig, TooShortError, check_length
 
-V1_LAYER = 9  # RVC WebUI: v1 models read layer 9, projected to 256-d by final_proj
-V2_LAYER = 12  # v2 models read the last layer, 768-d
-VERSION_LAYERS = {"v1": V1_LAYER, "v2": V2_LAYER}
-
-
-class TooShortError(ValueError):
-    """Audio shorter than one HuBERT frame (the front end's receptive field)."""
-
-
-def check_length(n_samples: int, config: HubertConfig) -> int:
-    """Frames for ``n_samples``; raises :class:`TooShortError` below one frame."""
-    frames = config.num_frames(n_samples)
-    if frames < 1:
-        need = config.receptive_field
-        raise TooShortError(
-            f"audio of {n_samples} samples is shorter than one HuBERT frame: need at least "
-            f"{need} samples ({1000 * need / config.sample_rate:g} ms @ {config.sample_rate} Hz)"
-        )
-    return frames
+__all__ = ["HubertModel", "TooShortError", "VERSION_LAYERS", "init_weights"]
 
 
 class GroupNorm32(nn.GroupNorm):

@@ -1,1 +1,2 @@
-"""RVC synthesizer (TextEncoder, reverse flow, NSF-HiFiGAN): config, torch reference, MLX port, rules, loader, parity."""
+"""RVC synthesizer (TextEncoder, reverse flow, NSF-HiFiGAN): config, torch reference, MLX port, rules,
+loader, parity."""

@@ -1,6 +1,31 @@
-"""RVC synthesizer configuration shared by the torch reference and the MLX port."""
+"""RVC synthesizer configuration and constants, shared by the torch reference and the MLX port."""
 
 from dataclasses import asdict, dataclass, replace
+
+import numpy as np
+
+# The four upstream classes (RVC WebUI infer_pack/models.py): name -> feature version and F0.
+SYNTHESIZER_CLASSES = {
+    "SynthesizerTrnMs256NSFsid": dict(version="v1", f0=True),
+    "SynthesizerTrnMs768NSFsid": dict(version="v2", f0=True),
+    "SynthesizerTrnMs256NSFsid_nono": dict(version="v1", f0=False),
+    "SynthesizerTrnMs768NSFsid_nono": dict(version="v2", f0=False),
+}
+
+LRELU_SLOPE = 0.1  # leaky ReLU of the text encoder, the generator stages and the resblocks
+POST_LRELU_SLOPE = 0.01  # before the generator's conv_post: torch's default slope, as upstream
+WINDOW_SIZE = 10  # relative-position window of the text encoder's attention (+-10 frames)
+MASK_FILL = -1e4  # attention score of masked positions, before the softmax
+LAYER_NORM_EPS = 1e-5
+# the prior flow: FLOW_COUPLINGS x (coupling, Flip); each coupling's WaveNet has FLOW_LAYERS
+# gated convs of kernel FLOW_KERNEL_SIZE, dilation FLOW_DILATION_RATE ** layer
+FLOW_COUPLINGS, FLOW_KERNEL_SIZE, FLOW_DILATION_RATE, FLOW_LAYERS = 4, 5, 1, 3
+# SineGen, the NSF source: sine amplitude, noise std on voiced samples (SINE_AMP / 3 on
+# unvoiced ones), voiced iff F0 > VOICED_THRESHOLD (Hz)
+SINE_AMP, SINE_NOISE_STD, VOICED_THRESHOLD = 0.1, 0.003, 0.0
+# coarse pitch: ids 1..255 (PITCH_BINS embedding rows), mel scale between F0_MIN and F0_MAX (Hz)
+PITCH_BINS = 256
+F0_MIN, F0_MAX = 50.0, 1100.0
 
 SYNTH_SR_TAGS = {32000: "32k", 40000: "40k", 48000: "48k"}
 SYNTH_PHONE_DIMS = {"v1": 256, "v2": 768}  # content-feature width per version
@@ -124,7 +149,7 @@ class SynthConfig:
             resblock_kernel_sizes=tup(values[10]), resblock_dilation_sizes=tup(values[11]),
             upsample_rates=tup(values[12]), upsample_initial_channel=int(values[13]),
             upsample_kernel_sizes=tup(values[14]), spk_embed_dim=int(values[15]),
-            gin_channels=int(values[16]), sr=_synth_sr_hz(values[17]),
+            gin_channels=int(values[16]), sr=synth_sr_hz(values[17]),
             version=str(version), f0=bool(int(f0)))
 
     @classmethod
@@ -147,7 +172,7 @@ class SynthConfig:
             raise ValueError(f"SynthConfig.from_checkpoint: unknown version {version!r} "
                              "(expected 'v1' or 'v2')")
         cfg = cls.from_config_list(values, version=version, f0=ckpt.get("f0", 1))
-        if ckpt.get("sr") is not None and _synth_sr_hz(ckpt["sr"]) != cfg.sr:
+        if ckpt.get("sr") is not None and synth_sr_hz(ckpt["sr"]) != cfg.sr:
             raise ValueError(f"SynthConfig.from_checkpoint: sr entry {ckpt['sr']!r} disagrees "
                              f"with the config list's sample rate {cfg.sr}")
         return cfg
@@ -173,9 +198,27 @@ class SynthConfig:
                               gin_channels=8)
 
 
-def _synth_sr_hz(value) -> int:
+def synth_sr_hz(value) -> int:
     """48000, '48000', '48k' -> 48000."""
     if isinstance(value, str):
         v = value.strip().lower()
         return int(v[:-1]) * 1000 if v.endswith("k") else int(v)
     return int(value)
+
+
+def synthesizer_class_name(version: str, f0) -> str:
+    """The upstream class of a (version, f0) pair, e.g. ('v2', True) -> SynthesizerTrnMs768NSFsid."""
+    for name, spec in SYNTHESIZER_CLASSES.items():
+        if spec["version"] == str(version) and spec["f0"] == bool(f0):
+            return name
+    raise ValueError(f"unknown synthesizer version/f0 {(version, bool(f0))}; "
+                     "expected v1|v2 with f0 0|1")
+
+
+def coarse_pitch(f0: np.ndarray) -> np.ndarray:
+    """F0 (Hz, 0 = unvoiced), any shape -> coarse pitch ids 1..255 (int64), upstream's mel-scale
+    bins between F0_MIN and F0_MAX, computed in float64."""
+    mel = 1127.0 * np.log1p(np.asarray(f0, np.float64) / 700.0)
+    lo, hi = 1127.0 * np.log1p(F0_MIN / 700.0), 1127.0 * np.log1p(F0_MAX / 700.0)
+    mel = np.where(mel > 0, (mel - lo) * 254.0 / (hi - lo) + 1.0, mel)
+    return np.clip(np.rint(np.clip(mel, 1, 255)), 1, 255).astype(np.int64)

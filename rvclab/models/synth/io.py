@@ -1,16 +1,8 @@
 """RVC voice files (.pth): read one into the torch reference, or build one from a model.
 
-An upstream voice file is a dict (RVC WebUI ``savee`` / ``extract_small_model``; Applio's
-``extract_model`` writes the same core):
-
-* ``weight``: the synthesizer state dict in fp16, every ``enc_q.*`` key removed;
-* ``config``: 18-entry list (see :class:`rvclab.models.synth.config.SynthConfig`);
-* ``info`` (str, e.g. "200epoch"), ``sr`` ("32k"/"40k"/"48k"; Applio may store Hz),
-  ``f0`` (1/0; Applio: bool), ``version`` ("v1"/"v2"; files from before v2 have none -> "v1").
-
-Weight norm appears as ``weight_g``/``weight_v`` (both upstreams save that form; Applio renames
-``parametrizations.weight.original0/1`` back before saving). Files written by other tools may
-keep the newer parametrization names; :func:`rename_weight_norm_keys` maps them.
+A voice file is a dict: ``weight`` (fp16 state dict without ``enc_q.*``), ``config`` (18 entries,
+:class:`rvclab.models.synth.config.SynthConfig`), ``info``, ``sr``, ``f0``, ``version``
+(docs/synthesizer.md). Newer weight-norm names are mapped by :func:`rename_weight_norm_keys`.
 """
 
 from __future__ import annotations
@@ -26,6 +18,7 @@ import torch
 
 from rvclab.checkpoints import CheckpointError, load_checkpoint
 from rvclab.models.synth.config import SYNTH_PHONE_DIMS, SynthConfig
+from rvclab.models.synth.torch.synthesizer import synthesizer_class
 
 NEW_WN_G = ".parametrizations.weight.original0"
 NEW_WN_V = ".parametrizations.weight.original1"
@@ -69,8 +62,6 @@ def expected_shapes(config: SynthConfig) -> dict[str, tuple[int, ...]]:
 
 @functools.lru_cache(maxsize=32)
 def _expected_shapes(config: SynthConfig) -> tuple:
-    from rvclab.models.synth.torch.synthesizer import synthesizer_class
-
     with torch.device("meta"):
         model = synthesizer_class(config)(*config.to_config_list())
     return tuple((k, tuple(v.shape)) for k, v in model.state_dict().items())
@@ -125,8 +116,6 @@ def validate_weights(config: SynthConfig, sd: Mapping[str, torch.Tensor],
 def model_from_weights(config: SynthConfig, sd: Mapping[str, torch.Tensor],
                        source: str = "checkpoint"):
     """Validated fp32 state dict -> eval-mode torch synthesizer holding those tensors."""
-    from rvclab.models.synth.torch.synthesizer import synthesizer_class
-
     validate_weights(config, sd, source)
     with torch.device("meta"):
         model = synthesizer_class(config)(*config.to_config_list())

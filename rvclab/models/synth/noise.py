@@ -1,17 +1,9 @@
 """Every random draw of one RVC synthesizer inference, made explicit and shared by both backends.
 
-Upstream draws three things inside ``infer`` (torch's global RNG, so backends can never agree):
-
-* ``z_p``: ``randn_like(m_p)`` in ``z_p = (m_p + exp(logs_p) * noise * 0.66666) * mask``;
-  (B, inter_channels, T) standard normal at the frame rate (100 fps).
-* ``sine_phase``: SineGen's random initial phase per harmonic, ``rand(B, dim)`` uniform [0, 1)
-  with column 0 (the fundamental) forced to 0. RVC uses ``harmonic_num = 0`` so dim = 1 and this
-  array is all zeros; it is kept so the interface covers the general source module.
-* ``sine_noise``: SineGen's ``randn_like(sine_waves)``; (B, T * hop, dim) standard normal at the
-  audio rate, scaled inside SineGen by 0.003 on voiced and 0.1 / 3 on unvoiced samples.
-
-No-F0 ("nono") models only use ``z_p``. Arrays are float32 numpy, layout as in torch
-(channels-first); the MLX side transposes what it needs.
+Upstream draws inside ``infer`` from torch's global RNG; here numpy's PCG64 draws, from one seed,
+float32 arrays in torch's layout (the MLX side transposes what it needs):
+``z_p`` (B, inter_channels, T) @ 100 fps; ``sine_phase`` (B, dim); ``sine_noise`` (B, T*hop, dim)
+@ sr, with dim = HARMONIC_NUM + 1. No-F0 models use only ``z_p``. Table: docs/synthesizer.md.
 """
 
 from __future__ import annotations
@@ -24,6 +16,7 @@ Z_P = "z_p"
 SINE_PHASE = "sine_phase"
 SINE_NOISE = "sine_noise"
 
+Z_P_SCALE = 0.66666  # upstream's fixed temperature of the prior sample z_p
 HARMONIC_NUM = 0  # RVC's GeneratorNSF builds its source module with no overtones
 SINE_DIM = HARMONIC_NUM + 1
 

@@ -1,32 +1,37 @@
 """Synthesizer parity: torch reference vs MLX port on the same weights, inputs and noise.
 
-Inputs come from a shipped speech clip (``rvclab.audio.data_clips()``), deterministically:
-
-* phone features (B, T, 256|768) @ 100 fps: the clip's 80-bin log-mel frames (hop 160 @ 16 kHz),
-  standardised per bin, then a fixed seeded Gaussian projection to the feature width;
-* F0 (B, T) Hz: ``librosa.yin`` on the clip (50-1100 Hz), unvoiced (0) where the frame's RMS is
-  below 5 % of the clip's peak RMS; coarse pitch 1..255 by upstream's mel-scale formula.
-
-Weights: a seeded voice checkpoint (:mod:`rvclab.models.synth.seeded`, fp16 as upstream saves
-voices), a user's voice ``.pth`` (``--voice``), or the constructor init (``--weights init``). The
-torch side loads it through :mod:`rvclab.models.synth.io`, the MLX side through the converter
-(:mod:`rvclab.models.synth.rules`), as a user's voice file would be.
-Noise: ``shared`` (both backends take :func:`rvclab.models.synth.noise.make_noise`)
-or ``independent`` (MLX draws its own, as the seed project did).
+Inputs (:func:`clip_inputs`) come from a shipped speech clip: phone (1, T, 256|768) @ 100 fps and
+F0 (1, T) Hz, as docs/synthesizer.md describes. Weights: a seeded voice, a user's ``.pth`` or the
+constructor init, loaded by :mod:`rvclab.models.synth.io` (torch) and the converter (MLX).
+Noise: ``shared`` (:func:`rvclab.models.synth.noise.make_noise`) or ``independent``.
 """
 
 from __future__ import annotations
 
+import copy
 import time
 
+import librosa
 import numpy as np
+import torch
 
+from rvclab import metrics
 from rvclab import tolerances as tol
-from rvclab.models.synth.config import SynthConfig
+from rvclab.audio import HOP_16K, SAMPLE_RATE_16K, data_clips, load_audio, log_mel
+from rvclab.audio import clip as find_clip
+from rvclab.checkpoints import load_checkpoint
+from rvclab.convert import load_into_mlx
+from rvclab.models.synth.config import F0_MAX, F0_MIN, SynthConfig, coarse_pitch
+from rvclab.models.synth.io import model_from_weights, prepare_weights, voice_checkpoint
+from rvclab.models.synth.mlx.synthesizer import build_synthesizer as build_mlx
+from rvclab.models.synth.noise import make_noise
+from rvclab.models.synth.rules import config_of, convert_checkpoint
+from rvclab.models.synth.seeded import seeded_model
+from rvclab.models.synth.torch.synthesizer import build_synthesizer
+from rvclab.runtime import import_mlx
 
 CONFIG_NAMES = [f"{n}{s}" for s in ("", "-nof0") for n in SynthConfig.presets()]
 N_MELS = 80
-F0_MIN, F0_MAX = 50.0, 1100.0  # upstream's coarse-pitch range
 
 
 def add_arguments(parser) -> None:
@@ -45,22 +50,9 @@ def add_arguments(parser) -> None:
 
 
 # --- inputs ---------------------------------------------------------------------------------------
-def coarse_pitch(f0: np.ndarray) -> np.ndarray:
-    """F0 (Hz, 0 = unvoiced) -> upstream's coarse pitch ids 1..255 (mel scale, 50-1100 Hz)."""
-    mel = 1127.0 * np.log1p(np.asarray(f0, np.float64) / 700.0)
-    lo, hi = 1127.0 * np.log1p(F0_MIN / 700.0), 1127.0 * np.log1p(F0_MAX / 700.0)
-    mel = np.where(mel > 0, (mel - lo) * 254.0 / (hi - lo) + 1.0, mel)
-    return np.clip(np.rint(np.clip(mel, 1, 255)), 1, 255).astype(np.int64)
-
-
 def clip_inputs(config: SynthConfig, frames: int, seed: int = 0, clip=None) -> dict:
     """Deterministic synthesizer inputs from a shipped clip: phone (1, T, D) float32,
     lengths (1,), pitch (1, T) int64, f0 (1, T) float32 Hz, sid (1,)."""
-    import librosa
-
-    from rvclab.audio import HOP_16K, SAMPLE_RATE_16K, data_clips, load_audio, log_mel
-    from rvclab.audio import clip as find_clip
-
     path = find_clip(clip) if clip else data_clips()[0]
     audio = load_audio(path, SAMPLE_RATE_16K)
     need = frames * HOP_16K
@@ -87,16 +79,8 @@ def torch_voice(config: SynthConfig, seed: int = 0, weights: str = "seeded") -> 
     ``weights='seeded'``: :func:`rvclab.models.synth.seeded.seeded_model` (every parameter
     exercised, output level calibrated); ``'init'``: the reference's constructor init under
     ``torch.manual_seed(seed)`` with the zero coupling ``post`` convs filled (fp32, faster)."""
-    import torch
-
-    from rvclab.models.synth.io import voice_checkpoint
-
     if weights == "seeded":
-        from rvclab.models.synth.seeded import seeded_model
-
         return voice_checkpoint(seeded_model(config, seed), info=f"rvclab seeded {seed}")
-    from rvclab.models.synth.torch.synthesizer import build_synthesizer
-
     torch.manual_seed(seed)
     model = build_synthesizer(config)
     gen = torch.Generator().manual_seed(seed + 1)
@@ -110,13 +94,6 @@ def torch_voice(config: SynthConfig, seed: int = 0, weights: str = "seeded") -> 
 def models_from_voice(ckpt: dict):
     """(torch model, MLX model) from one voice checkpoint dict, each through its own loader:
     the reference's (:mod:`rvclab.models.synth.io`) and the converter (:mod:`rvclab.models.synth.rules`)."""
-    import torch
-
-    from rvclab.convert import load_into_mlx
-    from rvclab.models.synth.io import model_from_weights, prepare_weights
-    from rvclab.models.synth.mlx.synthesizer import build_synthesizer as build_mlx
-    from rvclab.models.synth.rules import config_of, convert_checkpoint
-
     config = config_of(ckpt)
     tmodel = model_from_weights(config, prepare_weights(ckpt["weight"]))
     torch.set_grad_enabled(False)
@@ -127,8 +104,8 @@ def models_from_voice(ckpt: dict):
 
 
 def run_torch(model, inp, noise):
-    import torch
-
+    """The torch model on ``inp`` (clip_inputs) and ``noise``: wave (B, T*hop) and the
+    stages m_p, logs_p, z_p, z as (B, T, C) numpy."""
     f0 = model.config.f0
     with torch.no_grad():
         o, _, (z, z_p, m_p, logs_p) = model.infer(
@@ -141,8 +118,7 @@ def run_torch(model, inp, noise):
 
 
 def run_mlx(model, inp, noise, f0: bool):
-    from rvclab.runtime import import_mlx
-
+    """As :func:`run_torch` for the MLX model (``noise`` None: drawn by the port)."""
     mx = import_mlx()
     o, _, (z, z_p, m_p, logs_p) = model.infer(
         mx.array(inp["phone"]), mx.array(inp["lengths"]),
@@ -157,10 +133,6 @@ def run_mlx(model, inp, noise, f0: bool):
 def compare(config: SynthConfig | None, seconds: float = 1.0, seed: int = 0,
             noise_mode: str = "shared", clip=None, ckpt=None, weights: str = "seeded") -> dict:
     """One parity row for ``config``: metrics, tolerances and timings."""
-    from rvclab import metrics
-    from rvclab.models.synth.noise import make_noise
-    from rvclab.runtime import import_mlx
-
     mx = import_mlx()
     frames = max(int(round(seconds * 100)), 1)
     ckpt = ckpt if ckpt is not None else torch_voice(config, seed, weights)
@@ -208,12 +180,6 @@ def compare(config: SynthConfig | None, seconds: float = 1.0, seed: int = 0,
 def textenc_fp64_errors(tmodel, inp: dict, ref: dict, out: dict) -> tuple[float, float]:
     """Max abs difference from the float64 TextEncoder output (the reference run in float64) of
     torch's float32 output ``ref`` and of the MLX output ``out``: (torch fp32, MLX fp32)."""
-    import copy
-
-    import torch
-
-    from rvclab import metrics
-
     enc64 = copy.deepcopy(tmodel.enc_p).double()
     with torch.no_grad():
         m, logs, _ = enc64(torch.from_numpy(inp["phone"]).double(),
@@ -226,11 +192,6 @@ def textenc_fp64_errors(tmodel, inp: dict, ref: dict, out: dict) -> tuple[float,
 
 def flow_stage_max_abs(tmodel, mmodel, z_p: np.ndarray, inp: dict) -> float:
     """Max abs difference of the reverse flow alone, both backends fed torch's z_p (B, T, C)."""
-    import torch
-
-    from rvclab import metrics
-    from rvclab.runtime import import_mlx
-
     mx = import_mlx()
     sid, lengths = inp["sid"], inp["lengths"]
     mask = (np.arange(z_p.shape[1])[None] < lengths[:, None]).astype(np.float32)
@@ -251,8 +212,6 @@ def config_for(name: str, small: bool = False) -> SynthConfig:
 def run(args) -> dict | list[dict]:
     weights = getattr(args, "weights", "seeded")
     if getattr(args, "voice", None):
-        from rvclab.checkpoints import load_checkpoint
-
         return compare(None, args.seconds, args.seed, args.noise, getattr(args, "clip", None),
                        ckpt=load_checkpoint(args.voice))
     names = CONFIG_NAMES if args.config == "all" else [args.config]

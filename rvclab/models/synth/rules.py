@@ -1,22 +1,10 @@
 """Conversion rules: an RVC voice checkpoint (torch state dict) -> MLX synthesizer weights.
 
-Each rule is pure (arrays in, arrays out) and names what it does; the table ``RULES`` is applied
-strictly: every source key is consumed by exactly one rule, every parameter of the MLX model is
-produced, every shape is checked, and errors name the key with expected/found shapes.
-
-Layout facts the rules encode (torch -> MLX):
-
-* weight norm: ``w = g * v / ||v||``, the norm over every axis but 0 (old form ``weight_g`` /
-  ``weight_v``; new form ``parametrizations.weight.original0`` / ``original1``); fused here in
-  float64, then rounded once to float32.
-* conv1d ``(O, I, K) -> (O, K, I)``; conv_transpose1d ``(I, O, K) -> (O, K, I)``.
-* LayerNorm ``gamma`` / ``beta`` keep their names (the MLX LayerNorm uses them too).
-* ``emb_rel_k`` / ``emb_rel_v`` ``(1, 2*window+1, head_dim)`` are copied untransposed.
-* flow: torch ``flow.flows`` interleaves [coupling, Flip, coupling, Flip, ...]; the MLX block
-  keeps the same list, so coupling ``i`` stays at index ``2*i`` (odd indices hold no weights).
-* linear and embedding tables are copied as they are.
-
-fp16 checkpoints are upcast to float32 first (exact); every output array is float32.
+``RULES`` are pure (arrays in, arrays out), applied strictly: every source key consumed once, every
+MLX parameter produced, every shape checked, errors naming the key. Weight norm fused in float64
+(norm over all axes but 0); conv1d (O, I, K) -> (O, K, I); conv_transpose1d (I, O, K) -> (O, K, I);
+LayerNorm gamma/beta, relative-position tables (1, 2*window+1, head_dim), linears and embeddings
+copied; flow couplings keep their even indices. Output float32.
 """
 
 from __future__ import annotations
@@ -26,7 +14,9 @@ from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
+from safetensors.numpy import load_file
 
+from rvclab.checkpoints import load_checkpoint, safetensors_metadata
 from rvclab.convert import (
     ConversionError,
     Rule,
@@ -41,6 +31,7 @@ from rvclab.convert import (
     transform,
 )
 from rvclab.models.synth.config import SynthConfig
+from rvclab.models.synth.mlx.synthesizer import build_synthesizer
 
 FORMAT = "rvclab-synth"
 
@@ -104,8 +95,6 @@ def config_of(ckpt: Mapping) -> SynthConfig:
 
 def expected_shapes(config: SynthConfig) -> dict[str, tuple]:
     """{mlx_key: shape} of every parameter of the MLX synthesizer for ``config``."""
-    from rvclab.models.synth.mlx.synthesizer import build_synthesizer
-
     return mlx_param_shapes(build_synthesizer(config))
 
 
@@ -140,8 +129,6 @@ def convert_checkpoint(ckpt: Mapping) -> tuple[dict[str, np.ndarray], dict[str, 
 
 def convert_file(src_path, out_path) -> Path:
     """Convert a voice .pth to MLX .safetensors; nothing is written when conversion fails."""
-    from rvclab.checkpoints import load_checkpoint
-
     arrays, metadata = convert_checkpoint(load_checkpoint(src_path))
     return save_safetensors_atomic(out_path, arrays, metadata)
 
@@ -151,19 +138,11 @@ def load_mlx_voice(path):
 
     Returns ``(model, config)``. Strict: every parameter set and every shape checked (errors
     name the key)."""
-    from rvclab.models.synth.mlx.synthesizer import build_synthesizer
-
     path = Path(path)
     if path.suffix == ".safetensors":
-        from safetensors.numpy import load_file
-
-        from rvclab.checkpoints import safetensors_metadata
-
         config = config_from_metadata(safetensors_metadata(path), str(path))
         arrays = load_file(str(path))
     else:
-        from rvclab.checkpoints import load_checkpoint
-
         arrays, md = convert_checkpoint(load_checkpoint(path))
         config = config_from_metadata(md)
     model = build_synthesizer(config)

@@ -1,21 +1,8 @@
 """Seeded RVC voice files: upstream architecture, keys and .pth layout; random (untrained) weights.
 
-Initialisation starts from what upstream's constructors do (torch's default layer inits, weight
-norm with g = ||v||, N(0, 1) embeddings, relative-position tables N(0, 1/head_dim), Xavier q/k/v).
-Note that upstream's ``init_weights`` (normal(0, 0.01) on ``ups`` and resblock convs) has no
-lasting effect: it writes into the tensor that weight norm recomputes from g and v at the next
-call, so a fresh upstream model keeps the default init there, and so do we.
-Then, so that a seeded voice exercises every parameter in a parity test, three departures:
-
-* each flow coupling's ``post`` conv, zero upstream (a fresh flow is the identity), gets
-  N(0, POST_STD^2) weights and bias;
-* every weight-norm magnitude ``weight_g`` is scaled by 1 + N(0, G_JITTER^2), so a converter
-  that ignores g (or takes ||v||) is caught;
-* LayerNorm ``gamma`` = 1 + N(0, LN_JITTER^2), ``beta`` = N(0, LN_JITTER^2), so swapped or
-  dropped gamma/beta are caught.
-
-Finally ``dec.conv_post`` is scaled so a seeded voiced input comes out at about TARGET_RMS
-(a quiet, unsaturated level like real voices), measured with fixed seeded noise.
+Upstream's constructor init, then departures so parity tests exercise every parameter: flow
+``post`` convs N(0, POST_STD^2), ``weight_g`` jittered by G_JITTER, LayerNorm jittered by
+LN_JITTER, ``dec.conv_post`` scaled for an output RMS of about TARGET_RMS (docs/synthesizer.md).
 """
 
 from __future__ import annotations
@@ -26,7 +13,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from rvclab.models.synth.config import SynthConfig
+from rvclab.checkpoints import save_torch_atomic
+from rvclab.models.synth.config import SynthConfig, coarse_pitch
+from rvclab.models.synth.io import voice_checkpoint
+from rvclab.models.synth.noise import make_noise
+from rvclab.models.synth.torch.attention import LayerNorm
+from rvclab.models.synth.torch.synthesizer import build_synthesizer
 
 # (preset, f0) -> file name; v1/v2 x 32k/40k/48k with F0, plus one no-F0 model.
 FILES = {
@@ -57,11 +49,7 @@ def calibration_inputs(config: SynthConfig, seed: int, frames: int = CALIBRATION
     phone = torch.from_numpy(rng.standard_normal((1, frames, config.phone_dim), np.float32))
     f0 = 120.0 * 2.0 ** (np.arange(frames) / frames)
     f0[frames // 3: frames // 3 + 4] = 0.0
-    f0_mel = 1127.0 * np.log1p(f0 / 700.0)
-    lo, hi = 1127.0 * np.log1p(50.0 / 700.0), 1127.0 * np.log1p(1100.0 / 700.0)
-    voiced = f0_mel > 0
-    f0_mel[voiced] = (f0_mel[voiced] - lo) * 254 / (hi - lo) + 1
-    coarse = np.rint(np.clip(f0_mel, 1, 255)).astype(np.int64)
+    coarse = coarse_pitch(f0)
     return (phone, torch.tensor([frames]), torch.from_numpy(coarse)[None],
             torch.from_numpy(f0.astype(np.float32))[None], torch.tensor([0]))
 
@@ -69,10 +57,6 @@ def calibration_inputs(config: SynthConfig, seed: int, frames: int = CALIBRATION
 @torch.no_grad()
 def seeded_model(config: SynthConfig, seed: int):
     """A torch synthesizer for ``config`` with the seeded init described in the module doc."""
-    from rvclab.models.synth.noise import make_noise
-    from rvclab.models.synth.torch.attention import LayerNorm
-    from rvclab.models.synth.torch.synthesizer import build_synthesizer
-
     s = file_seed(seed, config)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(s)
@@ -102,9 +86,6 @@ def seeded_model(config: SynthConfig, seed: int):
 
 def make_one(path: Path, config: SynthConfig, seed: int, force: bool = False) -> Path:
     """Write one seeded voice file (fp16 weights, upstream layout) atomically."""
-    from rvclab.checkpoints import save_torch_atomic
-    from rvclab.models.synth.io import voice_checkpoint
-
     path = Path(path)
     if path.exists() and not force:
         return path

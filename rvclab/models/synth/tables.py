@@ -6,11 +6,21 @@ dicts, numpy arrays); rendering lives in :mod:`rvclab.views.widgets`.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import fields
 from pathlib import Path
 
 import numpy as np
+import torch
+from mlx.utils import tree_flatten
 
+from rvclab import metrics, tolerances, trace
+from rvclab.convert import ConversionError, apply_rules, conv1d_layout, conv_transpose1d_layout
 from rvclab.models.synth.config import SynthConfig
+from rvclab.models.synth.noise import Z_P_SCALE, make_noise
+from rvclab.models.synth.parity import run_mlx, run_torch
+from rvclab.models.synth.rules import RULES, config_of, expected_shapes, matches, metadata_of
+from rvclab.models.synth.seeded import FILES, make_one
+from rvclab.paths import weights_dir
 
 SEEDED_SEED = 0  # `rvclab weights make` default
 
@@ -21,9 +31,6 @@ def ensure_voice(preset: str = "v2-48k", out_dir: str | Path | None = None,
     """Path of the seeded voice .pth for ``preset`` in ``out_dir`` (default: the repository's
     git-ignored weights/), written first if missing (same file and seed as
     ``rvclab weights make``)."""
-    from rvclab.models.synth.seeded import FILES, make_one
-    from rvclab.paths import weights_dir
-
     out_dir = weights_dir() if out_dir is None else Path(out_dir)
     config = SynthConfig.preset(preset, f0=f0)
     return make_one(out_dir / FILES[(preset, f0)], config, SEEDED_SEED, force=False)
@@ -31,8 +38,6 @@ def ensure_voice(preset: str = "v2-48k", out_dir: str | Path | None = None,
 
 def config_rows(config: SynthConfig) -> list[dict]:
     """(field, value) rows of a SynthConfig plus its derived values (phone_dim, hop, name)."""
-    from dataclasses import fields
-
     rows = [{"field": f.name, "value": getattr(config, f.name)} for f in fields(config)]
     rows += [{"field": f"{k} (derived)", "value": getattr(config, k)}
              for k in ("phone_dim", "hop_length", "name")]
@@ -72,9 +77,6 @@ def source_arrays(ckpt: Mapping) -> dict[str, np.ndarray]:
 def convert_with_report(ckpt: Mapping):
     """As :func:`rvclab.models.synth.rules.convert_checkpoint`, also returning the engine's
     report: (arrays, metadata, report). Raises ConversionError naming keys on a bad file."""
-    from rvclab.convert import ConversionError, apply_rules
-    from rvclab.models.synth.rules import RULES, config_of, expected_shapes, matches, metadata_of
-
     if not matches(ckpt):
         raise ConversionError(["not an RVC voice checkpoint (needs a 'weight' state dict and a "
                                "'config' list)"])
@@ -97,8 +99,6 @@ def rule_counts(report) -> list[dict]:
 
 
 def _layout_of(rule: str):
-    from rvclab.convert import conv1d_layout, conv_transpose1d_layout
-
     if "upsampler" in rule:
         return conv_transpose1d_layout
     if "conv1d" in rule:
@@ -114,9 +114,7 @@ def verify_tensors(ckpt: Mapping, arrays: Mapping[str, np.ndarray], report) -> l
     "fused") is compared with torch's own fusion ``torch._weight_norm`` run in float64 on the
     (fp32-upcast) g and v and rounded to float32: ``rel`` = max |ours - torch| / max |torch|.
     ``rel_fp32`` is the same against torch's fusion run in float32, whose norm accumulates
-    rounding error (up to ~5e-7 relative on the 48k upsamplers' 6144-element rows)."""
-    import torch
-
+    rounding error over long rows (docs/synthesizer.md)."""
     src = source_arrays(ckpt)
     rows = []
     for r in report.rows:
@@ -148,10 +146,8 @@ def verify_tensors(ckpt: Mapping, arrays: Mapping[str, np.ndarray], report) -> l
 
 def verify_summary(rows: list[dict]) -> list[dict]:
     """Per kind: tensors, bit-exact count, max relative error, pass against the tolerance."""
-    from rvclab.tolerances import COPY_EXACT, WEIGHT_NORM_FUSION_REL
-
     out = []
-    for kind, tol in (("copy", COPY_EXACT), ("fused", WEIGHT_NORM_FUSION_REL)):
+    for kind, tol in (("copy", tolerances.COPY_EXACT), ("fused", tolerances.WEIGHT_NORM_FUSION_REL)):
         sel = [r for r in rows if r["kind"] == kind]
         worst = max((r["rel"] for r in sel), default=0.0)
         worst32 = max((r["rel_fp32"] for r in sel if r["rel_fp32"] is not None), default=None)
@@ -164,8 +160,6 @@ def verify_summary(rows: list[dict]) -> list[dict]:
 def broken(ckpt: Mapping, drop: str | None = None, reshape: tuple[str, tuple] | None = None):
     """A copy of ``ckpt`` with one key removed (``drop``) or one tensor replaced by zeros of
     another shape (``reshape=(key, shape)``), for showing the loaders' errors."""
-    import torch
-
     weight = dict(ckpt["weight"])
     if drop is not None:
         del weight[drop]
@@ -187,8 +181,6 @@ def error_lines(fn, *args, n: int = 3) -> list[str]:
 
 def mlx_matches_arrays(model, arrays: Mapping[str, np.ndarray]) -> bool:
     """Every parameter of an MLX model equals ``arrays`` bit for bit (same key set)."""
-    from mlx.utils import tree_flatten
-
     params = dict(tree_flatten(model.parameters()))
     return set(params) == set(arrays) and all(
         np.array_equal(np.array(params[k]), arrays[k]) for k in arrays)
@@ -201,9 +193,6 @@ STAGES = ("enc_p", "flow", "dec")
 def traced_run(tmodel, mmodel, inp: dict, noise: dict):
     """Trace both models on the same inputs and noise: (TraceTable, torch outputs, MLX outputs),
     outputs as :func:`rvclab.models.synth.parity.run_torch` / ``run_mlx`` give them (B, T, C)."""
-    from rvclab import trace
-    from rvclab.models.synth.parity import run_mlx, run_torch
-
     outs: dict = {}
 
     def t_fn():
@@ -218,9 +207,7 @@ def traced_run(tmodel, mmodel, inp: dict, noise: dict):
 
 def stage_summary(table, tol: float | None = None) -> list[dict]:
     """Per stage (enc_p, flow, dec): layers traced, all within tolerance, worst rel error."""
-    from rvclab.tolerances import TRACE_REL_MAX_ABS
-
-    tol = TRACE_REL_MAX_ABS if tol is None else tol
+    tol = tolerances.TRACE_REL_MAX_ABS if tol is None else tol
     rows = []
     for stage in STAGES:
         sel = [r for r in table if r["path"] == stage or r["path"].startswith(stage + ".")]
@@ -232,18 +219,15 @@ def stage_summary(table, tol: float | None = None) -> list[dict]:
 
 def wave_checks(ref: dict, out: dict) -> dict:
     """Waveform and stage goals of issue 4: each metric and whether it meets its tolerance."""
-    from rvclab import metrics
-    from rvclab import tolerances as tol
-
     textenc = max(metrics.max_abs(ref[k], out[k]) for k in ("m_p", "logs_p"))
     corr = metrics.corr(ref["wave"], out["wave"])
     mabs = metrics.max_abs(ref["wave"], out["wave"])
-    return {"textenc_max_abs": textenc, "textenc_ok": textenc <= tol.SYNTH_TEXTENC_MAX_ABS,
-            "wave_corr": corr, "wave_corr_ok": corr >= tol.SYNTH_WAVE_CORR_MIN,
-            "wave_max_abs": mabs, "wave_max_abs_ok": mabs <= tol.SYNTH_WAVE_MAX_ABS}
+    return {"textenc_max_abs": textenc, "textenc_ok": textenc <= tolerances.SYNTH_TEXTENC_MAX_ABS,
+            "wave_corr": corr, "wave_corr_ok": corr >= tolerances.SYNTH_WAVE_CORR_MIN,
+            "wave_max_abs": mabs, "wave_max_abs_ok": mabs <= tolerances.SYNTH_WAVE_MAX_ABS}
 
 
-def predicted_zp_corr(m_p: np.ndarray, logs_p: np.ndarray, scale: float = 0.66666) -> float:
+def predicted_zp_corr(m_p: np.ndarray, logs_p: np.ndarray, scale: float = Z_P_SCALE) -> float:
     """Expected correlation of two z_p = m + exp(logs)*scale*eps draws with independent eps:
     Var(m) / (Var(m) + E[(exp(logs)*scale)^2]) over all elements."""
     m = np.asarray(m_p, np.float64)
@@ -257,10 +241,6 @@ def noise_study(mmodel, inp: dict, ref: dict, out_shared: dict, config: SynthCon
     noise ``make_noise(seed)``; the independent run gives MLX ``make_noise(seed + 1)``, as if each
     backend drew its own. Returns (rows (stage, shared, independent), independent MLX outputs);
     the z_p row also carries the closed-form prediction."""
-    from rvclab import metrics
-    from rvclab.models.synth.noise import make_noise
-    from rvclab.models.synth.parity import run_mlx
-
     frames = inp["phone"].shape[1]
     other = run_mlx(mmodel, inp, make_noise(config, 1, frames, seed + 1), bool(config.f0))
     rows = []

@@ -1,4 +1,4 @@
-"""The TextEncoder's transformer in MLX: relative-position multi-head attention, FFN, Encoder.
+"""The TextEncoder's transformer in MLX: LayerNorm, relative-position attention, FFN, Encoder.
 
 Layout ``(B, T, C)``; attention internals ``(B, heads, T, head_dim)``. Relative-position tables
 ``emb_rel_k`` / ``emb_rel_v`` are ``(1, 2*window+1, head_dim)``, copied from torch untransposed.
@@ -13,15 +13,28 @@ import math
 import mlx.core as mx
 import mlx.nn as nn
 
-from rvclab.models.synth.mlx.modules import Conv1d, LayerNorm
+from rvclab.models.synth.config import LAYER_NORM_EPS, MASK_FILL, WINDOW_SIZE
+from rvclab.models.synth.mlx.layers import Conv1d
 
-MASK_FILL = -1e4  # score given to masked positions, as in the reference
+
+class LayerNorm(nn.Module):
+    """LayerNorm over channels (the last axis in (B, T, C)); parameters keep torch's
+    ``gamma``/``beta`` names so conversion is a plain copy."""
+
+    def __init__(self, channels, eps=LAYER_NORM_EPS):
+        super().__init__()
+        self.eps = eps
+        self.gamma = mx.ones((channels,))
+        self.beta = mx.zeros((channels,))
+
+    def __call__(self, x):  # (B, T, C)
+        return mx.fast.layer_norm(x, self.gamma, self.beta, self.eps)
 
 
 class MultiHeadAttention(nn.Module):
     """Self-attention with windowed relative position keys and values (heads share the tables)."""
 
-    def __init__(self, channels, out_channels, n_heads, window_size=10):
+    def __init__(self, channels, out_channels, n_heads, window_size=WINDOW_SIZE):
         super().__init__()
         assert channels % n_heads == 0, f"channels {channels} not divisible by heads {n_heads}"
         self.n_heads = n_heads
@@ -114,7 +127,7 @@ class Encoder(nn.Module):
     """``n_layers`` x (attention, LayerNorm, FFN, LayerNorm), post-norm residuals."""
 
     def __init__(self, hidden_channels, filter_channels, n_heads, n_layers, kernel_size=1,
-                 window_size=10):
+                 window_size=WINDOW_SIZE):
         super().__init__()
         self.attn_layers, self.norm_layers_1, self.ffn_layers, self.norm_layers_2 = [], [], [], []
         for _ in range(int(n_layers)):

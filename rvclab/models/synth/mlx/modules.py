@@ -1,137 +1,26 @@
-"""Building blocks of the MLX synthesizer: convs, LayerNorm, WaveNet, coupling flow, ResBlocks.
+"""Encoders, flow and residual blocks of the MLX synthesizer: WaveNet, couplings, ResBlocks, TextEncoder.
 
-Layout is ``(B, T, C)`` throughout (torch uses ``(B, C, T)``). Weights are already fused and
-transposed by :mod:`rvclab.models.synth.rules`: conv1d ``(O, K, I)``, conv_transpose1d ``(O, K, I)``.
+Layout ``(B, T, C)`` throughout, frames at 100 fps (torch: ``(B, C, T)``); masks ``(B, T, 1)``.
 Attribute names follow the torch reference so that conversion is layout only. Inference only.
-
-Every convolution of the synthesizer goes through :func:`conv1d` / :func:`conv_transpose1d` below,
-so a faster kernel is swapped in at one place.
 """
 
 from __future__ import annotations
 
-import functools
+import math
 
 import mlx.core as mx
 import mlx.nn as nn
 
-from rvclab.mlx import ops
-
-LRELU_SLOPE = 0.1
-
-
-# --- the one place where convolutions are computed ------------------------------------------------
-def conv1d(x, w, b=None, stride=1, padding=0, dilation=1, groups=1):
-    """``x`` (B, T, I), ``w`` (O, K, I/groups), ``b`` (O,) -> (B, T', O), as torch's conv1d."""
-    if w.shape[1] == 1 and stride == 1 and padding == 0 and groups == 1:
-        y = x @ w[:, 0, :].T  # a 1x1 conv is a matmul
-        return y if b is None else y + b
-    return ops.conv1d(x, w, b, stride=stride, padding=padding, dilation=dilation, groups=groups)
-
-
-def conv_transpose1d(x, w, b=None, stride=1, padding=0, output_padding=0):
-    """``x`` (B, T, I), ``w`` (O, K, I), ``b`` (O,) -> (B, T', O), as torch's conv_transpose1d."""
-    return ops.conv_transpose1d(x, w, b, stride=stride, padding=padding,
-                                output_padding=output_padding)
-
-
-# --- layers ---------------------------------------------------------------------------------------
-class Conv1d(nn.Module):
-    """Conv1d with torch's arguments; ``weight`` (O, K, I/groups), ``bias`` (O,)."""
-
-    def __init__(self, in_ch, out_ch, kernel_size, stride=1, padding=0, dilation=1, groups=1,
-                 bias=True):
-        super().__init__()
-        self.stride, self.padding, self.dilation, self.groups = stride, padding, dilation, groups
-        self.weight = mx.zeros((out_ch, kernel_size, in_ch // groups))
-        if bias:
-            self.bias = mx.zeros((out_ch,))
-
-    def __call__(self, x):  # (B, T, I) -> (B, T', O)
-        return conv1d(x, self.weight, self.get("bias"), self.stride, self.padding, self.dilation,
-                      self.groups)
-
-
-class ConvTranspose1d(nn.Module):
-    """ConvTranspose1d with torch's arguments; ``weight`` (O, K, I), ``bias`` (O,)."""
-
-    def __init__(self, in_ch, out_ch, kernel_size, stride=1, padding=0, output_padding=0,
-                 bias=True):
-        super().__init__()
-        self.stride, self.padding, self.output_padding = stride, padding, output_padding
-        self.weight = mx.zeros((out_ch, kernel_size, in_ch))
-        if bias:
-            self.bias = mx.zeros((out_ch,))
-
-    def __call__(self, x):  # (B, T, I) -> (B, T*stride, O) for padding (K - stride) / 2
-        return conv_transpose1d(x, self.weight, self.get("bias"), self.stride, self.padding,
-                                self.output_padding)
-
-
-class Linear(nn.Module):
-    """torch-style Linear: ``weight`` (out, in), ``bias`` (out,)."""
-
-    def __init__(self, in_features, out_features, bias=True):
-        super().__init__()
-        self.weight = mx.zeros((out_features, in_features))
-        if bias:
-            self.bias = mx.zeros((out_features,))
-
-    def __call__(self, x):
-        y = x @ self.weight.T
-        return y + self.bias if "bias" in self else y
-
-
-class Embedding(nn.Module):
-    """Lookup table ``weight`` (num, dim)."""
-
-    def __init__(self, num, dim):
-        super().__init__()
-        self.weight = mx.zeros((num, dim))
-
-    def __call__(self, idx):
-        return self.weight[idx]
-
-
-class LayerNorm(nn.Module):
-    """LayerNorm over channels (the last axis in (B, T, C)); parameters keep torch's
-    ``gamma``/``beta`` names so conversion is a plain copy."""
-
-    def __init__(self, channels, eps=1e-5):
-        super().__init__()
-        self.eps = eps
-        self.gamma = mx.ones((channels,))
-        self.beta = mx.zeros((channels,))
-
-    def __call__(self, x):  # (B, T, C)
-        return mx.fast.layer_norm(x, self.gamma, self.beta, self.eps)
-
-
-def leaky_relu(x, slope=LRELU_SLOPE):
-    """``x`` where positive, ``slope * x`` elsewhere (0 <= slope < 1).
-
-    Computed as ``max(x, slope * x)``, bit for bit the same values as the select form (for
-    ``x > 0``, ``x > slope * x``; otherwise ``slope * x >= x``), in one compiled element-wise
-    kernel: on MLX's CPU backend the compare-and-select form took 47 ms for a (1, 96000, 32)
-    activation, this one 2 ms (the vocoder calls it twice per residual conv pair).
-    """
-    return _leaky_relu_kernel(float(slope))(x)
-
-
-@functools.lru_cache(maxsize=8)
-def _leaky_relu_kernel(slope: float):
-    if not 0.0 <= slope < 1.0:
-        raise ValueError(f"leaky_relu slope must be in [0, 1), got {slope}")
-    return mx.compile(lambda x: mx.maximum(x, x * slope), shapeless=True)
-
-
-def sequence_mask(lengths, max_len):
-    """(B,) int lengths -> (B, T, 1) float mask, 1 on valid frames."""
-    return (mx.arange(max_len)[None, :] < lengths[:, None]).astype(mx.float32)[..., None]
-
-
-def get_padding(kernel_size, dilation=1):
-    return (kernel_size * dilation - dilation) // 2
+from rvclab.models.synth.config import FLOW_COUPLINGS, LRELU_SLOPE, PITCH_BINS
+from rvclab.models.synth.mlx.attention import Encoder
+from rvclab.models.synth.mlx.layers import (
+    Conv1d,
+    Embedding,
+    Linear,
+    get_padding,
+    leaky_relu,
+    sequence_mask,
+)
 
 
 # --- WaveNet and the coupling flow ----------------------------------------------------------------
@@ -210,6 +99,28 @@ class Flip(nn.Module):
         return x[..., ::-1]
 
 
+class ResidualCouplingBlock(nn.Module):
+    """``n_flows`` coupling layers interleaved with Flip: flows = [coupling, Flip, coupling, ...],
+    so parameters sit at even indices exactly as in torch (flows.0, flows.2, ...)."""
+
+    def __init__(self, channels, hidden_channels, kernel_size, dilation_rate, n_layers,
+                 n_flows=FLOW_COUPLINGS, gin_channels=0):
+        super().__init__()
+        self.flows = []
+        for _ in range(n_flows):
+            self.flows.append(ResidualCouplingLayer(channels, hidden_channels, kernel_size,
+                                                    dilation_rate, n_layers, gin_channels,
+                                                    mean_only=True))
+            self.flows.append(Flip())
+
+    def __call__(self, x, x_mask, g=None, reverse=True):
+        """Inference: ``reverse=True``, last module first, so each Flip precedes its coupling."""
+        flows = reversed(self.flows) if reverse else self.flows
+        for flow in flows:
+            x = flow(x, x_mask, g=g, reverse=reverse)
+        return x
+
+
 # --- HiFi-GAN residual blocks ---------------------------------------------------------------------
 class ResBlock1(nn.Module):
     """Three (dilated conv, conv) pairs with leaky ReLU and residual adds."""
@@ -248,3 +159,29 @@ class ResBlock2(nn.Module):
                 xt = xt * x_mask
             x = c(xt) + x
         return x if x_mask is None else x * x_mask
+
+
+# --- the text encoder ------------------------------------------------------------------------------
+class TextEncoder(nn.Module):
+    """phone (B, T, in) + coarse pitch (B, T) int -> m, logs (B, T, out), mask (B, T, 1)."""
+
+    def __init__(self, in_channels, out_channels, hidden_channels, filter_channels, n_heads,
+                 n_layers, kernel_size, p_dropout=0.0, f0=True):
+        super().__init__()
+        self.out_channels = out_channels
+        self.hidden_channels = hidden_channels
+        self.emb_phone = Linear(in_channels, hidden_channels)
+        if f0:
+            self.emb_pitch = Embedding(PITCH_BINS, hidden_channels)
+        self.encoder = Encoder(hidden_channels, filter_channels, n_heads, n_layers, kernel_size)
+        self.proj = Conv1d(hidden_channels, out_channels * 2, 1)
+
+    def __call__(self, phone, pitch, lengths):
+        x = self.emb_phone(phone)
+        if pitch is not None:
+            x = x + self.emb_pitch(pitch)
+        x = leaky_relu(x * math.sqrt(self.hidden_channels), LRELU_SLOPE)  # (B, T, H)
+        x_mask = sequence_mask(lengths, x.shape[1])
+        x = self.encoder(x * x_mask, x_mask)
+        stats = self.proj(x) * x_mask
+        return stats[..., :self.out_channels], stats[..., self.out_channels:], x_mask

@@ -12,15 +12,16 @@ import mlx.core as mx
 import mlx.nn as nn
 import numpy as np
 
-from rvclab.models.synth.mlx.modules import (
+from rvclab.models.synth.config import (
     LRELU_SLOPE,
-    Conv1d,
-    ConvTranspose1d,
-    Linear,
-    ResBlock1,
-    ResBlock2,
-    leaky_relu,
+    POST_LRELU_SLOPE,
+    SINE_AMP,
+    SINE_NOISE_STD,
+    VOICED_THRESHOLD,
 )
+from rvclab.models.synth.mlx.layers import Conv1d, ConvTranspose1d, Linear, leaky_relu
+from rvclab.models.synth.mlx.modules import ResBlock1, ResBlock2
+from rvclab.models.synth.noise import HARMONIC_NUM
 
 
 def _interp_align_corners(x, upp):
@@ -46,9 +47,9 @@ def _interp_align_corners(x, upp):
 
 def cumsum_acc(x, axis=1):
     """Cumulative sum as torch computes it on the CPU: accumulated in float64, each partial sum
-    rounded to float32. A float32 running sum over 10^5 audio samples drifts by ~1e-4 cycles of
-    phase; the sine would then differ from torch's by far more than rounding. Devices without
-    float64 (Metal) use a two-level float32 scan (per block of 256, then block offsets)."""
+    rounded to float32 (a float32 running sum drifts in phase over long audio: docs/synthesizer.md).
+    Devices without float64 (Metal) use a two-level float32 scan (per block of 256, then block
+    offsets). ``x`` any shape, summed along ``axis``."""
     if mx.default_device() == mx.cpu:
         return mx.cumsum(x.astype(mx.float64), axis=axis).astype(x.dtype)
     n = x.shape[axis]
@@ -72,8 +73,8 @@ class SineGen(nn.Module):
     The random parts (initial phases of the overtones, Gaussian noise) come in as arrays;
     when absent they are drawn here (independent-noise mode)."""
 
-    def __init__(self, samp_rate, harmonic_num=0, sine_amp=0.1, noise_std=0.003,
-                 voiced_threshold=0):
+    def __init__(self, samp_rate, harmonic_num=HARMONIC_NUM, sine_amp=SINE_AMP,
+                 noise_std=SINE_NOISE_STD, voiced_threshold=VOICED_THRESHOLD):
         super().__init__()
         self.sine_amp = sine_amp
         self.noise_std = noise_std
@@ -112,8 +113,8 @@ class SineGen(nn.Module):
 class SourceModuleHnNSF(nn.Module):
     """Harmonic-plus-noise source: SineGen then Linear(dim -> 1) and tanh -> (B, T*upp, 1)."""
 
-    def __init__(self, sampling_rate, harmonic_num=0, sine_amp=0.1, add_noise_std=0.003,
-                 voiced_threshold=0):
+    def __init__(self, sampling_rate, harmonic_num=HARMONIC_NUM, sine_amp=SINE_AMP,
+                 add_noise_std=SINE_NOISE_STD, voiced_threshold=VOICED_THRESHOLD):
         super().__init__()
         self.l_sin_gen = SineGen(sampling_rate, harmonic_num, sine_amp, add_noise_std,
                                  voiced_threshold)
@@ -156,7 +157,7 @@ class Generator(nn.Module):
         return xs / self.num_kernels
 
     def _post(self, x):
-        return mx.tanh(self.conv_post(leaky_relu(x, 0.01)))  # torch's default slope here
+        return mx.tanh(self.conv_post(leaky_relu(x, POST_LRELU_SLOPE)))
 
     def __call__(self, x, g=None):  # x (B, T, C), g (B, 1, gin) -> (B, T*hop, 1)
         x = self.conv_pre(x)
@@ -177,7 +178,7 @@ class GeneratorNSF(Generator):
                          resblock_dilation_sizes, upsample_rates, upsample_initial_channel,
                          upsample_kernel_sizes, gin_channels)
         self.upp = math.prod(upsample_rates)
-        self.m_source = SourceModuleHnNSF(sampling_rate=sr, harmonic_num=0)
+        self.m_source = SourceModuleHnNSF(sampling_rate=sr, harmonic_num=HARMONIC_NUM)
         self.noise_convs = []
         for i in range(len(upsample_rates)):
             c_cur = upsample_initial_channel // (2 ** (i + 1))

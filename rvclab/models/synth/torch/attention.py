@@ -18,15 +18,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from rvclab.models.synth.config import LAYER_NORM_EPS, MASK_FILL, WINDOW_SIZE
 from rvclab.models.synth.torch.layers import rel_stddev
-
-WINDOW_SIZE = 10  # relative-position window of the encoder's attention layers
 
 
 class LayerNorm(nn.Module):
     """Layer norm over channels of a (B, C, T) tensor; parameters ``gamma``, ``beta`` (C,)."""
 
-    def __init__(self, channels: int, eps: float = 1e-5):
+    def __init__(self, channels: int, eps: float = LAYER_NORM_EPS):
         super().__init__()
         self.channels = channels
         self.eps = eps
@@ -43,7 +42,7 @@ class MultiHeadAttention(nn.Module):
     """Self-attention with learned relative-position keys and values (window +-10 frames).
 
     ``forward(x, c, attn_mask)``: x, c (B, C, T); attn_mask (B, 1, T, T) of 0/1 -> (B, C_out, T).
-    Scores at masked positions are set to -1e4 before the softmax, as upstream.
+    Scores at masked positions are set to MASK_FILL before the softmax, as upstream.
     """
 
     def __init__(self, channels: int, out_channels: int, n_heads: int, p_dropout: float = 0.0,
@@ -89,7 +88,7 @@ class MultiHeadAttention(nn.Module):
             rel_logits = query @ rel_k.unsqueeze(0).transpose(-2, -1)  # (B, H, T, 2T-1)
             scores = scores + self._relative_to_absolute(rel_logits)
         if mask is not None:
-            scores = scores.masked_fill(mask == 0, -1e4)
+            scores = scores.masked_fill(mask == 0, MASK_FILL)
         p_attn = self.drop(F.softmax(scores, dim=-1))
         out = p_attn @ value  # (B, H, T, dk)
         if self.window_size is not None:

@@ -16,8 +16,6 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-LRELU_SLOPE = 0.1  # leaky ReLU slope used throughout the generator and resblocks
-
 
 def get_padding(kernel_size: int, dilation: int = 1) -> int:
     """'Same' padding of an odd kernel with dilation."""

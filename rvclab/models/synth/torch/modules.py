@@ -1,7 +1,7 @@
 """Encoders, flow and residual blocks of the RVC synthesizer (torch reference).
 
 Frames are 100 fps content frames; every tensor is (B, C, T) unless stated.
-Weight-normed convolutions store ``weight_g``/``weight_v`` (see :mod:`synth_layers`).
+Weight-normed convolutions store ``weight_g``/``weight_v`` (see :mod:`.layers`).
 """
 
 from __future__ import annotations
@@ -12,9 +12,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from rvclab.models.synth.config import FLOW_COUPLINGS, LRELU_SLOPE, PITCH_BINS
 from rvclab.models.synth.torch.attention import Encoder
 from rvclab.models.synth.torch.layers import (
-    LRELU_SLOPE,
     WNConv1d,
     fused_add_tanh_sigmoid_multiply,
     get_padding,
@@ -167,7 +167,8 @@ class ResidualCouplingBlock(nn.Module):
     """
 
     def __init__(self, channels: int, hidden_channels: int, kernel_size: int,
-                 dilation_rate: int, n_layers: int, n_flows: int = 4, gin_channels: int = 0):
+                 dilation_rate: int, n_layers: int, n_flows: int = FLOW_COUPLINGS,
+                 gin_channels: int = 0):
         super().__init__()
         self.flows = nn.ModuleList()
         for _ in range(n_flows):
@@ -225,7 +226,7 @@ class TextEncoder(nn.Module):
         self.hidden_channels = hidden_channels
         self.emb_phone = nn.Linear(in_channels, hidden_channels)
         if f0:
-            self.emb_pitch = nn.Embedding(256, hidden_channels)
+            self.emb_pitch = nn.Embedding(PITCH_BINS, hidden_channels)
         self.encoder = Encoder(hidden_channels, filter_channels, n_heads, n_layers,
                                kernel_size, float(p_dropout))
         self.proj = nn.Conv1d(hidden_channels, out_channels * 2, 1)
@@ -234,7 +235,7 @@ class TextEncoder(nn.Module):
         x = self.emb_phone(phone)
         if pitch is not None:
             x = x + self.emb_pitch(pitch)
-        x = F.leaky_relu(x * math.sqrt(self.hidden_channels), 0.1)  # (B, T, H)
+        x = F.leaky_relu(x * math.sqrt(self.hidden_channels), LRELU_SLOPE)  # (B, T, H)
         x = x.transpose(1, -1)  # (B, H, T)
         mask = sequence_mask(lengths, x.size(2)).unsqueeze(1).to(x.dtype)
         x = self.encoder(x * mask, mask)

@@ -1,15 +1,7 @@
 """PyTorch reference of the RVC synthesizer (voice model), faithful to RVC WebUI's inference.
 
-Four upstream classes, one implementation:
-
-============================== ======= ============ =======================
-class                          version features     decoder
-============================== ======= ============ =======================
-SynthesizerTrnMs256NSFsid      v1      (B, T, 256)  GeneratorNSF (F0)
-SynthesizerTrnMs768NSFsid      v2      (B, T, 768)  GeneratorNSF (F0)
-SynthesizerTrnMs256NSFsid_nono v1      (B, T, 256)  Generator (no F0)
-SynthesizerTrnMs768NSFsid_nono v2      (B, T, 768)  Generator (no F0)
-============================== ======= ============ =======================
+One implementation behind the four upstream classes (:data:`rvclab.models.synth.config.SYNTHESIZER_CLASSES`):
+phone (B, T, 256|768) @ 100 fps (+ coarse pitch and F0 for the NSF models) -> audio (B, 1, T*hop) @ sr.
 
 Submodules and state-dict keys as in upstream voice files: ``enc_p`` (TextEncoder),
 ``dec`` (decoder), ``flow`` (4 couplings at ``flow.flows.{0,2,4,6}``, Flip in between),
@@ -30,8 +22,16 @@ import numpy as np
 import torch
 from torch import nn
 
-from rvclab.models.synth.config import SynthConfig
-from rvclab.models.synth.noise import SINE_NOISE, SINE_PHASE, Z_P, check_noise
+from rvclab.models.synth.config import (
+    FLOW_DILATION_RATE,
+    FLOW_KERNEL_SIZE,
+    FLOW_LAYERS,
+    SYNTH_PHONE_DIMS,
+    SYNTHESIZER_CLASSES,
+    SynthConfig,
+    synthesizer_class_name,
+)
+from rvclab.models.synth.noise import SINE_NOISE, SINE_PHASE, Z_P, Z_P_SCALE, check_noise
 from rvclab.models.synth.torch.attention import FFN, Encoder, LayerNorm, MultiHeadAttention
 from rvclab.models.synth.torch.layers import WNConv1d, WNConvTranspose1d
 from rvclab.models.synth.torch.modules import (
@@ -52,10 +52,8 @@ __all__ = [
     "ResidualCouplingLayer", "SineGen", "SourceModuleHnNSF", "SynthConfig", "Synthesizer",
     "SynthesizerTrnMs256NSFsid", "SynthesizerTrnMs256NSFsid_nono", "SynthesizerTrnMs768NSFsid",
     "SynthesizerTrnMs768NSFsid_nono", "TextEncoder", "WNConv1d", "WNConvTranspose1d",
-    "Z_SCALE", "build_synthesizer", "noise_to_torch", "synthesizer_class",
+    "build_synthesizer", "noise_to_torch", "synthesizer_class",
 ]
-
-Z_SCALE = 0.66666  # upstream's fixed temperature of the prior sample
 
 
 def noise_to_torch(noise: Mapping[str, Any], device=None) -> dict[str, torch.Tensor]:
@@ -71,11 +69,18 @@ class Synthesizer(nn.Module):
     """Common body of the four upstream classes; build it from a :class:`SynthConfig`.
 
     Constructor arguments mirror upstream's positional config list, so
-    ``SynthesizerTrnMs768NSFsid(*ckpt["config"])`` works as upstream's does.
+    ``SynthesizerTrnMs768NSFsid(*ckpt["config"])`` works as upstream's does. Each subclass
+    takes its version and F0 flag from :data:`SYNTHESIZER_CLASSES` by its name.
     """
 
-    PHONE_DIM = 768
-    USE_F0 = True
+    VERSION, USE_F0 = "v2", True
+    PHONE_DIM = SYNTH_PHONE_DIMS[VERSION]
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        spec = SYNTHESIZER_CLASSES[cls.__name__]
+        cls.VERSION, cls.USE_F0 = spec["version"], spec["f0"]
+        cls.PHONE_DIM = SYNTH_PHONE_DIMS[cls.VERSION]
 
     def __init__(self, spec_channels, segment_size, inter_channels, hidden_channels,
                  filter_channels, n_heads, n_layers, kernel_size, p_dropout, resblock,
@@ -83,13 +88,12 @@ class Synthesizer(nn.Module):
                  upsample_initial_channel, upsample_kernel_sizes, spk_embed_dim, gin_channels,
                  sr=None, *, with_enc_q: bool = False, **kwargs):
         super().__init__()
-        version = "v1" if self.PHONE_DIM == 256 else "v2"
         self.config = SynthConfig.from_config_list(
             [spec_channels, segment_size, inter_channels, hidden_channels, filter_channels,
              n_heads, n_layers, kernel_size, p_dropout, resblock, resblock_kernel_sizes,
              resblock_dilation_sizes, upsample_rates, upsample_initial_channel,
              upsample_kernel_sizes, spk_embed_dim, gin_channels, sr if sr is not None else 0],
-            version=version, f0=self.USE_F0)
+            version=self.VERSION, f0=self.USE_F0)
         c = self.config
         self.enc_p = TextEncoder(self.PHONE_DIM, c.inter_channels, c.hidden_channels,
                                  c.filter_channels, c.n_heads, c.n_layers, c.kernel_size,
@@ -106,7 +110,8 @@ class Synthesizer(nn.Module):
         if with_enc_q:
             self.enc_q = PosteriorEncoder(c.spec_channels, c.inter_channels, c.hidden_channels,
                                           5, 1, 16, gin_channels=c.gin_channels)
-        self.flow = ResidualCouplingBlock(c.inter_channels, c.hidden_channels, 5, 1, 3,
+        self.flow = ResidualCouplingBlock(c.inter_channels, c.hidden_channels, FLOW_KERNEL_SIZE,
+                                          FLOW_DILATION_RATE, FLOW_LAYERS,
                                           gin_channels=c.gin_channels)
         self.emb_g = nn.Embedding(c.spk_embed_dim, c.gin_channels)
 
@@ -124,7 +129,7 @@ class Synthesizer(nn.Module):
         nz = noise_to_torch(noise, phone.device)
         g = self.emb_g(sid).unsqueeze(-1)  # (B, gin, 1)
         m_p, logs_p, x_mask = self.enc_p(phone, pitch if self.USE_F0 else None, phone_lengths)
-        z_p = (m_p + torch.exp(logs_p) * nz[Z_P].to(m_p) * Z_SCALE) * x_mask
+        z_p = (m_p + torch.exp(logs_p) * nz[Z_P].to(m_p) * Z_P_SCALE) * x_mask
         z = self.flow(z_p, x_mask, g=g, reverse=True)
         if self.USE_F0:
             o = self.dec(z * x_mask, nsff0, g=g, phase0=nz[SINE_PHASE],
@@ -141,38 +146,27 @@ class Synthesizer(nn.Module):
 class SynthesizerTrnMs256NSFsid(Synthesizer):
     """v1 (256-d features) with F0: NSF-HiFiGAN decoder."""
 
-    PHONE_DIM, USE_F0 = 256, True
-
 
 class SynthesizerTrnMs768NSFsid(Synthesizer):
     """v2 (768-d features) with F0: NSF-HiFiGAN decoder."""
-
-    PHONE_DIM, USE_F0 = 768, True
 
 
 class SynthesizerTrnMs256NSFsid_nono(Synthesizer):  # noqa: N801 (upstream name)
     """v1 (256-d features) without F0: plain HiFi-GAN decoder."""
 
-    PHONE_DIM, USE_F0 = 256, False
-
 
 class SynthesizerTrnMs768NSFsid_nono(Synthesizer):  # noqa: N801 (upstream name)
     """v2 (768-d features) without F0: plain HiFi-GAN decoder."""
 
-    PHONE_DIM, USE_F0 = 768, False
 
-
-_CLASSES = {
-    ("v1", True): SynthesizerTrnMs256NSFsid,
-    ("v2", True): SynthesizerTrnMs768NSFsid,
-    ("v1", False): SynthesizerTrnMs256NSFsid_nono,
-    ("v2", False): SynthesizerTrnMs768NSFsid_nono,
-}
+_CLASSES = {cls.__name__: cls for cls in (SynthesizerTrnMs256NSFsid, SynthesizerTrnMs768NSFsid,
+                                          SynthesizerTrnMs256NSFsid_nono,
+                                          SynthesizerTrnMs768NSFsid_nono)}
 
 
 def synthesizer_class(config: SynthConfig) -> type[Synthesizer]:
-    """The upstream class for (version, f0)."""
-    return _CLASSES[(config.version, bool(config.f0))]
+    """The upstream class for the config's (version, f0)."""
+    return _CLASSES[synthesizer_class_name(config.version, config.f0)]
 
 
 def build_synthesizer(config: SynthConfig, with_enc_q: bool = False) -> Synthesizer:

@@ -13,8 +13,15 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from rvclab.models.synth.config import (
+    LRELU_SLOPE,
+    POST_LRELU_SLOPE,
+    SINE_AMP,
+    SINE_NOISE_STD,
+    VOICED_THRESHOLD,
+)
 from rvclab.models.synth.noise import HARMONIC_NUM
-from rvclab.models.synth.torch.layers import LRELU_SLOPE, WNConvTranspose1d
+from rvclab.models.synth.torch.layers import WNConvTranspose1d
 from rvclab.models.synth.torch.modules import ResBlock1, ResBlock2
 
 
@@ -33,8 +40,9 @@ class SineGen(nn.Module):
     output ``sine_amp * sine * uv + noise * (uv * noise_std + (1 - uv) * sine_amp / 3)``.
     """
 
-    def __init__(self, samp_rate: int, harmonic_num: int = 0, sine_amp: float = 0.1,
-                 noise_std: float = 0.003, voiced_threshold: float = 0.0):
+    def __init__(self, samp_rate: int, harmonic_num: int = HARMONIC_NUM,
+                 sine_amp: float = SINE_AMP, noise_std: float = SINE_NOISE_STD,
+                 voiced_threshold: float = VOICED_THRESHOLD):
         super().__init__()
         self.sine_amp = sine_amp
         self.noise_std = noise_std
@@ -75,8 +83,9 @@ class SourceModuleHnNSF(nn.Module):
     f0 (B, T) Hz, upp -> (B, T*upp, 1) excitation. ``l_linear``: Linear(dim, 1).
     """
 
-    def __init__(self, sampling_rate: int, harmonic_num: int = 0, sine_amp: float = 0.1,
-                 add_noise_std: float = 0.003, voiced_threshold: float = 0.0):
+    def __init__(self, sampling_rate: int, harmonic_num: int = HARMONIC_NUM,
+                 sine_amp: float = SINE_AMP, add_noise_std: float = SINE_NOISE_STD,
+                 voiced_threshold: float = VOICED_THRESHOLD):
         super().__init__()
         self.l_sin_gen = SineGen(sampling_rate, harmonic_num, sine_amp, add_noise_std,
                                  voiced_threshold)
@@ -143,7 +152,7 @@ class Generator(nn.Module):
         for i in range(self.num_upsamples):
             x = self.ups[i](F.leaky_relu(x, LRELU_SLOPE))
             x = self._stage(i, x)
-        x = self.conv_post(F.leaky_relu(x))  # default slope 0.01 here, as upstream
+        x = self.conv_post(F.leaky_relu(x, POST_LRELU_SLOPE))
         return torch.tanh(x)
 
 
@@ -185,5 +194,5 @@ class GeneratorNSF(Generator):
             x = self.ups[i](F.leaky_relu(x, LRELU_SLOPE))
             x = x + self.noise_convs[i](har)
             x = self._stage(i, x)
-        x = self.conv_post(F.leaky_relu(x))
+        x = self.conv_post(F.leaky_relu(x, POST_LRELU_SLOPE))
         return torch.tanh(x)
