@@ -82,7 +82,7 @@ def test_layouts_and_copies_are_exact(voice, converted):
 
 def test_conv_transpose_layout_computes_torch_conv_transpose(voice, converted):
 
-    from rvclab.models.synth.mlx.modules import conv_transpose1d
+    from rvclab.models.synth.mlx.layers import conv_transpose1d
 
     arrays, _ = converted
     w = torch._weight_norm(voice["weight"]["dec.ups.0.weight_v"],

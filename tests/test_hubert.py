@@ -18,8 +18,7 @@ from rvclab.checkpoints import InertNamespace, InertObject, load_checkpoint
 from rvclab.convert import ConversionError
 from rvclab.models.hubert import io as hubert_io
 from rvclab.models.hubert import parity, rules, seeded
-from rvclab.models.hubert.config import HubertConfig
-from rvclab.models.hubert.torch import TooShortError
+from rvclab.models.hubert.config import HubertConfig, TooShortError
 
 SMALL = HubertConfig.small()
 
@@ -197,7 +196,7 @@ def test_fairseq_payload_through_safe_loader(tmp_path, style):
     else:
         assert ckpt["args"] is None and ckpt["cfg"]["model"]["encoder_layers"] == 12
     assert ckpt["model"]["post_extract_proj.weight"].dtype == torch.float16
-    assert hubert_io.config_from_fairseq(ckpt) == SMALL
+    assert rules.config_from_fairseq(ckpt) == SMALL
     assert rules.matches(ckpt)
     arrays, meta = rules.convert_checkpoint(ckpt)
     assert meta["family"] == "hubert" and json.loads(meta["config"])["num_layers"] == 12
@@ -207,9 +206,9 @@ def test_fairseq_payload_through_safe_loader(tmp_path, style):
 
 def test_conv_feature_layers_parsed_without_eval():
     spec = "[(512, 10, 5)] + [(512, 3, 2)] * 4 + [(512,2,2)] * 2"
-    assert hubert_io.parse_conv_layers(spec) == HubertConfig().conv_layers
+    assert rules.parse_conv_layers(spec) == HubertConfig().conv_layers
     with pytest.raises(ValueError, match="unsupported"):
-        hubert_io.parse_conv_layers("__import__('os').getcwd()")
+        rules.parse_conv_layers("__import__('os').getcwd()")
 
 
 # --- strictness: wrong layer count or dims ---------------------------------------------------
