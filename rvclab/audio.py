@@ -7,10 +7,15 @@ from __future__ import annotations
 
 import os
 import threading
+import warnings
 from functools import lru_cache
 from pathlib import Path
 
+import librosa
 import numpy as np
+import soundfile as sf
+
+from rvclab.checkpoints import atomic_write
 
 # --- rates and frames ----------------------------------------------------------------------
 SAMPLE_RATE_16K = 16000  # HuBERT/ContentVec and every F0 method run at 16 kHz
@@ -87,17 +92,11 @@ def load_audio_native(path: str | os.PathLike) -> tuple[np.ndarray, int]:
 
 
 def _read(path: Path) -> tuple[np.ndarray, int]:
-    import soundfile as sf
-
     try:
         audio, native = sf.read(str(path), dtype="float32", always_2d=False)
         return audio, native
     except Exception as first:  # libsndfile refused: try librosa's fallback decoders
         try:
-            import warnings
-
-            import librosa
-
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 audio, native = librosa.load(str(path), sr=None, mono=True)
@@ -127,8 +126,6 @@ def resample(audio: np.ndarray, sr_in: int, sr_out: int) -> np.ndarray:
         return audio.astype(np.float32, copy=False)
     if sr_in <= 0 or sr_out <= 0:
         raise AudioError(f"sample rates must be positive, got {sr_in} -> {sr_out}")
-    import librosa
-
     out = librosa.resample(audio.astype(np.float32), orig_sr=sr_in, target_sr=sr_out, res_type="soxr_hq")
     return out.astype(np.float32, copy=False)
 
@@ -146,8 +143,6 @@ def save_audio_atomic(
     Refuses to write over any file this process read with :func:`load_audio` or named in
     ``protect`` (inputs are never overwritten). The target is untouched on any error.
     """
-    from rvclab.checkpoints import atomic_write
-
     path = Path(path)
     target = _key(path)
     with _INPUTS_LOCK:
@@ -161,8 +156,6 @@ def save_audio_atomic(
     fmt = {".wav": "WAV", ".flac": "FLAC", ".ogg": "OGG"}.get(path.suffix.lower())
     if fmt is None:
         raise AudioError(f"{path}: unsupported output format; use .wav, .flac or .ogg")
-    import soundfile as sf
-
     subtype = "FLOAT" if fmt == "WAV" else None
     return atomic_write(
         path,
@@ -194,8 +187,6 @@ def mel_filterbank(
 
     ``htk=True`` uses the HTK mel scale (as RMVPE does). Cached; treat the result as read-only.
     """
-    import librosa
-
     fb = librosa.filters.mel(sr=sr, n_fft=n_fft, n_mels=n_mels, fmin=fmin, fmax=fmax, htk=htk)
     fb = fb.astype(np.float32)
     fb.flags.writeable = False

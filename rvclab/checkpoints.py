@@ -1,16 +1,9 @@
 """Reading and writing checkpoint files safely. Loading never runs code from a file.
 
-Every checkpoint goes through torch's restricted ``weights_only`` unpickler. Upstream files carry
-a few non-tensor objects besides their weights:
-
-* RVC voice ``.pth`` files: a dict of the state dict, a config list and strings — plain data.
-* fairseq HuBERT checkpoints (``hubert_base.pt``): ``argparse.Namespace`` args, a fairseq
-  ``Dictionary`` in the task state, sometimes an omegaconf ``DictConfig``.
-
-Those known, harmless classes are mapped to inert stand-ins (:class:`InertObject` and
-:class:`InertNamespace`) that only store the state they are given: no method of the original
-class ever runs. Every other global is refused with a :class:`CheckpointError` naming it and the
-file. :func:`to_plain` turns stand-ins into plain dicts and lists for reading configs.
+Every checkpoint goes through torch's ``weights_only`` unpickler. The harmless non-tensor classes
+upstream files carry (fairseq's ``argparse.Namespace`` and ``Dictionary``, omegaconf configs) map
+to inert stand-ins (:data:`KNOWN_HARMLESS`) that only store their state; any other global is
+refused with a :class:`CheckpointError` naming it. Writes are atomic (:func:`atomic_write`).
 """
 
 from __future__ import annotations
@@ -25,6 +18,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from safetensors import SafetensorError, safe_open
+from safetensors.numpy import load_file
 
 
 class CheckpointError(ValueError):
@@ -158,8 +153,6 @@ def _explain_corrupt(path: Path, size: int, exc: Exception) -> str:
 
 def _load_safetensors(path: Path) -> dict:
     import torch
-    from safetensors import SafetensorError
-    from safetensors.numpy import load_file
 
     try:
         arrays = load_file(str(path))
@@ -170,8 +163,6 @@ def _load_safetensors(path: Path) -> dict:
 
 def safetensors_metadata(path: str | os.PathLike) -> dict[str, str]:
     """The string metadata block of a .safetensors file (empty dict if none)."""
-    from safetensors import safe_open
-
     with safe_open(str(path), framework="numpy") as fh:
         return dict(fh.metadata() or {})
 

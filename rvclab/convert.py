@@ -1,22 +1,11 @@
 """Torch state dict -> MLX weights: a table of pure (pattern -> rule) entries, applied strictly.
 
-A :class:`Rule` matches source keys with a regular expression (``re.fullmatch``) and turns the
-matched tensor(s) into one or more target arrays. :func:`apply_rules` runs a table over a flat
-``{name: array}`` dict and fails loudly, naming keys and shapes, when
-
-* a source key is matched by no rule (unused), or consumed twice,
-* an expected target key is not produced (missing) or an unexpected one is,
-* a produced array's shape differs from the expected shape.
-
-Rules are pure functions of numpy arrays: no model object, no I/O. Each model family keeps its
-table in ``rvclab/rules/<family>.py``. Generic rule bodies live here: copying, weight-norm
-fusion and the conv layout transposes.
-
-Layouts (torch -> MLX):
-  conv1d            (O, I, K)     -> (O, K, I)
-  conv_transpose1d  (I, O, K)     -> (O, K, I)
-  conv2d            (O, I, H, W)  -> (O, H, W, I)
-  conv_transpose2d  (I, O, H, W)  -> (O, H, W, I)
+A :class:`Rule` matches source keys (``re.fullmatch``) and turns the matched arrays into target
+arrays; :func:`apply_rules` fails loudly, naming keys and shapes, on an unused, doubly consumed,
+missing, unexpected or mis-shaped key. Rules are pure numpy (no model, no I/O); each family's table
+is ``rvclab/models/<family>/rules.py``. Generic bodies live here: copy, weight-norm fusion, and the
+conv layouts (torch -> MLX): conv1d (O, I, K) -> (O, K, I), conv_transpose1d (I, O, K) -> (O, K, I),
+conv2d (O, I, H, W) -> (O, H, W, I), conv_transpose2d (I, O, H, W) -> (O, H, W, I).
 """
 
 from __future__ import annotations
@@ -29,6 +18,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import safetensors.numpy
+
+from rvclab.checkpoints import atomic_write
 
 Arrays = dict[str, np.ndarray]
 # A rule body: (source dict, matched key, match) -> (outputs, extra consumed source keys)
@@ -260,13 +252,9 @@ def save_safetensors_atomic(
     path: str | os.PathLike, arrays: Mapping[str, np.ndarray], metadata: Mapping | None = None
 ) -> Path:
     """Write arrays (+ string metadata; non-strings are JSON-encoded) atomically."""
-    from safetensors.numpy import save_file
-
-    from rvclab.checkpoints import atomic_write
-
     meta = {k: v if isinstance(v, str) else json.dumps(v) for k, v in (metadata or {}).items()}
     arrays = {k: np.ascontiguousarray(v) for k, v in arrays.items()}
-    return atomic_write(Path(path), lambda tmp: save_file(arrays, str(tmp), metadata=meta))
+    return atomic_write(Path(path), lambda tmp: safetensors.numpy.save_file(arrays, str(tmp), metadata=meta))
 
 
 def rules_table(rules: Sequence[Rule]) -> list[dict]:

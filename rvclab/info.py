@@ -8,11 +8,11 @@ import time
 
 import numpy as np
 
+from rvclab import __version__, runtime
+
 
 def time_matmul(n: int, repeats: int = 5) -> dict:
     """Median seconds of an (n, n) fp32 matmul in torch and in MLX (after a warm-up)."""
-    from rvclab import runtime
-
     mx = runtime.import_mlx()
     import torch
 
@@ -37,8 +37,7 @@ def time_matmul(n: int, repeats: int = 5) -> dict:
 
 
 def collect(matmul_n: int = 1024) -> dict:
-    from rvclab import __version__, runtime
-
+    """Versions, MLX device and BLAS, and an (n, n) matmul timed in both backends."""
     mx = runtime.import_mlx()
     import torch
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from rvclab.audio import log_mel
+
 
 def _pair(a, b) -> tuple[np.ndarray, np.ndarray]:
     a = np.asarray(a, dtype=np.float64)
@@ -84,8 +86,6 @@ def voicing_agreement(f0_a, f0_b) -> float:
 
 def spectral_corr(wave_a, wave_b, sr: int) -> float:
     """Correlation of the two log-mel spectrograms (the seed's 'spectrogram correlation')."""
-    from rvclab.audio import log_mel
-
     return corr(log_mel(np.asarray(wave_a), sr), log_mel(np.asarray(wave_b), sr))
 
 

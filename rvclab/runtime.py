@@ -1,39 +1,13 @@
 """How MLX runs on each platform: fast BLAS on Linux CPU, device choice, seeding.
 
-Every rvclab module that uses MLX gets it through :func:`import_mlx` (the ``rvclab.mlx``
-package calls it on import), so the steps below always happen before ``mlx.core`` loads.
+:func:`prepare` runs before ``mlx.core`` loads (``import rvclab`` calls it; :func:`import_mlx`
+too). macOS: nothing to do. Linux + CUDA: torch loads first. Linux CPU: the system OpenBLAS is
+preloaded and glibc's allocator keeps large blocks. Why, and what it was measured to change:
+docs/runtime.md.
 
-Platform paths, each guarded and named here:
-
-* **macOS (Apple Silicon)** — MLX uses Metal and Accelerate; nothing to prepare. Device: GPU.
-* **Linux + CUDA** (``mlx-cuda`` installed) — MLX's CUDA backend; device: GPU. torch is
-  imported before ``mlx.core`` there, so that torch's cuDNN is the one the process loads
-  (:func:`_load_torch_before_mlx_cuda` says why).
-* **Linux CPU** (``mlx[cpu]``) — the wheel links a reference BLAS (about 20x slower than torch
-  for a large fp32 matmul on this CI class of machine). We load the system OpenBLAS into the
-  process with ``RTLD_GLOBAL`` *before* ``mlx.core`` is imported, so its ``sgemm`` symbols win.
-  OpenBLAS detects the CPU itself; we never set ``OPENBLAS_CORETYPE`` (forcing a core the CPU
-  lacks dies with "Illegal instruction"). Debian package: ``libopenblas0-pthread``.
-
-Environment variables:
-
-* ``RVCLAB_FAST_BLAS=0`` turns the OpenBLAS preload off (to measure MLX out of the box).
-* ``RVCLAB_BLAS_LIB=/path/libopenblas.so.0`` names the library to preload.
-* ``RVCLAB_MLX_DEVICE=cpu|gpu`` overrides the device choice.
-* ``RVCLAB_MALLOC_TUNE=0`` leaves glibc's allocator at its defaults (see below).
-* ``RVCLAB_MLX_CACHE_GB=N`` caps MLX's buffer cache at N GB (:func:`mlx_cache_limit_bytes`
-  gives the measured trade-off on a GPU shared with torch).
-
-**Linux (glibc): allocator tuning.** MLX's CPU backend has no buffer cache: every op result is a
-fresh ``malloc``, and glibc serves blocks above 32 MB with a new ``mmap`` (then returns them with
-``munmap``), so each large activation pays its page faults again. On a 2-core machine that made a
-(32000, 512) fp32 multiply 4x slower than the same multiply into reused memory, and it dominated
-element-wise layers. :func:`tune_malloc` asks glibc (``mallopt``) to serve large blocks from the
-heap and to keep freed memory for reuse instead of trimming it. torch in the same process gets
-the same allocator, so MLX/torch ratios stay like for like. The price is memory: freed blocks stay
-with the process, and the heap fragments, so peak RSS grows (a 15 s conversion on MLX, CPU: 4.25 GB
-with the tuning, 3.31 GB without; ``rvclab.bench.memory``). Set ``RVCLAB_MALLOC_TUNE=0`` where
-memory matters more than speed.
+Switches: ``RVCLAB_FAST_BLAS=0`` (no OpenBLAS preload), ``RVCLAB_BLAS_LIB=<path>`` (the library
+to preload), ``RVCLAB_MLX_DEVICE=cpu|gpu`` (device), ``RVCLAB_MALLOC_TUNE=0`` (glibc defaults),
+``RVCLAB_MLX_CACHE_GB=N`` (cap MLX's buffer cache at N GB).
 """
 
 from __future__ import annotations
@@ -44,6 +18,9 @@ import platform
 import sys
 import warnings
 from dataclasses import dataclass
+from importlib import metadata
+
+import numpy as np
 
 # The only imports allowed inside functions (tests/test_architecture.py): optional extras, which
 # a user may not have installed, and the backends, which a module loads only when the caller
@@ -57,6 +34,7 @@ LAZY_IMPORTS = (
     "faiss",  # feature index
     "ipywidgets",  # notebooks
     "sounddevice",  # live streaming
+    "sklearn",  # optional: upstream's MiniBatchKMeans for large feature indexes (faiss otherwise)
     "torch",  # the torch backend
     "mlx",  # the MLX backend (rvclab.mlx prepares its runtime)
     "rvclab.mlx",
@@ -82,7 +60,7 @@ class _State:
     blas_path: str | None = None  # library we preloaded, if any
     blas_error: str | None = None  # why none was preloaded
     late: bool = False  # mlx.core was imported before we could prepare
-    warned: bool = False
+    preloaded_attempted: bool = False  # the Linux CPU path tried to preload OpenBLAS
     malloc_tuned: bool | None = None  # None: not tried yet
 
 
@@ -130,7 +108,18 @@ def loaded_libraries() -> list[str]:
 
 
 def prepare() -> None:
-    """Run the platform's preparation once; safe to call many times."""
+    """Run the platform's preparation once; safe to call many times.
+
+    Every call warns while MLX is left with its slow reference BLAS on a Linux CPU (Python shows a
+    warning once per calling line), so the import that prepares and a later explicit call both say it.
+    """
+    _setup()
+    for message in _problems():
+        warnings.warn(message, RuntimeWarning, stacklevel=2)
+
+
+def _setup() -> None:
+    """The preparation itself, once per process; :func:`prepare` adds the warnings."""
     if _STATE.prepared:
         return
     _STATE.prepared = True
@@ -146,18 +135,26 @@ def prepare() -> None:
     if "mlx.core" in sys.modules:
         _STATE.late = True
     _preload_openblas()
+    _STATE.preloaded_attempted = True
+
+
+def _problems() -> list[str]:
+    """Why MLX may be left with its slow reference BLAS after :func:`_setup` (empty when not)."""
+    if not _STATE.preloaded_attempted:
+        return []
     if _STATE.blas_path is None:
-        _warn_once(
+        return [
             "rvclab: no OpenBLAS found, so MLX on this Linux CPU uses its slow reference BLAS "
             f"(about 20x slower matmuls). Install the Debian package {BLAS_DEBIAN_PACKAGE} "
             f"(apt-get install -y {BLAS_DEBIAN_PACKAGE}). Tried: {_STATE.blas_error}"
-        )
-    elif _STATE.late:
-        _warn_once(
+        ]
+    if _STATE.late:
+        return [
             "rvclab: mlx.core was imported before rvclab.runtime could load OpenBLAS; MLX may "
             "keep its slow reference BLAS. Import rvclab.mlx (or call rvclab.runtime.import_mlx) "
             "before mlx."
-        )
+        ]
+    return []
 
 
 # glibc mallopt parameters (malloc.h)
@@ -187,16 +184,8 @@ def tune_malloc() -> bool:
     return ok
 
 
-def _warn_once(message: str) -> None:
-    if not _STATE.warned:
-        _STATE.warned = True
-        warnings.warn(message, RuntimeWarning, stacklevel=3)
-
-
 def _has_cuda_backend_installed() -> bool:
     """True when the mlx-cuda wheel is present (then MLX's CPU BLAS is not our concern)."""
-    from importlib import metadata
-
     for dist in ("mlx-cuda", "mlx-cuda-12", "mlx-cuda-13"):
         try:
             metadata.version(dist)
@@ -209,12 +198,8 @@ def _has_cuda_backend_installed() -> bool:
 def _load_torch_before_mlx_cuda() -> None:
     """Linux with MLX's CUDA backend: load torch (and its cuDNN) before MLX loads its own.
 
-    Both bring a cuDNN; whichever loads first serves the process. Measured on the H100 machine
-    (torch 2.11+cu130, mlx-cuda-13 0.32.4): with MLX first, a plain ``torch.nn.GRU(...).cuda()``
-    and the benchmark's torch pipeline models failed with "cuDNN version incompatibility:
-    compiled against 9.19 but found 9.14"; with torch first, both backends ran. A no-op when
-    torch is missing. (This function itself could not be run there: the session's device time
-    was spent; the import order it sets is the one that worked.)
+    Both bring a cuDNN and whichever loads first serves the process; with MLX's first, torch's
+    cuDNN kernels can fail (docs/runtime.md). A no-op when torch is missing.
     """
     if not IS_LINUX or "torch" in sys.modules or "mlx.core" in sys.modules:
         return
@@ -229,10 +214,8 @@ def _load_torch_before_mlx_cuda() -> None:
 def mlx_cache_limit_bytes() -> int | None:
     """``RVCLAB_MLX_CACHE_GB`` as bytes, or None when unset (MLX's own default).
 
-    MLX keeps freed buffers for reuse up to its memory limit. On a GPU shared with torch in one
-    process (this workbench's usual case) that cache starves torch: after one 60 s conversion on
-    the H100, MLX held 1.2 GB of arrays and 32 GB of cache. With ``RVCLAB_MLX_CACHE_GB=4`` the
-    card held 14.5 GB instead of 34 GB, and the conversion took 1.54 s instead of 1.37 s.
+    MLX keeps freed buffers for reuse up to its memory limit; on a GPU shared with torch in one
+    process that cache can starve torch, and this caps it (the trade-off: docs/runtime.md).
     """
     raw = os.environ.get("RVCLAB_MLX_CACHE_GB", "").strip()
     if not raw:
@@ -248,7 +231,7 @@ def mlx_cache_limit_bytes() -> int | None:
 
 def import_mlx():
     """Prepare the platform, then import and return ``mlx.core``."""
-    prepare()
+    _setup()
     _load_torch_before_mlx_cuda()
     import mlx.core as mx
 
@@ -283,7 +266,7 @@ def mlx_backend_name() -> str:
 
 def blas_in_use() -> str:
     """The BLAS library MLX will call on this platform, in words."""
-    prepare()
+    _setup()
     if IS_MACOS:
         return "Accelerate (macOS)"
     if _STATE.blas_path:
@@ -294,7 +277,7 @@ def blas_in_use() -> str:
 
 def blas_status() -> dict:
     """What :func:`prepare` did, for ``rvclab info`` and tests."""
-    prepare()
+    _setup()
     return {
         "fast_blas_enabled": fast_blas_enabled(),
         "preloaded": _STATE.blas_path,
@@ -307,8 +290,6 @@ def blas_status() -> dict:
 
 def seed_everything(seed: int) -> None:
     """Seed numpy's legacy generator, torch and MLX (where imported) with one number."""
-    import numpy as np
-
     np.random.seed(seed)
     if "torch" in sys.modules:
         sys.modules["torch"].manual_seed(seed)

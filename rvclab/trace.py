@@ -1,12 +1,9 @@
-"""Layer-by-layer parity: run both backends on the same inputs, record every named submodule's
-output, and return a table in forward order (path, shape, max_abs, rmse, corr, ok).
+"""Layer-by-layer parity: both backends on the same inputs, every named submodule's output
+compared, as a table in forward order (path, shape, max_abs, rmse, corr, ok).
 
-Torch side: forward hooks. MLX side: MLX modules have no hooks, so for the duration of one call
-each submodule's class is swapped for a recording subclass (restored afterwards, even on error).
-The two sides are matched by module path (the port mirrors the reference's attribute paths) and
-by call index when a module runs more than once. Torch (B, C, T) / (B, C, H, W) outputs are moved
-to MLX's channel-last layout before comparing; when both layouts fit (C == T), the closer one is
-used and the row says ``layout="ambiguous"``.
+Torch records with forward hooks; MLX, which has no hooks, by swapping each submodule's class for
+a recording subclass during one call. Rows pair by module path and call index; torch's
+channel-first outputs are compared in MLX's channel-last layout (``layout`` says which was used).
 """
 
 from __future__ import annotations
@@ -17,6 +14,7 @@ from contextlib import contextmanager
 import numpy as np
 
 from rvclab import metrics
+from rvclab.runtime import import_mlx
 from rvclab.tolerances import TRACE_REL_MAX_ABS
 
 
@@ -118,8 +116,6 @@ def _recording_mlx(model, records: dict[str, list]):
 
 def record_mlx(model, fn: Callable[[], object]) -> tuple[dict[str, list], object]:
     """Call ``fn()`` recording every named submodule's outputs of an MLX ``model``."""
-    from rvclab.runtime import import_mlx
-
     mx = import_mlx()
     records: dict[str, list] = {}
     with _recording_mlx(model, records):

@@ -1,14 +1,8 @@
 """Peak memory of one benchmark call, per backend.
 
-* CPU: peak resident set size (RSS) of a process that runs one backend only, so the two
-  backends' allocations never mix. :func:`measure_rss_subprocess` starts
-  ``python -m rvclab.bench.memory`` per (stage, backend); that process builds the runner for
-  each length (shortest first), resets the kernel's high-water mark (``/proc/self/clear_refs``
-  value 5) and runs one call; ``VmHWM`` afterwards is the peak RSS during that call (models,
-  libraries and buffers included). Where the reset is refused, a thread samples ``VmRSS``
-  every 2 ms instead (``method`` says which).
-* GPU: ``torch.cuda.max_memory_allocated`` after ``torch.cuda.reset_peak_memory_stats`` and
-  ``mx.get_peak_memory`` after ``mx.reset_peak_memory``, around one call in the benchmark process.
+CPU: peak RSS of a process running one backend only (:func:`measure_rss_subprocess`), so the two
+backends' allocations never mix. GPU: each backend's allocator peak around one call in the
+benchmark process (:func:`gpu_peak_of`).
 """
 
 from __future__ import annotations
@@ -16,11 +10,15 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import subprocess
 import sys
 import threading
 import time
 from pathlib import Path
+
+from rvclab.bench.stages import SYNTH_VOICE, StageOptions, build
+from rvclab.runtime import import_mlx
 
 STATUS = Path("/proc/self/status")
 CLEAR_REFS = Path("/proc/self/clear_refs")
@@ -89,7 +87,9 @@ def peak_rss_of(fn, use_reset: bool = True) -> dict:
 
 
 def gpu_peak_of(backend: str, fn) -> dict:
-    """Peak device memory allocated during ``fn()`` on the GPU, as the backend's allocator counts it."""
+    """Peak device memory allocated during ``fn()`` on the GPU, as the backend's allocator counts it:
+    ``torch.cuda.max_memory_allocated`` after ``reset_peak_memory_stats``, ``mx.get_peak_memory``
+    after ``mx.reset_peak_memory``."""
     if backend == "torch":
         import torch
 
@@ -99,8 +99,6 @@ def gpu_peak_of(backend: str, fn) -> dict:
         torch.cuda.synchronize()
         return {"peak_gpu_bytes": int(torch.cuda.max_memory_allocated()),
                 "gpu_memory_method": "torch.cuda.max_memory_allocated"}
-    from rvclab.runtime import import_mlx
-
     mx = import_mlx()
     mx.reset_peak_memory()
     fn()
@@ -108,7 +106,13 @@ def gpu_peak_of(backend: str, fn) -> dict:
 
 
 def measure_rss_subprocess(stage: str, backend: str, seconds: list[float], opts, timeout: float | None = None) -> list:
-    """Peak RSS rows for ``stage`` on ``backend`` at each length, from a process of its own."""
+    """Peak RSS rows for ``stage`` on ``backend`` at each length, from a process of its own.
+
+    That process (``python -m rvclab.bench.memory``) builds the runner for each length, shortest
+    first, resets the kernel's high-water mark (``/proc/self/clear_refs`` value 5) and runs one
+    call; ``VmHWM`` afterwards is the peak RSS during it (models, libraries and buffers included).
+    Where the reset is refused, a thread samples ``VmRSS`` instead (the row's ``method`` says which).
+    """
     cmd = [sys.executable, "-m", "rvclab.bench.memory", "--stage", stage, "--backend", backend,
            "--seconds", ",".join(f"{s:g}" for s in seconds), "--device", opts.device,
            "--f0-method", opts.f0_method, "--crepe-model", opts.crepe_model, "--voice", opts.voice]
@@ -124,8 +128,6 @@ def measure_rss_subprocess(stage: str, backend: str, seconds: list[float], opts,
 
 def run_lengths(stage: str, backend: str, seconds: list[float], opts) -> list[dict]:
     """In this process: one call per length, shortest first, each with its peak RSS."""
-    from rvclab.bench.stages import build
-
     rows = []
     for s in sorted(seconds):
         runner = build(stage, backend, s, opts)
@@ -138,14 +140,10 @@ def run_lengths(stage: str, backend: str, seconds: list[float], opts) -> list[di
 
 
 def _ru_maxrss_bytes() -> int:
-    import resource
-
     return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * 1024  # KiB on Linux
 
 
 def main(argv=None) -> int:
-    from rvclab.bench.stages import SYNTH_VOICE, StageOptions
-
     ap = argparse.ArgumentParser(description="peak RSS of one benchmark stage on one backend")
     ap.add_argument("--stage", required=True)
     ap.add_argument("--backend", required=True, choices=("torch", "mlx"))

@@ -2,24 +2,16 @@
 
 ``rvclab bench --stage matmul|hubert|rmvpe|crepe|fcpe|synth|e2e|all --seconds 1,5,15
 --device cpu|gpu --repeats N --warmup N --json out.json`` (also ``python -m rvclab.bench.run``).
-
-For each stage and clip length both backends run the same work (:mod:`rvclab.bench.stages`):
-warm-up calls, then ``repeats`` rounds of one torch and one MLX call (alternating, so a change in
-machine load hits both alike), each synchronised (``mx.eval``, ``torch.cuda.synchronize``).
-A row per backend gives median/min/max seconds, the realtime factor (audio seconds / median
-compute seconds), the FLOPs torch's FlopCounterMode counts on the torch reference (one extra
-untimed torch call runs under it; the same count serves both backends), GFLOP/s and their share
-of the fp32 matmul peak measured at the start of the same run, and peak memory
-(:mod:`rvclab.bench.memory`). A ``ratio`` row gives MLX/torch from the same run. Every row
-carries the machine, device, versions, date and the load average at the run's start and end.
-``--memory-only`` skips the timing and runs one call per backend and length for peak memory and
-wall time (the 10-minute scaling point).
+Both backends run the same work (:mod:`rvclab.bench.stages`), their calls alternating; rows are
+described at :func:`bench_stage`. ``--memory-only``: one call per backend and length, for peak
+memory and wall time.
 """
 
 from __future__ import annotations
 
 import argparse
 import datetime as _dt
+import gc
 import json
 import os
 import platform
@@ -32,7 +24,10 @@ from pathlib import Path
 
 import numpy as np
 
+from rvclab import __version__, runtime
+from rvclab.bench import memory as bench_memory
 from rvclab.bench.stages import BACKENDS, STAGE_NAMES, StageOptions, build, count_flops, mlx_sync, torch_sync_for
+from rvclab.checkpoints import atomic_write
 
 STAGE_CHOICES = ("matmul", *STAGE_NAMES, "all")
 MATMUL_SIZES = {"cpu": (1024, 2048), "gpu": (4096, 8192)}
@@ -93,8 +88,7 @@ torch_sync_cpu = torch_sync_for("cpu")
 
 
 def machine_info(device: str = "cpu") -> dict:
-    from rvclab import __version__, runtime
-
+    """The run's context: machine, device, versions, date, load average at the start."""
     mx = runtime.import_mlx()
     import torch
 
@@ -132,9 +126,7 @@ def _cpu_name() -> str:
 
 def bench_matmul(sizes=(1024, 2048), repeats: int = 5, device: str = "cpu", warmup: int = 2) -> list[dict]:
     """fp32 (n, n) @ (n, n) in torch and MLX: GFLOP/s (2 n^3 FLOPs a product) and MLX/torch."""
-    from rvclab.runtime import import_mlx
-
-    mx = import_mlx()
+    mx = runtime.import_mlx()
     import torch
 
     tdev = "cuda" if device == "gpu" else "cpu"
@@ -175,9 +167,15 @@ class _fp32_matmul:
 
 def bench_stage(stage: str, seconds: list[float], opts: StageOptions, *, warmup: int, repeats: int,
                 peak_gflops: float | None, memory: bool = True) -> list[dict]:
-    """Rows for ``stage`` at each length: one per backend and a ratio row."""
-    from rvclab.bench import memory as bench_memory
+    """Rows for ``stage`` at each length: one per backend and a ratio row (MLX/torch).
 
+    Warm-up calls, then ``repeats`` rounds of one torch and one MLX call (alternating, so a change
+    in machine load hits both alike), each synchronised. A backend's row: median/min/max seconds,
+    realtime factor (audio seconds / median seconds), the FLOPs torch's FlopCounterMode counts on
+    one extra untimed torch call (the same count serves both backends), GFLOP/s and their share of
+    ``peak_gflops`` (the run's fp32 matmul peak), and peak memory (:mod:`rvclab.bench.memory`).
+    :func:`run_cli` adds the machine, device, versions, date and load average to every row.
+    """
     rows = []
     for s in seconds:
         free_cached_memory(opts.device)
@@ -225,22 +223,16 @@ def bench_stage(stage: str, seconds: list[float], opts: StageOptions, *, warmup:
 
 def free_cached_memory(device: str) -> None:
     """Hand cached device buffers back between lengths and stages (each allocator keeps its own)."""
-    import gc
-
     gc.collect()
     if device == "gpu":
         import torch
 
-        from rvclab.runtime import import_mlx
-
-        import_mlx().clear_cache()
+        runtime.import_mlx().clear_cache()
         torch.cuda.empty_cache()
 
 
 def memory_only(stage: str, seconds: list[float], opts: StageOptions, backends=BACKENDS) -> list[dict]:
     """One call per backend and length, one backend at a time: peak memory and wall time."""
-    from rvclab.bench import memory as bench_memory
-
     rows = []
     for b in backends:
         if opts.device == "cpu":
@@ -359,8 +351,6 @@ def _emit(rows: list, new: list[dict], meta: dict, args) -> None:
 
 
 def write_json_atomic(path: Path, rows: list[dict]) -> None:
-    from rvclab.checkpoints import atomic_write
-
     path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write(path, lambda tmp: tmp.write_text(json.dumps(rows, indent=2) + "\n"))
 

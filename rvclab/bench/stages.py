@@ -1,20 +1,9 @@
 """Benchmark stages: the same work on torch and MLX, one runner per (stage, backend, length).
 
-A runner is a call plus the synchronisation its backend needs (``mx.eval``;
-``torch.cuda.synchronize`` on the GPU), so ``sync(call())`` is complete work. Inputs are the
-shipped speech clips (``rvclab.audio.data_clips``) concatenated and tiled to the length asked;
-weights are the seeded defaults (``rvclab.paths``), the synthesizer the v2-48k voice.
-
-Stages (what one call covers):
-
-* ``hubert`` — HuBERT/ContentVec features, 16 kHz audio -> (T/320, 768) (v2 output layer);
-* ``rmvpe`` — RMVPE F0 as the pipeline calls it: log-mel, U-Net + BiGRU, decoding to Hz;
-* ``crepe`` — the CREPE network (``--crepe-model full|tiny``) over every 10 ms frame, 512 a batch;
-* ``fcpe`` — FCPE log-mel and network (the latent over 360 bins); decoding is excluded;
-* ``synth`` — the synthesizer's ``infer`` (text encoder, flow, NSF-HiFiGAN) on features at 100 fps,
-  noise drawn beforehand (:mod:`rvclab.models.synth.noise`);
-* ``e2e`` — :func:`rvclab.pipeline.conversion.convert_voice` with the same chunking and noise on both
-  backends (F0 method ``--f0-method``, default rmvpe).
+A :class:`Runner` is a call plus its backend's synchronisation, so ``sync(call())`` is complete
+work. Inputs are the shipped clips tiled to the length asked; weights the seeded defaults
+(:mod:`rvclab.weights`, :mod:`rvclab.voices`), the synthesizer the v2-48k voice. What one call of
+each stage covers: :func:`build`.
 """
 
 from __future__ import annotations
@@ -23,6 +12,16 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+
+from rvclab.audio import data_clips, load_audio
+from rvclab.models.crepe import f0 as f0_crepe
+from rvclab.models.fcpe import f0 as f0_fcpe
+from rvclab.models.rmvpe import f0 as f0_rmvpe
+from rvclab.models.synth.noise import make_noise
+from rvclab.models.synth.parity import clip_inputs
+from rvclab.pipeline.conversion import VoiceModel, convert_voice, embedder
+from rvclab.runtime import import_mlx
+from rvclab.voices import default_voice
 
 STAGE_NAMES = ("hubert", "rmvpe", "crepe", "fcpe", "synth", "e2e")
 BACKENDS = ("torch", "mlx")
@@ -62,8 +61,6 @@ _CACHE: dict[tuple, Any] = {}
 
 def speech(seconds: float) -> np.ndarray:
     """(seconds * 16000,) float32: the shipped clips concatenated, tiled to the length asked."""
-    from rvclab.audio import data_clips, load_audio
-
     if not _SPEECH:
         _SPEECH.append(np.concatenate([load_audio(p, SAMPLE_RATE) for p in data_clips()]).astype(np.float32))
     base = _SPEECH[0]
@@ -72,8 +69,6 @@ def speech(seconds: float) -> np.ndarray:
 
 
 def mlx_sync(out) -> None:
-    from rvclab.runtime import import_mlx
-
     import_mlx().eval(out)
 
 
@@ -98,9 +93,6 @@ def _cached(key: tuple, make):
 
 def voice_model(opts: StageOptions):
     """The seeded voice (v2-48k unless asked otherwise), torch weights on the benchmark's device."""
-    from rvclab.paths import default_voice
-    from rvclab.pipeline.conversion import VoiceModel
-
     voice = _cached(("voice", opts.voice), lambda: VoiceModel(default_voice(opts.voice)))
     if opts.device == "gpu":
         voice.model("torch").to("cuda")
@@ -111,9 +103,7 @@ def place_pipeline_models(opts: StageOptions) -> None:
     """Put the pipeline's cached torch models (HuBERT, RMVPE) on the benchmark's torch device."""
     if opts.device != "gpu":
         return
-    from rvclab.models.rmvpe import f0 as f0_rmvpe
     from rvclab.models.rmvpe.torch import RMVPE
-    from rvclab.pipeline.conversion import embedder
 
     embedder("torch").to("cuda")
     f0_rmvpe.get_estimator("torch")
@@ -126,8 +116,6 @@ def place_pipeline_models(opts: StageOptions) -> None:
 
 
 def _hubert(backend: str, audio: np.ndarray, opts: StageOptions):
-    from rvclab.pipeline.conversion import embedder
-
     model = embedder(backend)
     if backend == "torch":
         import torch
@@ -139,25 +127,22 @@ def _hubert(backend: str, audio: np.ndarray, opts: StageOptions):
             with torch.no_grad():
                 return model.extract_features(x, version="v2")
         return call
-    mx = _mx()
+    mx = import_mlx()
     x = mx.array(audio)[None]
     return lambda: model.extract_features(x, version="v2")
 
 
 def _rmvpe(backend: str, audio: np.ndarray, opts: StageOptions):
-    from rvclab.models.rmvpe.f0 import get_estimator
-
     if backend == "torch":
         place_pipeline_models(opts)
-    est = get_estimator(backend)
+    est = f0_rmvpe.get_estimator(backend)
     return lambda: est.infer(audio)
 
 
 def _crepe(backend: str, audio: np.ndarray, opts: StageOptions):
-    from rvclab.models.crepe.f0 import get_model
     from rvclab.models.crepe.torch import frames
 
-    model = get_model(opts.crepe_model, backend)
+    model = f0_crepe.get_model(opts.crepe_model, backend)
     fr = frames(audio)  # (T, 1024) normalised frames, on the host for both backends
     if backend == "torch":
         import torch
@@ -169,7 +154,7 @@ def _crepe(backend: str, audio: np.ndarray, opts: StageOptions):
             with torch.no_grad():
                 return torch.cat([model(x[i:i + CREPE_BATCH]) for i in range(0, x.shape[0], CREPE_BATCH)])
         return call
-    mx = _mx()
+    mx = import_mlx()
     x = mx.array(fr.numpy())
 
     def call_mlx():
@@ -178,9 +163,7 @@ def _crepe(backend: str, audio: np.ndarray, opts: StageOptions):
 
 
 def _fcpe(backend: str, audio: np.ndarray, opts: StageOptions):
-    from rvclab.models.fcpe.f0 import get_model
-
-    model = get_model(backend)
+    model = f0_fcpe.get_model(backend)
     if backend == "torch":
         import torch
 
@@ -200,9 +183,6 @@ def _fcpe(backend: str, audio: np.ndarray, opts: StageOptions):
 
 
 def _synth(backend: str, audio: np.ndarray, opts: StageOptions):
-    from rvclab.models.synth.noise import make_noise
-    from rvclab.models.synth.parity import clip_inputs
-
     voice = voice_model(opts)
     frames = audio.size // 160
     inp = _cached(("synth_inputs", opts.voice, frames), lambda: clip_inputs(voice.config, frames, 0))
@@ -218,15 +198,13 @@ def _synth(backend: str, audio: np.ndarray, opts: StageOptions):
             with torch.no_grad():
                 return model.infer(*args[:4], args[4], noise)[0]
         return call
-    mx = _mx()
+    mx = import_mlx()
     args = [mx.array(inp["phone"]), mx.array(inp["lengths"].astype(np.int32)),
             mx.array(inp["pitch"].astype(np.int32)), mx.array(inp["f0"]), mx.array(inp["sid"].astype(np.int32))]
     return lambda: model.infer(*args, noise)[0]
 
 
 def _e2e(backend: str, audio: np.ndarray, opts: StageOptions):
-    from rvclab.pipeline.conversion import convert_voice
-
     voice = voice_model(opts)
     place_pipeline_models(opts)
     return lambda: convert_voice(audio, voice, sr=SAMPLE_RATE, f0_method=opts.f0_method, backend=backend,
@@ -236,14 +214,18 @@ def _e2e(backend: str, audio: np.ndarray, opts: StageOptions):
 BUILDERS = {"hubert": _hubert, "rmvpe": _rmvpe, "crepe": _crepe, "fcpe": _fcpe, "synth": _synth, "e2e": _e2e}
 
 
-def _mx():
-    from rvclab.runtime import import_mlx
-
-    return import_mlx()
-
-
 def build(stage: str, backend: str, seconds: float, opts: StageOptions) -> Runner:
-    """The runner of ``stage`` on ``backend`` for ``seconds`` of speech."""
+    """The runner of ``stage`` on ``backend`` for ``seconds`` of speech. One call covers:
+
+    * ``hubert`` — HuBERT/ContentVec features, 16 kHz audio -> (T/320, 768) (v2 output layer);
+    * ``rmvpe`` — RMVPE F0 as the pipeline calls it: log-mel, U-Net + BiGRU, decoding to Hz;
+    * ``crepe`` — the CREPE network (``--crepe-model full|tiny``) over every 10 ms frame, 512 a batch;
+    * ``fcpe`` — FCPE log-mel and network (the latent over 360 bins); decoding is excluded;
+    * ``synth`` — the synthesizer's ``infer`` (text encoder, flow, NSF-HiFiGAN) on features at
+      100 fps, noise drawn beforehand (:mod:`rvclab.models.synth.noise`);
+    * ``e2e`` — :func:`rvclab.pipeline.conversion.convert_voice` with the same chunking and noise on
+      both backends (F0 method ``--f0-method``, default rmvpe).
+    """
     if stage not in BUILDERS:
         raise ValueError(f"unknown stage '{stage}'; choose from {', '.join(BUILDERS)}")
     if backend not in BACKENDS:

@@ -1,14 +1,9 @@
 """The toggle mechanism of :mod:`rvclab.fixes.registry`: named attributes swapped and put back.
 
-:class:`Swap` names one attribute (a module function, a method of a class, or a rule in a
-converter rules list) and how to build its buggy variant from the original; :func:`swapped` puts
-a list of them in place for the duration of a ``with`` block and restores every original (same
-object, checked by identity in the tests) on exit, also after an exception.
-
-Thread safety: the swaps are process-wide (module and class attributes, shared rule tables), so
-other threads running models meanwhile see the buggy code too; toggles are for notebooks, tests
-and scripts running one thing at a time. A re-entrant lock serialises toggles against each other
-(nesting in one thread is fine).
+A :class:`Swap` names one attribute (a module function, a class method, or a rule in a converter
+table) and how to build its buggy variant; :func:`swapped` puts a list of them in place for a
+``with`` block and restores every original (the same object) on exit, also after an exception.
+The swaps are process-wide; a re-entrant lock serialises toggles against each other.
 """
 
 from __future__ import annotations

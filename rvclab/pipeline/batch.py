@@ -9,14 +9,22 @@ failed. Ctrl+C stops between or inside files; a file being written is dropped, n
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from rvclab.audio import AUDIO_EXTENSIONS
+from tqdm.auto import tqdm
+
+from rvclab.audio import AUDIO_EXTENSIONS, save_audio_atomic
+from rvclab.checkpoints import check_writable_dir
+from rvclab.pipeline.conversion import VoiceModel, convert_voice, embedder
+from rvclab.pipeline.index import load_index
+from rvclab.pitch import METHODS
 
 EXIT_OK, EXIT_SOME_FAILED, EXIT_BAD_INPUT = 0, 1, 2
+HOLD_ENV = "RVCLAB_BATCH_HOLD"  # a marker path: hold after the first output (see hold_for_interrupt)
 
 
 @dataclass
@@ -52,15 +60,11 @@ def plan(inp: Path, out: Path, suffix: str = ".wav") -> list[tuple[Path, Path]]:
 
 def convert_many(pairs, voice, *, force: bool = False, progress: bool = True, **params) -> BatchReport:
     """Convert each (input, output) pair; never raises for one bad file."""
-    from rvclab.audio import save_audio_atomic
-    from rvclab.pipeline.conversion import convert_voice
-
     report = BatchReport()
+    hold = os.environ.get(HOLD_ENV)
     inputs = tuple(p for p, _ in pairs)
     iterator = pairs
     if progress:
-        from tqdm.auto import tqdm
-
         iterator = tqdm(pairs, desc="converting", unit="file")
     for src, dst in iterator:
         if dst.exists() and not force:
@@ -72,7 +76,20 @@ def convert_many(pairs, voice, *, force: bool = False, progress: bool = True, **
             report.converted.append(dst)
         except (ValueError, OSError, RuntimeError) as exc:  # bad audio, unreadable, disk full...
             report.failed.append((src, str(exc).splitlines()[0]))
+        if hold and report.converted == [dst]:
+            hold_for_interrupt(hold)
     return report
+
+
+def hold_for_interrupt(marker: str) -> None:
+    """Create ``marker``, then wait until Ctrl+C (SIGINT) ends the batch.
+
+    ``$RVCLAB_BATCH_HOLD`` calls this after the first output is written, so a test interrupts a
+    batch at a known point rather than at a moment it hopes for.
+    """
+    Path(marker).touch()
+    while True:  # short naps: the handler runs between them, whichever thread took the signal
+        time.sleep(0.05)
 
 
 def add_arguments(p) -> None:
@@ -98,8 +115,6 @@ def add_arguments(p) -> None:
 def check_parameters(args) -> None:
     """Raise ValueError (FileNotFoundError for a missing F0 file) for parameters no file could be
     converted with, so a batch stops before it starts instead of failing every file alike."""
-    from rvclab.pitch import METHODS
-
     if args.f0_method not in METHODS:
         raise ValueError(f"--f0-method {args.f0_method!r}: choose from {', '.join(METHODS)}")
     for name, value, high in (("--index-rate", args.index_rate, 1.0), ("--rms-mix-rate", args.rms_mix_rate, 1.0),
@@ -116,10 +131,6 @@ def run_cli(args) -> int:
     """Exit 0 when every file converted (or was there already), 1 when some files of a folder
     failed, 2 when the arguments cannot work (missing input, bad model or index, unwritable
     output folder) or the one file given could not be converted."""
-    from rvclab.checkpoints import check_writable_dir
-    from rvclab.pipeline.conversion import VoiceModel, embedder
-    from rvclab.pipeline.index import load_index
-
     is_batch = Path(args.input).is_dir()
     try:
         pairs = plan(Path(args.input), Path(args.output))

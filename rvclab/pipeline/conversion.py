@@ -1,14 +1,9 @@
-"""Voice conversion end to end, the same pipeline on both backends.
+"""Voice conversion end to end, the same pipeline on both backends (docs/parameters.md).
 
-``convert_voice(audio, model, backend="torch"|"mlx", ...)`` follows RVC's inference semantics
-(details and the parameter table: docs/parameters.md). Everything outside the three networks
-(HuBERT, the F0 estimator, the synthesizer) is shared numpy code in
-:mod:`rvclab.pipeline.steps`, so both backends see identical chunks, pitch arrays and
-post-processing; the synthesizer's random draws come from one seeded source per chunk
-(:mod:`rvclab.models.synth.noise`), so the two outputs compare sample by sample.
-
-Stage swap: ``backends={"features": "torch", "f0": "torch", "synth": "mlx"}`` runs each network
-on the backend named, which isolates where two runs diverge.
+``convert_voice(audio, model, backend="torch"|"mlx", ...)`` follows RVC's inference. Outside the
+three networks (HuBERT, F0, synthesizer) everything is shared numpy (:mod:`rvclab.pipeline.steps`)
+and the synthesizer's noise comes from one seeded source per chunk, so two backends' outputs
+compare sample by sample. ``backends={"features": ..., "f0": ..., "synth": ...}`` swaps stages.
 """
 
 from __future__ import annotations
@@ -19,23 +14,22 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+from tqdm.auto import tqdm
 
 from rvclab.audio import SAMPLE_RATE_16K, AudioError, check_finite, check_sample_rate, load_audio_native, resample
+from rvclab.checkpoints import safetensors_metadata
+from rvclab.models.hubert.io import load_hubert
 from rvclab.models.synth.noise import make_noise
+from rvclab.models.synth.rules import config_from_metadata, load_mlx_voice
 from rvclab.pipeline import steps
+from rvclab.pipeline.index import FeatureIndex, load_index
 from rvclab.pitch import estimate_f0
+from rvclab.runtime import import_mlx
+from rvclab.weights import default_hubert
 
 STAGES = ("features", "f0", "synth")
 BACKENDS = ("torch", "mlx")
 MIN_SECONDS = 0.1  # shorter inputs cannot fill one HuBERT frame after padding; refused
-
-
-def __getattr__(name: str):
-    if name == "WEIGHTS":  # the weights folder, resolved at use (RVCLAB_WEIGHTS may change)
-        from rvclab.paths import weights_dir
-
-        return weights_dir()
-    raise AttributeError(name)
 
 
 class PipelineError(ValueError):
@@ -53,24 +47,15 @@ class VoiceModel:
         self._models: dict[str, object] = {}
         self.config = None
         if self.path.suffix == ".safetensors":
-            from rvclab.checkpoints import safetensors_metadata
-            from rvclab.models.synth.rules import config_from_metadata
-
             self.config = config_from_metadata(safetensors_metadata(self.path), str(self.path))
         else:
-            from rvclab.models.synth.io import load_voice
-
-            self.config, self._models["torch"] = load_voice(self.path)
+            self.config, self._models["torch"] = _load_torch_voice(self.path)
 
     def model(self, backend: str):
         if backend not in self._models:
             if backend == "torch":
-                from rvclab.models.synth.io import load_voice
-
-                self.config, self._models["torch"] = load_voice(self.path)
+                self.config, self._models["torch"] = _load_torch_voice(self.path)
             else:
-                from rvclab.models.synth.rules import load_mlx_voice
-
                 self._models["mlx"], _ = load_mlx_voice(self.path)
         return self._models[backend]
 
@@ -87,15 +72,20 @@ class VoiceModel:
         return bool(self.config.f0)
 
 
+def _load_torch_voice(path: Path):
+    """(SynthConfig, torch synthesizer) from a voice file: the torch backend's loader, imported
+    here, where that backend is chosen, so the MLX path imports no torch."""
+    from rvclab.models.synth.io import load_voice
+
+    return load_voice(path)
+
+
 _EMBEDDERS: dict[tuple[str, str], object] = {}
 
 
 def embedder(backend: str, path: str | os.PathLike | None = None):
     """HuBERT/ContentVec model for ``backend`` (cached per path); default: the seeded
-    weights/hubert_base.pt (:func:`rvclab.paths.default_hubert`)."""
-    from rvclab.models.hubert.io import load_hubert
-    from rvclab.paths import default_hubert
-
+    weights/hubert_base.pt (:func:`rvclab.weights.default_hubert`)."""
     path = Path(path) if path else default_hubert()
     key = (str(path), backend)
     if key not in _EMBEDDERS:
@@ -212,8 +202,6 @@ def convert_voice(
     pieces, feats_used = [], []
     iterator = chunks
     if progress:
-        from tqdm.auto import tqdm
-
         iterator = tqdm(chunks, desc=f"converting ({chosen['synth']})", unit="chunk")
     for i, chunk in enumerate(iterator):
         t = time.perf_counter()
@@ -244,8 +232,6 @@ def convert_voice(
 def _load_index(index, version: str):
     if index is None:
         return None
-    from rvclab.pipeline.index import FeatureIndex, load_index
-
     if isinstance(index, FeatureIndex):
         want = {"v1": 256, "v2": 768}[version]
         if index.dim != want:
@@ -268,8 +254,6 @@ def _features(hubert, chunk16: np.ndarray, version: str, backend: str) -> np.nda
             x = torch.from_numpy(chunk16)[None].to(_torch_device(hubert))
             out = hubert.extract_features(x, version=version)
         return out[0].float().cpu().numpy()
-    from rvclab.runtime import import_mlx
-
     mx = import_mlx()
     out = hubert.extract_features(mx.array(chunk16)[None], version=version)
     return np.array(out[0].astype(mx.float32))
@@ -290,8 +274,6 @@ def _synthesize(synth, voice: VoiceModel, frames, pitch, pitchf, sid, seed, back
         with torch.no_grad():
             wave = synth.infer(*args, torch.tensor([sid], device=dev), noise)[0]
         return wave[0, 0].float().cpu().numpy()
-    from rvclab.runtime import import_mlx
-
     mx = import_mlx()
     args = [mx.array(frames[None].astype(np.float32)), mx.array([n])]
     args += [mx.array(pitch[None].astype(np.int32)), mx.array(pitchf[None])] if voice.has_f0 else [None, None]

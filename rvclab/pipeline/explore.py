@@ -16,7 +16,11 @@ import numpy as np
 
 from rvclab import metrics
 from rvclab.audio import SAMPLE_RATE_16K, data_clips, load_audio
+from rvclab.pipeline.conversion import VoiceModel, _features, convert_voice, embedder
+from rvclab.pipeline.index import build_index, load_index, write_index
 from rvclab.tolerances import E2E_SPEC_CORR_MIN, E2E_WAVE_CORR_MIN
+from rvclab.voices import default_voice as seeded_voice
+from rvclab.voices import seeded_voices
 
 DEFAULT_VOICE = "voice_v2_32k.pth"  # the cheapest synthesizer of the seeded v2 voices
 
@@ -36,22 +40,12 @@ class Params:
 
 
 def voice_paths() -> list[Path]:
-    """The seeded voices in weights/ (made with ``rvclab weights make`` semantics if missing)."""
-    from rvclab.pipeline.conversion import WEIGHTS
-
-    paths = sorted(WEIGHTS.glob("voice_*.pth"))
-    if not paths:
-        from rvclab.models.synth.seeded import make
-
-        paths = sorted(make(WEIGHTS, seed=0, force=False))
-    return paths
+    """The voices in weights/ (the seeded set, ``rvclab weights make``, written if there is none)."""
+    return seeded_voices()
 
 
 def default_voice():
     """The seeded v2 32 kHz voice as a :class:`rvclab.pipeline.conversion.VoiceModel` (written if missing)."""
-    from rvclab.paths import default_voice as seeded_voice
-    from rvclab.pipeline.conversion import VoiceModel
-
     return VoiceModel(seeded_voice(DEFAULT_VOICE))
 
 
@@ -67,8 +61,6 @@ def convert_both(audio16: np.ndarray, voice, *, noise_seed: int = 0, index=None,
 
     ``params`` go to :func:`rvclab.pipeline.conversion.convert_voice` (f0_method, f0_up_key, index_rate, ...).
     """
-    from rvclab.pipeline.conversion import convert_voice
-
     return {b: convert_voice(audio16, voice, sr=SAMPLE_RATE_16K, backend=b, index=index,
                              noise_seed=noise_seed, **params) for b in backends}
 
@@ -121,8 +113,6 @@ def _ceiling(value: float) -> str:
 
 def features_of(clips, version: str, seconds: float | None = None, backend: str = "torch") -> np.ndarray:
     """HuBERT features (N, 256|768) @ 50 fps of ``clips`` (each cut to ``seconds``), stacked."""
-    from rvclab.pipeline.conversion import _features, embedder
-
     hub = embedder(backend)
     return np.concatenate([_features(hub, load_clip(c, seconds), version, backend) for c in clips])
 
@@ -133,8 +123,6 @@ def index_from_clips(clips, version: str, out_dir: str | Path | None = None, sec
 
     Returns (FeatureIndex, BuildReport, path). ``out_dir`` defaults to a fresh temporary folder.
     """
-    from rvclab.pipeline.index import build_index, load_index, write_index
-
     feats = features_of(clips, version, seconds)
     index, report = build_index(feats, version=version, seed=0)
     out_dir = Path(out_dir) if out_dir else Path(tempfile.mkdtemp(prefix="rvclab-index-"))
@@ -149,8 +137,6 @@ def stage_swap(audio16: np.ndarray, voice, runs: dict, *, noise_seed: int = 0, i
     {"swap": Conversion, "rows": {label: parity row}}: the swap against torch isolates the
     synthesizer's share of the difference, the swap against MLX the features' and F0's share.
     """
-    from rvclab.pipeline.conversion import convert_voice
-
     swap = convert_voice(audio16, voice, sr=SAMPLE_RATE_16K, backend="mlx", index=index, noise_seed=noise_seed,
                          backends={"features": "torch", "f0": "torch", "synth": "mlx"}, **params)
     rows = {

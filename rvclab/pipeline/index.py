@@ -1,18 +1,8 @@
 """FAISS feature index as RVC WebUI and Applio build and use it.
 
-Build (from HuBERT/ContentVec features of the target voice, (N, D) float32, D = 256 for v1
-models and 768 for v2): shuffle the rows; when N > 200 000 replace them by 10 000 k-means
-centres; an inverted-file index ``IVF{n_ivf},Flat`` with n_ivf = min(int(16*sqrt(N)), N // 39)
-lists, nprobe 1, trained on all rows, vectors added in batches of 8192; written as
-``added_IVF{n_ivf}_Flat_nprobe_1_{name}_{version}.index``.
-
-Use: the stored vectors are read back with ``reconstruct_n`` (upstream's ``big_npy``); each
-feature frame is replaced by the weighted mean of its k=8 nearest stored vectors, weights
-1/score**2 normalised (faiss reports *squared* L2 distances, so this is 1/|x-y|**4), and blended
-``retrieved * index_rate + feats * (1 - index_rate)``.
-
-faiss is imported only through :func:`import_faiss`, which applies the macOS OpenMP guard
-(:func:`rvclab.runtime.guard_faiss_openmp`).
+Build: :func:`build_index` (``IVF{n_ivf},Flat``, nprobe 1, RVC's file naming). Use:
+:func:`apply_index` blends each frame with its k = 8 nearest stored vectors. faiss is imported only
+through :func:`import_faiss`, behind the macOS OpenMP guard (:func:`rvclab.runtime.guard_faiss_openmp`).
 """
 
 from __future__ import annotations
@@ -25,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from rvclab.checkpoints import atomic_write
 from rvclab.runtime import guard_faiss_openmp
 
 FEATURE_DIMS = {"v1": 256, "v2": 768}
@@ -129,10 +120,14 @@ def build_index(
     kmeans_threshold: int = KMEANS_THRESHOLD,
     kmeans_centers: int = KMEANS_CENTERS,
 ):
-    """(N, D) features -> (trained and filled faiss index, BuildReport).
+    """(N, D) float32 features (D = 256 for v1, 768 for v2) -> (trained and filled faiss index,
+    BuildReport).
 
-    Rows are shuffled with ``seed`` (upstream shuffles unseeded), reduced by k-means when
-    N > kmeans_threshold, then indexed as ``IVF{n_ivf},Flat`` with nprobe 1.
+    Rows are shuffled with ``seed`` (upstream shuffles unseeded); when N > kmeans_threshold
+    (200 000) they are replaced by kmeans_centers (10 000) k-means centres; then an inverted-file
+    index ``IVF{n_ivf},Flat`` with n_ivf = min(int(16*sqrt(N)), N // 39) lists and nprobe 1 is
+    trained on all rows and filled in batches of 8192. :func:`write_index` names the file
+    ``added_IVF{n_ivf}_Flat_nprobe_1_{name}_{version}.index``.
     """
     faiss = import_faiss()
     feats = check_features(feats, version)
@@ -167,8 +162,7 @@ def write_index(index, out_dir: str | Path, name: str, version: str, force: bool
     path = out_dir / index_file_name(ivf.nlist, name, version, ivf.nprobe)
     if path.exists() and not force:
         raise FileExistsError(f"{path}: exists; pass force=True (--force) to replace it")
-    from rvclab.checkpoints import atomic_write  # temp file + rename; errors name ``path``
-
+    # temp file + rename; errors name ``path``
     return atomic_write(path, lambda tmp: faiss.write_index(index, str(tmp)))
 
 
@@ -258,7 +252,9 @@ def neighbour_weights(dist: np.ndarray, labels: np.ndarray) -> np.ndarray:
 def retrieve(feats: np.ndarray, index, vectors: np.ndarray, k: int = TOP_K) -> np.ndarray:
     """(T, D) float32 @ 50 fps -> (T, D) float32: weighted mean of each frame's k neighbours.
 
-    Frames with no neighbour at all keep their own features.
+    The stored vectors are read back with ``reconstruct_n`` (upstream's ``big_npy``); weights are
+    1/score**2 normalised (faiss reports *squared* L2 distances, so this is 1/|x-y|**4). Frames
+    with no neighbour at all keep their own features.
     """
     feats = np.ascontiguousarray(feats, dtype=np.float32)
     if feats.ndim != 2 or feats.shape[1] != vectors.shape[1]:

@@ -11,7 +11,10 @@ import numpy as np
 from rvclab import metrics
 from rvclab.audio import data_clips, load_audio
 from rvclab.pipeline import steps as pipeline_steps
+from rvclab.pipeline.conversion import VoiceModel, _features, convert_voice, embedder
+from rvclab.pipeline.index import build_index, load_index, write_index
 from rvclab.tolerances import E2E_SPEC_CORR_MIN, E2E_WAVE_CORR_MIN
+from rvclab.voices import default_voice
 
 # Chunking shrunk so a clip of a few seconds is split: the same code path as a 40 s input under
 # RVC's fp32 constants (x_center 38 s, x_max 41 s), at a cost a test can afford.
@@ -44,8 +47,6 @@ def compare(a, b, sr: int) -> dict:
 def run_case(voice, audio16, *, f0_method: str, index=None, pad_config=pipeline_steps.FP32_CONFIG,
              seed: int = 0, label: str = "") -> dict:
     """Convert once per backend and compare; one JSON-ready row."""
-    from rvclab.pipeline.conversion import convert_voice
-
     runs = {
         b: convert_voice(audio16, voice, sr=16000, f0_method=f0_method, index=index, backend=b,
                          noise_seed=seed, pad_config=pad_config)
@@ -65,9 +66,6 @@ def run_case(voice, audio16, *, f0_method: str, index=None, pad_config=pipeline_
 
 def build_test_index(voice, clips: list, out_dir: Path):
     """A FAISS index of the HuBERT features of ``clips`` (torch), in RVC's file naming."""
-    from rvclab.pipeline.conversion import _features, embedder
-    from rvclab.pipeline.index import build_index, load_index, write_index
-
     hub = embedder("torch")
     feats = np.concatenate([_features(hub, load_audio(c, 16000), voice.version, "torch") for c in clips])
     index, _ = build_index(feats, version=voice.version)
@@ -76,9 +74,7 @@ def build_test_index(voice, clips: list, out_dir: Path):
 
 
 def run(args) -> list[dict]:
-    from rvclab.paths import default_voice
-    from rvclab.pipeline.conversion import VoiceModel
-
+    """Every case of ``rvclab parity e2e`` (clips x F0 methods x with/without index, chunked)."""
     voice = VoiceModel(Path(args.voice) if args.voice else default_voice())
     clips = data_clips()
     if args.clips:

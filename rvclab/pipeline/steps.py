@@ -1,20 +1,12 @@
-"""Backend-independent steps of RVC inference, as pure numpy functions.
+"""Backend-independent steps of RVC inference, as pure numpy functions (RVC WebUI 20240604, Applio).
 
-Everything here runs identically for the torch and the MLX pipeline, so both see the same
-chunks, the same pitch arrays and the same post-processing. The semantics follow RVC WebUI's
-inference pipeline (release 20240604) and Applio's; where they differ the docstring says which
-one we follow. Rates: the input side is 16 kHz (``SR_16K``) with 10 ms frames (``WINDOW`` = 160
-samples, 100 fps); the output side is the voice model's rate ``tgt_sr`` (32/40/48 kHz).
-
-The output stage (RMS envelope mix, final scaling) lives in :mod:`rvclab.pipeline.output` and
-is re-exported here, so ``rvclab.pipeline.steps`` is the one namespace to import.
-
-Order of one conversion (the lead's ``pipeline.py`` composes it)::
-
-    normalize_input -> highpass -> plan_chunks (split points) -> pad_audio (t_pad reflect)
-    -> F0 on the padded audio -> postprocess_f0 (shift, curve, coarse, f0bak)
-    per chunk: HuBERT -> [index blend] -> features_to_frames (x2, trim, protect) -> synthesizer
-    -> trim t_pad_tgt -> concatenate -> change_rms -> [resample] -> finalize_audio
+Both backends see the same chunks, pitch arrays and post-processing. Input side: 16 kHz
+(``SR_16K``), 10 ms frames (``WINDOW`` = 160 samples, 100 fps); output side: the voice's rate
+``tgt_sr``. Where the two upstreams differ, the function says which one it follows. The output
+stage (:mod:`rvclab.pipeline.output`) is re-exported here.
+:func:`rvclab.pipeline.conversion.convert_voice` composes the steps in order: normalize_input,
+highpass, plan_chunks, pad_audio, F0, postprocess_f0, per chunk features_to_frames and the
+synthesizer, change_rms, finalize_audio.
 """
 
 from __future__ import annotations
