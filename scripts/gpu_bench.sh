@@ -107,7 +107,7 @@ run() {
   export PYTHONPATH="$SITE:$PWD" RVCLAB_WEIGHTS=/tmp/weights PYTHONUNBUFFERED=1
   nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv | tee "$out/nvidia_smi.txt"
   python3 -c "import mlx.core as mx, torch; print('mlx', mx.__version__, mx.default_device(), 'torch', torch.__version__)"
-  python3 -c "from rvclab.paths import default_voice, default_hubert, default_rmvpe
+  python3 -c "from rvclab.voices import default_voice; from rvclab.weights import default_hubert, default_rmvpe
 default_voice('voice_v2_48k.pth'); default_hubert(); default_rmvpe()"
   [ "${STAGES:-all}" = none ] || python3 -m rvclab.bench.run --device gpu --stage "${STAGES:-all}" --seconds 1,5,15,60 --repeats 5 --warmup 2 \
     --crepe-model tiny --json "$out/bench_stages_gpu.json" | tee "$out/bench_stages_gpu.log" || true
@@ -143,7 +143,7 @@ cpu_memory() {
   export PYTHONPATH="$site:$PWD" RVCLAB_WEIGHTS=/tmp/weights PYTHONUNBUFFERED=1 RVCLAB_MLX_DEVICE=cpu \
     RVCLAB_BLAS_LIB="$ob/usr/lib/x86_64-linux-gnu/openblas-pthread/libopenblas.so.0" \
     LD_LIBRARY_PATH="$ob/usr/lib/x86_64-linux-gnu:${LD_LIBRARY_PATH:-}" CUDA_VISIBLE_DEVICES=
-  python3 -c "from rvclab.paths import default_voice, default_hubert, default_rmvpe
+  python3 -c "from rvclab.voices import default_voice; from rvclab.weights import default_hubert, default_rmvpe
 default_voice('voice_v2_48k.pth'); default_hubert(); default_rmvpe()"
   python3 -m rvclab.bench.run --device cpu --stage matmul --repeats 3 | tail -1
   local run secs backends

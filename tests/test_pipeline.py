@@ -46,7 +46,7 @@ def _assert_parity(row):
 
 
 def test_e2e_parity_real_v2_40k_rmvpe(short_clip):
-    from rvclab.paths import default_voice
+    from rvclab.voices import default_voice
 
     voice = VoiceModel(default_voice("voice_v2_40k.pth"))
     row = run_case(voice, short_clip, f0_method="rmvpe", label="real config")
