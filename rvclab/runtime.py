@@ -150,9 +150,8 @@ def _problems() -> list[str]:
         ]
     if _STATE.late:
         return [
-            "rvclab: mlx.core was imported before rvclab.runtime could load OpenBLAS; MLX may "
-            "keep its slow reference BLAS. Import rvclab.mlx (or call rvclab.runtime.import_mlx) "
-            "before mlx."
+            "rvclab: mlx.core was imported before rvclab could load OpenBLAS; MLX may keep its "
+            "slow reference BLAS. Run `import rvclab` before `import mlx.core`."
         ]
     return []
 
