@@ -6,7 +6,7 @@
 
 # %%
 import numpy as np
-from rvclab.models.rmvpe import walkthrough as W
+from rvclab.views import rmvpe as W
 from rvclab.views import widgets
 from rvclab.audio import clip, data_clips, load_audio
 

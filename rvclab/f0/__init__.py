@@ -2,6 +2,8 @@
 
 import numpy as np
 
+F0_MIN, F0_MAX = 50.0, 1100.0  # Hz: RVC's default F0 range (f0_min / f0_max)
+
 
 def check_audio_16k(audio_16k, dtype=np.float32) -> np.ndarray:
     """``audio_16k`` as a 1-D finite array of ``dtype``; ValueError naming the problem otherwise."""

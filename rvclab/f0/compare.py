@@ -1,29 +1,28 @@
 """F0 of every method on one clip, and how far the methods agree (for notebooks and docs).
 
-``all_tracks(audio_16k, backend)`` -> {method: f0 Hz (N // 160 + 1,)} for crepe, crepe-tiny,
-fcpe (on ``backend``), harvest, dio, pm (CPU) and, when its module is present, rmvpe.
+``all_tracks(audio_16k, backend)`` -> {method: f0 Hz (N // 160 + 1,)} for rmvpe, crepe,
+crepe-tiny, fcpe (on ``backend``), harvest, dio, pm (CPU).
 ``agreement_table(tracks)`` -> rows (a, b, median cents, p90 cents, voicing agreement, frames)
 on frames voiced in both.
 """
 
 from __future__ import annotations
 
-import importlib
-
 import numpy as np
 
 from rvclab import metrics
+from rvclab.audio import HOP_16K
+from rvclab.f0 import pm, world
+from rvclab.models.crepe import f0 as crepe
+from rvclab.models.fcpe import f0 as fcpe
+from rvclab.models.rmvpe import f0 as rmvpe
 
 METHODS = ("rmvpe", "crepe", "crepe-tiny", "fcpe", "harvest", "dio", "pm")
 
 
 def track(audio_16k: np.ndarray, method: str, backend: str = "mlx", **kw) -> np.ndarray:
     """F0 Hz per 10 ms frame of ``method``, (N // 160 + 1,), 0 where unvoiced."""
-    from rvclab.f0 import pm, world
-    from rvclab.models.crepe import f0 as crepe
-    from rvclab.models.fcpe import f0 as fcpe
-
-    n = np.asarray(audio_16k).size // 160 + 1
+    n = np.asarray(audio_16k).size // HOP_16K + 1
     if method in ("crepe", "crepe-tiny"):
         f0 = crepe.estimate(audio_16k, backend, method=method, **kw)[0]
     elif method == "fcpe":
@@ -33,7 +32,7 @@ def track(audio_16k: np.ndarray, method: str, backend: str = "mlx", **kw) -> np.
     elif method == "pm":
         f0 = pm.estimate(audio_16k, **kw)[0]
     elif method == "rmvpe":
-        f0 = importlib.import_module("rvclab.models.rmvpe.f0").estimate(audio_16k, backend, **kw)[0]
+        f0 = rmvpe.estimate(audio_16k, backend, **kw)[0]
     else:
         raise ValueError(f"F0 method '{method}' unknown; expected one of {METHODS}")
     f0 = np.asarray(f0, np.float32)[:n]
@@ -41,13 +40,8 @@ def track(audio_16k: np.ndarray, method: str, backend: str = "mlx", **kw) -> np.
 
 
 def all_tracks(audio_16k: np.ndarray, backend: str = "mlx", methods=METHODS) -> dict:
-    """{method: track} for every method whose module is available."""
-    out = {}
-    for m in methods:
-        if m == "rmvpe" and importlib.util.find_spec("rvclab.models.rmvpe.f0") is None:
-            continue
-        out[m] = track(audio_16k, m, backend)
-    return out
+    """{method: track} for each of ``methods``."""
+    return {m: track(audio_16k, m, backend) for m in methods}
 
 
 def agreement_table(tracks: dict) -> list[dict]:

@@ -15,14 +15,14 @@ from __future__ import annotations
 import numpy as np
 
 from rvclab.audio import HOP_16K, SAMPLE_RATE_16K
-from rvclab.f0 import check_audio_16k
+from rvclab.f0 import F0_MAX, F0_MIN, check_audio_16k
 
 TIME_STEP_S = HOP_16K / SAMPLE_RATE_16K  # 0.01
 VOICING_THRESHOLD = 0.6
 
 
-def estimate(audio_16k: np.ndarray, backend: str = "cpu", f0_min: float = 50.0,
-             f0_max: float = 1100.0, *, voicing_threshold: float = VOICING_THRESHOLD,
+def estimate(audio_16k: np.ndarray, backend: str = "cpu", f0_min: float = F0_MIN,
+             f0_max: float = F0_MAX, *, voicing_threshold: float = VOICING_THRESHOLD,
              **_) -> tuple[np.ndarray, np.ndarray]:
     """(N,) audio @ 16 kHz -> (f0_hz, voiced), each (N // 160 + 1,)."""
     import parselmouth

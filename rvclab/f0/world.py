@@ -10,18 +10,24 @@ f0_max (50 / 1100 Hz), then ``stonemask`` refinement; for harvest, when ``filter
 
 from __future__ import annotations
 
+import importlib.util
+import sys
+import warnings
+from pathlib import Path
+
 import numpy as np
+from scipy import signal
 
 from rvclab.audio import HOP_16K, SAMPLE_RATE_16K
-from rvclab.f0 import check_audio_16k
+from rvclab.f0 import F0_MAX, F0_MIN, check_audio_16k
 
 FRAME_PERIOD_MS = 1000.0 * HOP_16K / SAMPLE_RATE_16K  # 10 ms
 FILTER_RADIUS = 3  # RVC WebUI / Applio default
 METHODS = ("harvest", "dio")
 
 
-def estimate(audio_16k: np.ndarray, backend: str = "cpu", f0_min: float = 50.0,
-             f0_max: float = 1100.0, *, method: str = "harvest", filter_radius: int = FILTER_RADIUS,
+def estimate(audio_16k: np.ndarray, backend: str = "cpu", f0_min: float = F0_MIN,
+             f0_max: float = F0_MAX, *, method: str = "harvest", filter_radius: int = FILTER_RADIUS,
              algorithm: str | None = None, **_) -> tuple[np.ndarray, np.ndarray]:
     """(N,) audio @ 16 kHz -> (f0_hz, voiced), each (N // 160 + 1,); ``algorithm`` (as
     rvclab.pitch passes it) or ``method``: 'harvest' / 'dio'."""
@@ -38,10 +44,6 @@ def estimate(audio_16k: np.ndarray, backend: str = "cpu", f0_min: float = 50.0,
                   frame_period=FRAME_PERIOD_MS)
     f0 = pyworld.stonemask(x, f0, t, SAMPLE_RATE_16K)
     if method == "harvest" and filter_radius > 2:
-        import warnings
-
-        from scipy import signal
-
         with warnings.catch_warnings():  # a track shorter than 3 frames is zero-padded: fine
             warnings.simplefilter("ignore", UserWarning)
             f0 = signal.medfilt(f0, 3)
@@ -61,10 +63,6 @@ def _pyworld():
     except ModuleNotFoundError as exc:
         if exc.name != "pkg_resources":
             raise
-    import importlib.util
-    import sys
-    from pathlib import Path
-
     if "pyworld.pyworld" in sys.modules:
         return sys.modules["pyworld.pyworld"]
     spec = importlib.util.find_spec("pyworld")
@@ -77,11 +75,11 @@ def _pyworld():
     return module
 
 
-def harvest(audio_16k, backend="cpu", f0_min=50.0, f0_max=1100.0, **kw):
+def harvest(audio_16k, backend="cpu", f0_min=F0_MIN, f0_max=F0_MAX, **kw):
     kw.pop("method", None)
     return estimate(audio_16k, backend, f0_min, f0_max, method="harvest", **kw)
 
 
-def dio(audio_16k, backend="cpu", f0_min=50.0, f0_max=1100.0, **kw):
+def dio(audio_16k, backend="cpu", f0_min=F0_MIN, f0_max=F0_MAX, **kw):
     kw.pop("method", None)
     return estimate(audio_16k, backend, f0_min, f0_max, method="dio", **kw)

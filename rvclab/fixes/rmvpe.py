@@ -4,7 +4,7 @@ Bench: the seeded RMVPE (weights folder of :mod:`rvclab.paths`) on the first hal
 shipped clip at 16 kHz (51 frames, padded to 64). Seeded weights give a salience that rarely passes
 the 0.03 voicing threshold, so the network-internal fixes are measured on the salience itself
 (max abs against the torch reference; the parity goal is
-:data:`~rvclab.tolerances.RMVPE_SALIENCE_MAX_ABS`). The mel-range fix (the seed's ~18% low F0) is
+:data:`~rvclab.tolerances.RMVPE_SALIENCE_MAX_ABS`). The mel-range fix (the seed's low F0) is
 measured network-independently: tones of known pitch through the port's mel front end, their
 peak band read on the correct mel axis.
 """
@@ -15,9 +15,23 @@ import functools
 import warnings
 from types import SimpleNamespace
 
+import librosa
+import mlx.core as mx
+import mlx.nn as nn
 import numpy as np
 
-from rvclab import metrics
+from rvclab import metrics, paths, weights
+from rvclab.audio import SAMPLE_RATE_16K, clip, load_audio, mel_filterbank
+from rvclab.mlx import ops
+from rvclab.models.rmvpe.config import RmvpeConfig
+from rvclab.models.rmvpe.io import load_rmvpe
+from rvclab.models.rmvpe.parity import (
+    bump_salience,
+    decoders_compare,
+    estimators,
+    reference_pitch,
+)
+from rvclab.runtime import import_mlx
 
 CLIP = "alsa_front_female_48k"
 SECONDS = 0.5
@@ -30,8 +44,6 @@ READOUT_HALF = 3  # bands each side of the peak in the readout centroid (the ton
 # --- buggy variants -----------------------------------------------------------------------------
 def _batch_norm(x, bn=None):
     """Normalise with the statistics of ``x`` itself (over every axis but channels)."""
-    import mlx.core as mx
-
     axes = tuple(range(x.ndim - 1))
     mean, var = mx.mean(x, axis=axes), mx.var(x, axis=axes)
     y = (x - mean) * mx.rsqrt(var + (bn.eps if bn is not None else 1e-5))
@@ -40,10 +52,6 @@ def _batch_norm(x, bn=None):
 
 def shortcut_with_batchnorm(original):
     """ConvBlockRes.__call__ with a BatchNorm (init weights, batch statistics) on the shortcut."""
-    import mlx.nn as nn
-
-    from rvclab.mlx import ops
-
     def __call__(self, x):
         skip = _batch_norm(self.shortcut(x)) if self.is_shortcut else x
         c1, c2 = self.conv[0], self.conv[3]
@@ -79,8 +87,6 @@ def block_unfolded(original):
 
 def decoder_unfolded(original):
     """ResDecoderBlock.__call__ with the upsampling conv and its BatchNorm run separately."""
-    import mlx.core as mx
-
     def __call__(self, x, skip):
         up, bn, relu = self.conv1
         x = mx.concatenate([relu(bn(up(x))), skip], axis=-1)
@@ -94,8 +100,6 @@ def decoder_unfolded(original):
 def _gru_step_bias_outside(h, gi, w_hh_t, b_hh):
     """A GRU step with the hidden bias b_hn outside the reset gate (mlx.nn.GRU's equations with
     torch's biases summed into the input bias)."""
-    import mlx.core as mx
-
     hidden = h.shape[-1]
     gh = h @ w_hh_t
     gb = gi + b_hh
@@ -110,15 +114,11 @@ def gru_step_bias_outside(original):
 
 
 def gru_step_bias_outside_compiled(original):
-    import mlx.core as mx
-
     return mx.compile(_gru_step_bias_outside)
 
 
 def edge_pad(original):
     """reflect_pad replaced by MLX's edge padding (repeat the end value)."""
-    import mlx.core as mx
-
     def pad(x, axis, left, right):
         widths = [(0, 0)] * x.ndim
         widths[axis % x.ndim] = (left, right)
@@ -129,10 +129,6 @@ def edge_pad(original):
 
 def _mel_init(original, **wrong):
     def __init__(self, cfg=None):
-        import mlx.core as mx
-
-        from rvclab.audio import mel_filterbank
-
         original(self, cfg)
         c = self.cfg
         args = {"fmin": c.fmin, "fmax": c.fmax, "htk": True, **wrong}
@@ -170,9 +166,6 @@ def salience_unchunked(original):
 # --- the bench ----------------------------------------------------------------------------------
 @functools.lru_cache(maxsize=2)
 def _bench(weights_dir: str):
-    from rvclab.audio import SAMPLE_RATE_16K, clip, load_audio
-    from rvclab.models.rmvpe.parity import estimators
-
     est_t, est_m = estimators()
     audio = load_audio(clip(CLIP), SAMPLE_RATE_16K)[:int(SECONDS * SAMPLE_RATE_16K)]
     audio = np.ascontiguousarray(audio, dtype=np.float32)
@@ -181,16 +174,12 @@ def _bench(weights_dir: str):
 
 
 def bench():
-    from rvclab import paths
-
     return _bench(str(paths.weights_dir()))
 
 
 def prepare():
     """Build the bench and its derived inputs now (see :func:`rvclab.fixes.registry.reintroduce`): the
     estimators are cached process-wide, so they must never be built while a bug is in."""
-    from rvclab import paths
-
     bench()
     _gru_input(str(paths.weights_dir()))
     _bump(str(paths.weights_dir()))
@@ -218,12 +207,10 @@ def measure_rmvpe_fresh_mel() -> dict:
 def measure_rmvpe_reconverted() -> dict:
     """The RMVPE state dict converted by the converter as it stands, run on the bench clip:
     ``rmvpe_salience_max_abs`` / ``rmvpe_salience_corr`` against the torch salience."""
-    from rvclab import paths
-    from rvclab.models.rmvpe.io import load_rmvpe
     from rvclab.models.rmvpe.mlx import RMVPE
 
     b = bench()
-    out = RMVPE(load_rmvpe(paths.default_rmvpe(), "mlx")).salience(b.audio)
+    out = RMVPE(load_rmvpe(weights.default_rmvpe(), "mlx")).salience(b.audio)
     return {"rmvpe_salience_max_abs": metrics.max_abs(b.ref, out),
             "rmvpe_salience_corr": metrics.corr(b.ref, out)}
 
@@ -238,7 +225,6 @@ def measure_rmvpe_chunked() -> dict:
 def _gru_input(weights_dir: str) -> np.ndarray:
     """The BiGRU's input (1, T, 384) for the bench clip, from the port (at parity)."""
     from rvclab.models.rmvpe.mlx import pad_frames
-    from rvclab.runtime import import_mlx
 
     mx = import_mlx()
     b = bench()
@@ -251,9 +237,6 @@ def _gru_input(weights_dir: str) -> np.ndarray:
 def measure_gru() -> dict:
     """The BiGRU alone on the same input: torch's nn.GRU vs the port's GRU as it stands."""
     import torch
-
-    from rvclab import paths
-    from rvclab.runtime import import_mlx
 
     mx = import_mlx()
     b = bench()
@@ -276,8 +259,6 @@ def tones(sr: int = 16000, seconds: float = 0.25) -> np.ndarray:
 def mel_readout(mel_frames: np.ndarray, cfg) -> np.ndarray:
     """Pitch (Hz) read from log-mel frames (B, 128) on the CORRECT HTK axis: centroid of the
     magnitudes over the peak band +- READOUT_HALF bands, mapped through the correct centres."""
-    import librosa
-
     centres = librosa.mel_frequencies(cfg.n_mels + 2, fmin=cfg.fmin, fmax=cfg.fmax, htk=True)[1:-1]
     mag = np.exp(mel_frames.astype(np.float64))
     k = np.argmax(mag, axis=1)
@@ -293,9 +274,7 @@ def mel_readout(mel_frames: np.ndarray, cfg) -> np.ndarray:
 def measure_mel_readout() -> dict:
     """Tones through the port's mel front end (built as the code stands), read on the correct
     axis: median relative pitch error (signed and absolute)."""
-    from rvclab.models.rmvpe.config import RmvpeConfig
     from rvclab.models.rmvpe.mlx import MelSpectrogram
-    from rvclab.runtime import import_mlx
 
     mx = import_mlx()
     cfg = RmvpeConfig()
@@ -311,15 +290,11 @@ def measure_mel_readout() -> dict:
 def cents_map_padded_at_end(original):
     """to_local_average_cents with the cents map padded at the end only: the window indices,
     which count the salience's left padding, read the map 4 bins (80 cents) too high."""
-    import mlx.core as mx
 
-    from rvclab.models.rmvpe.config import RmvpeConfig
-
-    def to_local_average_cents(salience, threshold=0.03, cfg=None):
+    def to_local_average_cents(salience, threshold=RmvpeConfig.threshold, cfg=None):
         cfg = cfg or RmvpeConfig()
         half = cfg.decode_window // 2
-        cents = cfg.cents_step * np.arange(cfg.n_classes) + cfg.cents_offset
-        mapping = mx.array(np.pad(cents, (0, 2 * half)).astype(np.float32))  # not centred
+        mapping = mx.array(np.pad(cfg.bin_cents(), (0, 2 * half)).astype(np.float32))  # not centred
         padded = mx.pad(salience, [(0, 0), (half, half)])
         idx = (mx.argmax(salience, axis=1) + half)[:, None] + mx.arange(-half, half + 1)[None, :]
         local = mx.take_along_axis(padded, idx, axis=1)
@@ -333,16 +308,11 @@ def cents_map_padded_at_end(original):
 @functools.lru_cache(maxsize=2)
 def _bump(weights_dir: str) -> np.ndarray:
     """An all-voiced salience (T, 360): a Gaussian bump at the bench clip's YIN pitch."""
-    from rvclab.models.rmvpe.parity import bump_salience, reference_pitch
-
     return bump_salience(reference_pitch(bench().audio))
 
 
 def measure_decoding() -> dict:
     """Both decoders on the same all-voiced salience: F0 cents error on frames voiced in both."""
-    from rvclab import paths
-    from rvclab.models.rmvpe.parity import decoders_compare
-
     f0_t, f0_m = decoders_compare(_bump(str(paths.weights_dir())))
     err = metrics.cents_error(f0_m, f0_t)
     return {"f0_median_cents": err["median"], "f0_p99_cents": err["p99"],

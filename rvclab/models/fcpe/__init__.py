@@ -1,1 +1,2 @@
-"""FCPE pitch estimator on torchfcpe's weights: torch reference, MLX port, rules, F0 method, parity."""
+"""FCPE pitch estimator on torchfcpe's weights: config, torch reference, MLX port, rules, loader,
+F0 method, parity."""

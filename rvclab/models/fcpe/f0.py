@@ -14,10 +14,10 @@ from __future__ import annotations
 import numpy as np
 
 from rvclab.audio import HOP_16K
-from rvclab.f0 import check_audio_16k
-
-DEFAULT_THRESHOLD = 0.006
-DECODERS = ("local_argmax", "argmax")
+from rvclab.f0 import F0_MAX, F0_MIN, check_audio_16k
+from rvclab.models.fcpe.config import DECODERS, DEFAULT_THRESHOLD, mel_basis
+from rvclab.models.fcpe.io import load_fcpe
+from rvclab.runtime import import_mlx
 
 _MODELS: dict = {}
 
@@ -25,20 +25,7 @@ _MODELS: dict = {}
 def get_model(backend: str = "mlx"):
     """Cached FCPE net for ``backend`` with torchfcpe's packaged weights."""
     if backend not in _MODELS:
-        from rvclab.models.fcpe.torch import load_fcpe, load_state_dict
-
-        if backend == "torch":
-            _MODELS[backend] = load_fcpe()
-        elif backend == "mlx":
-            from rvclab.convert import load_into_mlx
-            from rvclab.models.fcpe.mlx import CFNaiveMelPE
-            from rvclab.models.fcpe.rules import convert_checkpoint
-
-            model = CFNaiveMelPE()
-            load_into_mlx(model, convert_checkpoint(load_state_dict()[0])[0])
-            _MODELS[backend] = model
-        else:
-            raise ValueError(f"backend '{backend}' unknown; expected 'torch' or 'mlx'")
+        _MODELS[backend] = load_fcpe(backend=backend)
     return _MODELS[backend]
 
 
@@ -55,8 +42,6 @@ def predict(audio_16k: np.ndarray, backend: str = "mlx", *, decoder: str = "loca
         f0, conf = infer(model, audio, decoder, threshold)
     else:
         from rvclab.models.fcpe.mlx import infer
-        from rvclab.models.fcpe.torch import mel_basis
-        from rvclab.runtime import import_mlx
 
         mx = import_mlx()
         f0, conf = infer(model, audio, mel_basis(), decoder, threshold)
@@ -65,8 +50,8 @@ def predict(audio_16k: np.ndarray, backend: str = "mlx", *, decoder: str = "loca
     return {"f0": np.asarray(f0, np.float32), "confidence": np.asarray(conf, np.float32)}
 
 
-def estimate(audio_16k: np.ndarray, backend: str = "mlx", f0_min: float = 50.0,
-             f0_max: float = 1100.0, *, decoder: str = "local_argmax",
+def estimate(audio_16k: np.ndarray, backend: str = "mlx", f0_min: float = F0_MIN,
+             f0_max: float = F0_MAX, *, decoder: str = "local_argmax",
              threshold: float = DEFAULT_THRESHOLD, apply_range: bool = False,
              **_) -> tuple[np.ndarray, np.ndarray]:
     """(N,) audio @ 16 kHz -> (f0_hz, voiced), each (N // 160 + 1,)."""
@@ -78,7 +63,6 @@ def estimate(audio_16k: np.ndarray, backend: str = "mlx", f0_min: float = 50.0,
     if apply_range:
         f0[(f0 < f0_min) | (f0 > f0_max)] = 0.0
     return f0, f0 > 0
-
 
 
 def n_frames(n_samples: int, hop: int = HOP_16K) -> int:

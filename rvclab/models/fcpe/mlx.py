@@ -20,16 +20,23 @@ import mlx.nn as nn
 import numpy as np
 
 from rvclab.mlx.activations import glu, silu
+from rvclab.models.fcpe.config import (
+    DEFAULT_THRESHOLD,
+    DW_KERNEL,
+    GROUPS,
+    HIDDEN,
+    HOP,
+    LOCAL_HALF,
+    LOG_CLAMP,
+    MAG_EPS,
+    N_FFT,
+    N_LAYERS,
+    N_MELS,
+    OUT_DIMS,
+    WIN,
+)
 
-SAMPLE_RATE = 16000
-HOP = 160
-N_FFT = 1024
-WIN = 1024
-N_MELS = 128
-LOG_CLAMP = 1e-5
-HIDDEN, N_LAYERS, OUT_DIMS = 512, 6, 360
-DW_KERNEL = 31
-DEFAULT_THRESHOLD = 0.006
+LEAKY_SLOPE = 0.01  # torch.nn.LeakyReLU's default
 
 
 class Identity(nn.Module):
@@ -54,7 +61,7 @@ class SiLU(nn.Module):
 
 class LeakyReLU(nn.Module):
     def __call__(self, x):
-        return nn.leaky_relu(x, 0.01)
+        return nn.leaky_relu(x, LEAKY_SLOPE)
 
 
 class PointwiseConv1d(nn.Module):
@@ -90,8 +97,7 @@ def depthwise_conv(x, w, bias):
     """(B, T, C) -> (B, T, C): sum_j x[t + j - k//2] * w[:, j] + bias, zero padding, taps added
     in order. The taps are row ranges of the padded input (free views) and the weights are laid
     out (k, C), so every operand is contiguous; taps go two per compiled kernel. Bit-identical to
-    one multiply-add per tap, and on the CPU 2.8x faster than that with (C, k) weights (7.8 vs
-    21.8 ms for 5 s at 1024 channels; MLX's grouped conv1d: 70 ms)."""
+    one multiply-add per tap (timings: docs/f0_methods.md)."""
     k = w.shape[1]
     t = x.shape[1]
     wt = mx.contiguous(w.T)  # (k, C)
@@ -147,7 +153,7 @@ class CFNaiveMelPE(nn.Module):
     def __init__(self, n_mels=N_MELS, out_dims=OUT_DIMS, hidden=HIDDEN, n_layers=N_LAYERS):
         super().__init__()
         self.input_stack = [nn.Conv1d(n_mels, hidden, 3, padding=1),
-                            nn.GroupNorm(4, hidden, pytorch_compatible=True), LeakyReLU(),
+                            nn.GroupNorm(GROUPS, hidden, pytorch_compatible=True), LeakyReLU(),
                             nn.Conv1d(hidden, hidden, 3, padding=1)]
         self.net = ConformerNaiveEncoder(n_layers, hidden)
         self.norm = nn.LayerNorm(hidden)
@@ -170,7 +176,7 @@ def decode(latent: mx.array, cent_table: mx.array, mode: str = "local_argmax",
     conf = latent.max(axis=-1)
     if mode == "local_argmax":
         idx = mx.argmax(latent, axis=-1)[..., None]
-        win = mx.clip(idx + mx.arange(-4, 5), 0, latent.shape[-1] - 1)
+        win = mx.clip(idx + mx.arange(-LOCAL_HALF, LOCAL_HALF + 1), 0, latent.shape[-1] - 1)
         y = mx.take_along_axis(latent, win, axis=-1)
         c = cent_table[win]
     elif mode == "argmax":
@@ -196,7 +202,7 @@ def log_mel(audio: np.ndarray, mel_basis: np.ndarray) -> mx.array:
     frames = mx.as_strided(y, (n_stft, N_FFT), (HOP, 1))
     window = mx.array(np.hanning(WIN + 1)[:-1].astype(np.float32))  # periodic Hann
     spec = mx.fft.rfft(frames * window, axis=-1)  # (frames, 513)
-    mag = mx.sqrt(mx.real(spec) ** 2 + mx.imag(spec) ** 2 + 1e-9)
+    mag = mx.sqrt(mx.real(spec) ** 2 + mx.imag(spec) ** 2 + MAG_EPS)
     mel = mx.log(mx.maximum(mag @ mx.array(mel_basis).T, LOG_CLAMP))  # (frames, 128)
     want = n // HOP + 1
     if mel.shape[0] < want:

@@ -18,6 +18,9 @@ import numpy as np
 from rvclab import metrics
 from rvclab.audio import SAMPLE_RATE_16K
 from rvclab.models.common import clips_audio, f0_row_ok
+from rvclab.models.f0_packages import import_torchfcpe, package_version, torchaudio_status
+from rvclab.models.fcpe import f0 as f0fcpe
+from rvclab.models.fcpe.config import DEFAULT_THRESHOLD
 
 
 def add_arguments(parser) -> None:
@@ -31,12 +34,8 @@ _PACKAGE_MODEL = {}
 
 def reference(audio: np.ndarray) -> dict:
     """torchfcpe (or our torch reference) as RVC/Applio call it -> f0, confidence."""
-    from rvclab.models.fcpe import f0 as f0fcpe
-
     try:
         import torch
-
-        from rvclab.models.f0_packages import import_torchfcpe, package_version, torchaudio_status
 
         tf = import_torchfcpe()
         quiet = io.StringIO()  # torchfcpe prints its configuration and range warnings
@@ -46,7 +45,7 @@ def reference(audio: np.ndarray) -> dict:
             model = _PACKAGE_MODEL["model"]
             wav = torch.from_numpy(audio)[None]
             f0 = model.infer(wav, sr=SAMPLE_RATE_16K, decoder_mode="local_argmax",
-                             threshold=f0fcpe.DEFAULT_THRESHOLD)[0, :, 0].numpy()
+                             threshold=DEFAULT_THRESHOLD)[0, :, 0].numpy()
             conf = model.model(model.wav2mel(wav, SAMPLE_RATE_16K)).max(-1).values[0].numpy()
         return {"f0": f0, "confidence": conf, "name": f"torchfcpe {package_version('torchfcpe')}",
                 "torchaudio": torchaudio_status()}
@@ -56,8 +55,6 @@ def reference(audio: np.ndarray) -> dict:
 
 
 def run(args) -> list[dict]:
-    from rvclab.models.fcpe import f0 as f0fcpe
-
     rows = []
     for path, audio in clips_audio(args):
         ref = reference(audio)
@@ -65,7 +62,7 @@ def run(args) -> list[dict]:
             out = f0fcpe.predict(audio, "mlx")
         err = metrics.cents_error(out["f0"], ref["f0"])
         row = {
-            "clip": path.name, "model": "fcpe", "seconds": round(audio.size / 16000, 2),
+            "clip": path.name, "model": "fcpe", "seconds": round(audio.size / SAMPLE_RATE_16K, 2),
             "frames": int(out["f0"].size), "frames_ref": int(ref["f0"].size),
             "reference": ref["name"], "torchaudio": ref["torchaudio"],
             "f0_median_cents": err["median"], "f0_p99_cents": err["p99"],

@@ -17,6 +17,7 @@ from collections.abc import Mapping
 
 import numpy as np
 
+from rvclab.checkpoints import state_dict_to_numpy
 from rvclab.convert import (
     WEIGHT_G,
     Rule,
@@ -24,6 +25,7 @@ from rvclab.convert import (
     conv1d_layout,
     copy,
     fuse_weight_norm,
+    mlx_param_shapes,
     transform,
 )
 
@@ -47,7 +49,6 @@ RULES = [
 
 def expected_shapes() -> dict[str, tuple]:
     """{MLX parameter path: shape} of the MLX CFNaiveMelPE."""
-    from rvclab.convert import mlx_param_shapes
     from rvclab.models.fcpe.mlx import CFNaiveMelPE
 
     return mlx_param_shapes(CFNaiveMelPE())
@@ -62,8 +63,6 @@ def matches(ckpt) -> bool:
 
 def convert_checkpoint(ckpt: Mapping):
     """torchfcpe checkpoint (or its ``model`` dict) -> ({MLX path: float32 array}, metadata)."""
-    from rvclab.checkpoints import state_dict_to_numpy
-
     if "model" in ckpt and isinstance(ckpt["model"], Mapping):
         ckpt = ckpt["model"]
     src = ckpt if all(isinstance(v, np.ndarray) for v in ckpt.values()) else \

@@ -14,15 +14,11 @@ Pipeline at 16 kHz, 10 ms hop:
        clamped to [0, 359]) or "argmax" (weighted mean over all bins); frames whose max latent is
        <= threshold (0.006 in RVC/Applio) -> F0 0. Cents over 10 Hz: f0 = 10 * 2^(cents / 1200).
 
-Attribute paths equal the checkpoint's keys (``input_stack.{0,1,3}``,
-``net.encoder_layers.N.conformer.net.{0,2,4.conv,6}``, ``net.encoder_layers.N.norm``, ``norm``,
-``output_proj.weight_{g,v}``, ``cent_table``, ``gaussian_blurred_cent_mask``).
+Attribute paths equal the checkpoint's keys; loading is in :mod:`rvclab.models.fcpe.io`, sizes
+and the filterbank in :mod:`rvclab.models.fcpe.config`.
 """
 
 from __future__ import annotations
-
-from functools import lru_cache
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -30,19 +26,24 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils.parametrizations import weight_norm
 
-from rvclab.models.f0_packages import WeightFileError, asset_path, check_state_dict
-
-SAMPLE_RATE = 16000
-HOP = 160
-N_FFT = 1024
-WIN = 1024
-N_MELS = 128
-FMIN, FMAX = 0.0, 8000.0
-LOG_CLAMP = 1e-5
-# Model sizes of the bundled checkpoint (its config_dict: hidden 512, 6 layers, conv-only).
-HIDDEN, N_LAYERS, OUT_DIMS = 512, 6, 360
-DW_KERNEL = 31
-DEFAULT_THRESHOLD = 0.006  # RVC / Applio pass this to torchfcpe
+from rvclab.models.fcpe.config import (
+    CENT_F0_MAX,
+    CENT_F0_MIN,
+    DEFAULT_THRESHOLD,
+    DW_KERNEL,
+    GROUPS,
+    HIDDEN,
+    HOP,
+    LOCAL_HALF,
+    LOG_CLAMP,
+    MAG_EPS,
+    N_FFT,
+    N_LAYERS,
+    N_MELS,
+    OUT_DIMS,
+    WIN,
+    mel_basis,
+)
 
 
 class Transpose(nn.Module):
@@ -106,11 +107,11 @@ class CFNaiveMelPE(nn.Module):
     """(B, T, 128) log-mel -> (B, T, 360) latent in [0, 1]."""
 
     def __init__(self, n_mels=N_MELS, out_dims=OUT_DIMS, hidden=HIDDEN, n_layers=N_LAYERS,
-                 f0_min=32.7, f0_max=1975.5):
+                 f0_min=CENT_F0_MIN, f0_max=CENT_F0_MAX):
         super().__init__()
         self.out_dims = out_dims
         self.input_stack = nn.Sequential(
-            nn.Conv1d(n_mels, hidden, 3, 1, 1), nn.GroupNorm(4, hidden), nn.LeakyReLU(),
+            nn.Conv1d(n_mels, hidden, 3, 1, 1), nn.GroupNorm(GROUPS, hidden), nn.LeakyReLU(),
             nn.Conv1d(hidden, hidden, 3, 1, 1),
         )
         self.net = ConformerNaiveEncoder(n_layers, hidden)
@@ -132,7 +133,7 @@ def decode(latent: torch.Tensor, cent_table: torch.Tensor, mode: str = "local_ar
     confidence <= threshold."""
     conf, idx = latent.max(dim=-1, keepdim=True)
     if mode == "local_argmax":
-        win = (idx + torch.arange(-4, 5)).clamp(0, latent.shape[-1] - 1)
+        win = (idx + torch.arange(-LOCAL_HALF, LOCAL_HALF + 1)).clamp(0, latent.shape[-1] - 1)
         y = latent.gather(-1, win)
         c = cent_table[win]
     elif mode == "argmax":
@@ -145,15 +146,6 @@ def decode(latent: torch.Tensor, cent_table: torch.Tensor, mode: str = "local_ar
     return f0[..., 0], conf[..., 0]
 
 
-@lru_cache(maxsize=2)
-def mel_basis() -> np.ndarray:
-    """(128, 513) Slaney mel filterbank, 0-8000 Hz (librosa's default norm), float32."""
-    import librosa
-
-    return librosa.filters.mel(sr=SAMPLE_RATE, n_fft=N_FFT, n_mels=N_MELS, fmin=FMIN,
-                               fmax=FMAX).astype(np.float32)
-
-
 def log_mel(audio: np.ndarray) -> torch.Tensor:
     """(T,) audio @ 16 kHz -> (1, T // 160 + 1, 128) log-mel, as torchfcpe's Wav2MelModule."""
     y = torch.as_tensor(np.ascontiguousarray(audio, dtype=np.float32))[None]
@@ -163,8 +155,8 @@ def log_mel(audio: np.ndarray) -> torch.Tensor:
     y = F.pad(y[:, None], (left, right), mode="reflect" if right < n else "constant")[:, 0]
     spec = torch.stft(y, N_FFT, hop_length=HOP, win_length=WIN, window=torch.hann_window(WIN),
                       center=False, normalized=False, onesided=True, return_complex=True)
-    mag = torch.sqrt(spec.real.pow(2) + spec.imag.pow(2) + 1e-9)
-    mel = torch.log(torch.clamp(torch.from_numpy(mel_basis()) @ mag, min=LOG_CLAMP))
+    mag = torch.sqrt(spec.real.pow(2) + spec.imag.pow(2) + MAG_EPS)
+    mel = torch.log(torch.clamp(torch.tensor(mel_basis()) @ mag, min=LOG_CLAMP))
     mel = mel.transpose(1, 2)  # (1, frames, 128)
     frames = n // HOP + 1
     if mel.shape[1] < frames:
@@ -182,33 +174,6 @@ def expected_shapes() -> dict[str, tuple]:
         k = k.replace("parametrizations.weight.original1", "weight_v")
         out[k] = tuple(v.shape)
     return out
-
-
-def load_state_dict(path: str | Path | None = None) -> tuple[dict, dict]:
-    """(model state dict, config dict) of ``path`` (default: the installed torchfcpe's asset)."""
-    from rvclab.checkpoints import load_checkpoint, to_plain
-
-    path = Path(path) if path is not None else asset_path("fcpe")
-    ckpt = load_checkpoint(path)
-    if not isinstance(ckpt, dict) or "model" not in ckpt:
-        found = sorted(ckpt)[:8] if isinstance(ckpt, dict) else type(ckpt).__name__
-        raise WeightFileError(f"{path}: expected a dict with key 'model' (and 'config_dict'), "
-                              f"found {found}")
-    config = to_plain(ckpt.get("config_dict", {}))
-    model_cfg = config.get("model", {}) if isinstance(config, dict) else {}
-    if model_cfg and not model_cfg.get("conv_only", False):
-        raise WeightFileError(f"{path}: key 'config_dict.model.conv_only' is "
-                              f"{model_cfg.get('conv_only')}; only the conv-only FCPE is supported")
-    check_state_dict(ckpt["model"], expected_shapes(), path, "fcpe")
-    return ckpt["model"], config
-
-
-def load_fcpe(path: str | Path | None = None) -> CFNaiveMelPE:
-    """FCPE with torchfcpe's bundled weights (or ``path``), eval mode, CPU."""
-    sd, _ = load_state_dict(path)
-    model = CFNaiveMelPE()
-    model.load_state_dict(sd)
-    return model.eval()
 
 
 @torch.no_grad()

@@ -2,20 +2,34 @@
 
 from dataclasses import dataclass
 
+import numpy as np
+
+from rvclab.audio import (
+    HOP_16K,
+    RMVPE_FMAX,
+    RMVPE_FMIN,
+    RMVPE_LOG_CLAMP,
+    RMVPE_N_FFT,
+    RMVPE_N_MELS,
+    RMVPE_WIN_LENGTH,
+    SAMPLE_RATE_16K,
+)
+from rvclab.models.crepe.config import CENTS_OFFSET, CENTS_PER_BIN, PITCH_BINS
+
 
 @dataclass(frozen=True)
 class RmvpeConfig:
     """RMVPE pitch estimator; defaults are those of RVC's ``rmvpe.pt`` (E2E(4, 1, (2, 2)))."""
 
     # log-mel front end @ 16 kHz
-    sample_rate: int = 16000
-    n_fft: int = 1024
-    win_length: int = 1024
-    hop_length: int = 160  # 10 ms frames
-    n_mels: int = 128
-    fmin: float = 30.0
-    fmax: float = 8000.0
-    clamp: float = 1e-5  # log(max(mel, clamp))
+    sample_rate: int = SAMPLE_RATE_16K
+    n_fft: int = RMVPE_N_FFT
+    win_length: int = RMVPE_WIN_LENGTH
+    hop_length: int = HOP_16K  # 10 ms frames
+    n_mels: int = RMVPE_N_MELS
+    fmin: float = RMVPE_FMIN
+    fmax: float = RMVPE_FMAX
+    clamp: float = RMVPE_LOG_CLAMP  # log(max(mel, clamp))
     # network
     n_blocks: int = 4  # ConvBlockRes per encoder/intermediate/decoder block
     n_gru: int = 1  # BiGRU layers
@@ -25,11 +39,15 @@ class RmvpeConfig:
     in_channels: int = 1
     en_out_channels: int = 16
     gru_hidden: int = 256
-    n_classes: int = 360  # 20-cent bins
+    n_classes: int = PITCH_BINS  # CREPE's pitch grid: 20-cent bins
     # framing and decoding
     pad_multiple: int = 32  # 2 ** en_de_layers
     chunk_frames: int = 32000  # padded frames per independent network call (320 s)
     threshold: float = 0.03
     decode_window: int = 9  # bins averaged around the argmax
-    cents_offset: float = 1997.3794084376191  # cents (re 10 Hz) of bin 0
-    cents_step: float = 20.0
+    cents_offset: float = CENTS_OFFSET  # cents (re 10 Hz) of bin 0
+    cents_step: float = float(CENTS_PER_BIN)
+
+    def bin_cents(self) -> np.ndarray:
+        """(n_classes,) cents (re 10 Hz) of each salience bin, float64."""
+        return self.cents_step * np.arange(self.n_classes) + self.cents_offset

@@ -14,15 +14,14 @@ from __future__ import annotations
 
 import numpy as np
 
-from rvclab.f0 import check_audio_16k
+from rvclab.f0 import F0_MAX, F0_MIN, check_audio_16k
+from rvclab.models.rmvpe.io import ensure_default_weights, load_rmvpe
 
 _MODELS: dict = {}
 
 
 def get_estimator(backend: str = "torch", model_path=None):
     """Cached ``RMVPE`` wrapper (torch or MLX) for ``model_path`` (default weights/rmvpe.pt)."""
-    from rvclab.models.rmvpe.io import ensure_default_weights, load_rmvpe
-
     path = str(ensure_default_weights(model_path))
     key = (path, backend)
     if key not in _MODELS:
@@ -35,8 +34,8 @@ def get_estimator(backend: str = "torch", model_path=None):
     return _MODELS[key]
 
 
-def estimate(audio_16k: np.ndarray, backend: str = "torch", f0_min: float = 50.0,
-             f0_max: float = 1100.0, *, model_path=None, threshold: float | None = None,
+def estimate(audio_16k: np.ndarray, backend: str = "torch", f0_min: float = F0_MIN,
+             f0_max: float = F0_MAX, *, model_path=None, threshold: float | None = None,
              apply_range: bool = False, **kw) -> tuple[np.ndarray, np.ndarray]:
     """(N,) float audio @ 16 kHz -> (f0_hz (T,), voiced (T,)), T = N // 160 + 1."""
     audio = check_audio_16k(audio_16k)

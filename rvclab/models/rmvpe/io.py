@@ -11,23 +11,25 @@ import json
 import os
 from pathlib import Path
 
-from rvclab.checkpoints import CheckpointError, load_checkpoint
+from safetensors.numpy import load_file
+
+from rvclab.checkpoints import CheckpointError, load_checkpoint, safetensors_metadata
+from rvclab.convert import load_into_mlx
+from rvclab.models.rmvpe.config import RmvpeConfig
+from rvclab.models.rmvpe.rules import config_from_state_dict, convert_checkpoint, matches
+from rvclab.weights import default_rmvpe
 
 
 def ensure_default_weights(path: str | os.PathLike | None = None) -> Path:
-    """``path`` or weights/rmvpe.pt (:func:`rvclab.paths.default_rmvpe`: written by the seeded
+    """``path`` or weights/rmvpe.pt (:func:`rvclab.weights.default_rmvpe`: written by the seeded
     maker if missing)."""
     if path is not None:
         return Path(path)
-    from rvclab.paths import default_rmvpe
-
     return default_rmvpe()
 
 
 def load_state_dict(path: str | os.PathLike) -> dict:
     """The RMVPE state dict in ``path``; CheckpointError names the file when it is not one."""
-    from rvclab.models.rmvpe.rules import matches
-
     sd = load_checkpoint(path)
     if isinstance(sd, dict) and "model" in sd and matches(sd["model"]):
         sd = sd["model"]
@@ -45,8 +47,6 @@ def load_rmvpe(path: str | os.PathLike | None = None, backend: str = "torch", cf
     if backend == "mlx" and Path(path).suffix == ".safetensors":
         return _load_mlx_safetensors(path, cfg)
     sd = load_state_dict(path)
-    from rvclab.models.rmvpe.rules import config_from_state_dict
-
     cfg = cfg or config_from_state_dict(sd)
     if backend == "torch":
         from rvclab.models.rmvpe.torch import E2E
@@ -58,9 +58,7 @@ def load_rmvpe(path: str | os.PathLike | None = None, backend: str = "torch", cf
             raise CheckpointError(f"{path}: {exc}") from None
         return model.eval()
     if backend == "mlx":
-        from rvclab.convert import load_into_mlx
         from rvclab.models.rmvpe.mlx import E2E
-        from rvclab.models.rmvpe.rules import convert_checkpoint
 
         arrays, _ = convert_checkpoint(sd, cfg)
         model = E2E(cfg)
@@ -70,11 +68,6 @@ def load_rmvpe(path: str | os.PathLike | None = None, backend: str = "torch", cf
 
 
 def _load_mlx_safetensors(path, cfg):
-    from safetensors.numpy import load_file
-
-    from rvclab.checkpoints import safetensors_metadata
-    from rvclab.convert import load_into_mlx
-    from rvclab.models.rmvpe.config import RmvpeConfig
     from rvclab.models.rmvpe.mlx import E2E
 
     if cfg is None:

@@ -11,6 +11,7 @@ import mlx.core as mx
 import mlx.nn as nn
 import numpy as np
 
+from rvclab.audio import HOP_16K, mel_filterbank
 from rvclab.mlx import ops
 from rvclab.models.rmvpe.config import RmvpeConfig
 from rvclab.models.rmvpe.gru import GRU
@@ -209,8 +210,6 @@ class MelSpectrogram:
     """audio (B, N) @ 16 kHz -> log-mel (B, N // 160 + 1, 128)."""
 
     def __init__(self, cfg: RmvpeConfig | None = None):
-        from rvclab.audio import mel_filterbank
-
         cfg = cfg or RmvpeConfig()
         self.cfg = cfg
         fb = mel_filterbank(cfg.sample_rate, cfg.n_fft, cfg.n_mels, cfg.fmin, cfg.fmax, htk=True)
@@ -237,14 +236,14 @@ class MelSpectrogram:
         return mx.log(mx.maximum(mel, self.cfg.clamp))
 
 
-def pad_frames(mel: mx.array, multiple: int = 32) -> mx.array:
+def pad_frames(mel: mx.array, multiple: int = RmvpeConfig.pad_multiple) -> mx.array:
     """Reflect-pad the frame axis of (B, T, 128) to a multiple of ``multiple``."""
     n = mel.shape[1]
     pad = multiple * ((n - 1) // multiple + 1) - n
     if pad >= n:
         raise ValueError(
             f"RMVPE needs at least {pad + 1} mel frames to reflect-pad {n} frames to a multiple "
-            f"of {multiple}; got {n} (audio too short: at least ~{(pad + 1) * 160} samples)"
+            f"of {multiple}; got {n} (audio too short: at least ~{(pad + 1) * HOP_16K} samples)"
         )
     return reflect_pad(mel, 1, 0, pad) if pad else mel
 
@@ -252,8 +251,8 @@ def pad_frames(mel: mx.array, multiple: int = 32) -> mx.array:
 def mel_to_salience(model: E2E, mel: mx.array, chunk_frames: int | None = None) -> mx.array:
     """(B, T, 128) -> (B, T, 360): pad to 32 frames, independent chunks as upstream."""
     chunk = chunk_frames or model.cfg.chunk_frames
-    if chunk % 32:
-        raise ValueError(f"chunk_frames must be a multiple of 32, got {chunk}")
+    if chunk % model.cfg.pad_multiple:
+        raise ValueError(f"chunk_frames must be a multiple of {model.cfg.pad_multiple}, got {chunk}")
     n = mel.shape[1]
     padded = pad_frames(mel, model.cfg.pad_multiple)
     outs = []
@@ -285,14 +284,13 @@ class RMVPE:
 
 
 # --- decoding (MLX) --------------------------------------------------------------------------
-def to_local_average_cents(salience: mx.array, threshold: float = 0.03,
+def to_local_average_cents(salience: mx.array, threshold: float = RmvpeConfig.threshold,
                            cfg: RmvpeConfig | None = None) -> mx.array:
     """(T, 360) -> (T,) cents: salience-weighted mean over 9 bins around the argmax; 0 if the
     peak is <= threshold. Bins past either edge count as zero salience."""
     cfg = cfg or RmvpeConfig()
     half = cfg.decode_window // 2
-    cents = cfg.cents_step * np.arange(cfg.n_classes) + cfg.cents_offset
-    mapping = mx.array(np.pad(cents, (half, half)).astype(np.float32))
+    mapping = mx.array(np.pad(cfg.bin_cents(), (half, half)).astype(np.float32))
     padded = mx.pad(salience, [(0, 0), (half, half)])
     centre = mx.argmax(salience, axis=1) + half
     idx = centre[:, None] + mx.arange(-half, half + 1)[None, :]
@@ -302,7 +300,7 @@ def to_local_average_cents(salience: mx.array, threshold: float = 0.03,
     return mx.where(salience.max(axis=1) > threshold, out, 0.0)
 
 
-def decode(salience: mx.array, threshold: float = 0.03, cfg: RmvpeConfig | None = None):
+def decode(salience: mx.array, threshold: float = RmvpeConfig.threshold, cfg: RmvpeConfig | None = None):
     """(T, 360) salience -> (T,) F0 Hz; 0 = unvoiced."""
     cents = to_local_average_cents(salience, threshold, cfg)
     return mx.where(cents > 0, 10.0 * mx.power(2.0, cents / 1200.0), 0.0)

@@ -88,8 +88,8 @@ class ConvTranspose2d(nn.Module):
     RMVPE's case (kernel 3, stride 2, padding 1, output_padding 1: T -> 2T) runs as a polyphase
     2x2 convolution on the matmul path of :mod:`rvclab.mlx.ops`: output row 2m takes tap 1 at
     input m; row 2m+1 takes tap 2 at m and tap 0 at m+1 (same along the mel axis). The four
-    phases are four output-channel blocks of one conv, interleaved by a reshape. MLX's own CPU
-    transposed convolution is about 10x slower than torch's here.
+    phases are four output-channel blocks of one conv, interleaved by a reshape (why not MLX's
+    own transposed convolution: docs/rmvpe.md).
     """
 
     _TAPS = ((1, 3), (2, 0))  # per phase: kernel index used at input offset 0 and 1 (3 = zero)

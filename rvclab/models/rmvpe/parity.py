@@ -1,31 +1,27 @@
 """RMVPE parity: torch reference vs MLX port on every shipped clip (``rvclab parity rmvpe``).
 
-Per clip (16 kHz, seeded or given weights, fp32):
-
-* ``salience_max_abs`` — max |torch - MLX| over the (T, 360) salience (goal
-  :data:`~rvclab.tolerances.RMVPE_SALIENCE_MAX_ABS`);
-* ``f0_median_cents`` / ``f0_p99_cents`` on frames voiced in both, ``voicing_agreement``
-  (goals :data:`~rvclab.tolerances.F0_MEDIAN_CENTS_MAX`, ``F0_P99_CENTS_MAX``,
-  ``VOICING_AGREEMENT_MIN``), ``frames``, ``voiced_torch``, ``voiced_mlx``.
-
-Seeded weights give a salience that passes the 0.03 threshold on only part of the frames, so the
-decoders are also compared where every frame passes (``bump_*``): a salience is built from the
-clip's reference pitch (librosa YIN, 50-1100 Hz), a Gaussian bump (sigma 25 cents, peak 0.9) at
-each frame's pitch over the 360 bins, and decoded by the torch (numpy, upstream arithmetic) and
-the MLX decoders; ``bump_*`` report the same cents and voicing figures, and ``bump_frames`` how
-many frames were voiced in both. ``decode_same_max_abs_hz`` decodes the torch salience with both
-decoders (the network's real output, same input to both decoders).
+Per clip (16 kHz, fp32): ``salience_max_abs`` over the (T, 360) salience, F0 cents and voicing on
+frames voiced in both, the same for both decoders on an all-voiced salience built from the clip's
+YIN pitch (``bump_*``), and ``decode_same_max_abs_hz`` (both decoders on the torch salience).
+Goals in :mod:`rvclab.tolerances`; the figures are described in docs/rmvpe.md ("Parity").
 """
 
 from __future__ import annotations
 
+import librosa
 import numpy as np
 
 from rvclab import metrics, tolerances
-from rvclab.audio import SAMPLE_RATE_16K, data_clips, load_audio
+from rvclab.audio import HOP_16K, SAMPLE_RATE_16K, data_clips, load_audio
+from rvclab.f0 import F0_MAX, F0_MIN
+from rvclab.models.rmvpe.config import RmvpeConfig
+from rvclab.models.rmvpe.f0 import get_estimator
+from rvclab.runtime import import_mlx
 
 BUMP_SIGMA_CENTS = 25.0
 BUMP_PEAK = 0.9
+YIN_FRAME = 1024  # samples per YIN analysis frame
+THRESHOLD = RmvpeConfig.threshold  # upstream's decoding threshold
 
 
 def add_arguments(parser) -> None:
@@ -38,19 +34,14 @@ def add_arguments(parser) -> None:
 
 def reference_pitch(audio: np.ndarray, sr: int = SAMPLE_RATE_16K) -> np.ndarray:
     """YIN F0 (Hz) per 10 ms frame, centred: (N // 160 + 1,), every frame a value."""
-    import librosa
-
-    return librosa.yin(audio.astype(np.float64), fmin=50, fmax=1100, sr=sr, frame_length=1024,
-                       hop_length=160, center=True).astype(np.float32)
+    return librosa.yin(audio.astype(np.float64), fmin=F0_MIN, fmax=F0_MAX, sr=sr,
+                       frame_length=YIN_FRAME, hop_length=HOP_16K, center=True).astype(np.float32)
 
 
 def bump_salience(f0_hz: np.ndarray, cfg=None, sigma: float = BUMP_SIGMA_CENTS,
                   peak: float = BUMP_PEAK) -> np.ndarray:
     """(T,) Hz -> (T, 360) salience: a Gaussian in cents centred on each frame's pitch."""
-    from rvclab.models.rmvpe.config import RmvpeConfig
-
-    cfg = cfg or RmvpeConfig()
-    bins = cfg.cents_step * np.arange(cfg.n_classes) + cfg.cents_offset
+    bins = (cfg or RmvpeConfig()).bin_cents()
     cents = 1200 * np.log2(np.maximum(f0_hz, 1e-3) / 10.0)
     sal = peak * np.exp(-0.5 * ((bins[None, :] - cents[:, None]) / sigma) ** 2)
     return sal.astype(np.float32)
@@ -66,10 +57,8 @@ def f0_figures(f0_ref: np.ndarray, f0_test: np.ndarray, prefix: str = "") -> dic
     }
 
 
-def decoders_compare(salience: np.ndarray, threshold: float = tolerances.RMVPE_THRESHOLD):
+def decoders_compare(salience: np.ndarray, threshold: float = THRESHOLD):
     """Decode one (T, 360) salience with both backends' decoders: (f0_torch, f0_mlx) in Hz."""
-    from rvclab.runtime import import_mlx
-
     mx = import_mlx()
     from rvclab.models.rmvpe.mlx import decode as decode_mlx
     from rvclab.models.rmvpe.torch import decode as decode_torch
@@ -79,7 +68,7 @@ def decoders_compare(salience: np.ndarray, threshold: float = tolerances.RMVPE_T
 
 def check_clip(name: str, audio: np.ndarray, est_t, est_m, chunk_frames=None) -> dict:
     """One row of figures for ``audio`` (N,) @ 16 kHz; ``est_*`` are RMVPE wrappers."""
-    thr = tolerances.RMVPE_THRESHOLD
+    thr = THRESHOLD
     sal_t = est_t.salience(audio, chunk_frames)
     sal_m = est_m.salience(audio, chunk_frames)
     f0_t, f0_m = decoders_compare(sal_t, thr)[0], decoders_compare(sal_m, thr)[1]
@@ -107,8 +96,6 @@ def check_clip(name: str, audio: np.ndarray, est_t, est_m, chunk_frames=None) ->
 
 def estimators(model_path=None):
     """(torch, MLX) RMVPE wrappers for ``model_path`` (default weights/rmvpe.pt)."""
-    from rvclab.models.rmvpe.f0 import get_estimator
-
     return get_estimator("torch", model_path), get_estimator("mlx", model_path)
 
 

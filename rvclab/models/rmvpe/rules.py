@@ -18,12 +18,14 @@ from collections.abc import Mapping
 
 import numpy as np
 
+from rvclab.checkpoints import state_dict_to_numpy
 from rvclab.convert import (
     Rule,
     apply_rules,
     conv2d_layout,
     conv_transpose2d_layout,
     copy,
+    mlx_param_shapes,
     transform,
 )
 from rvclab.models.rmvpe.config import RmvpeConfig
@@ -52,7 +54,6 @@ RULES = [
 
 def expected_shapes(cfg: RmvpeConfig | None = None) -> dict[str, tuple]:
     """{MLX parameter path: shape} of the MLX E2E for ``cfg`` (built without computing)."""
-    from rvclab.convert import mlx_param_shapes
     from rvclab.models.rmvpe.mlx import E2E
 
     return mlx_param_shapes(E2E(cfg or RmvpeConfig()))
@@ -96,8 +97,6 @@ def config_from_state_dict(sd: Mapping) -> RmvpeConfig:
 
 def convert_checkpoint(ckpt: Mapping, cfg: RmvpeConfig | None = None):
     """torch state dict (tensors or arrays) -> ({MLX path: float32 array}, metadata)."""
-    from rvclab.checkpoints import state_dict_to_numpy
-
     src = ckpt if all(isinstance(v, np.ndarray) for v in ckpt.values()) else \
         state_dict_to_numpy(ckpt, dtype=np.float32)
     cfg = cfg or config_from_state_dict(src)

@@ -15,6 +15,9 @@ from pathlib import Path
 
 import numpy as np
 
+from rvclab.checkpoints import save_torch_atomic
+from rvclab.models.rmvpe.config import RmvpeConfig
+
 FILENAME = "rmvpe.pt"
 VOICING_GAIN = 4.0  # logits added along the voicing direction at the glide's median
 SILENCE_LENGTHS = (2720, 5000, 8000, 12345, 16000)  # samples: edge effects of every padding
@@ -60,7 +63,6 @@ def seeded_state_dict(seed: int = 0, cfg=None) -> dict:
     """{upstream key: torch tensor} with seeded weights and non-trivial running statistics."""
     import torch
 
-    from rvclab.models.rmvpe.config import RmvpeConfig
     from rvclab.models.rmvpe.torch import E2E
 
     cfg = cfg or RmvpeConfig()
@@ -131,8 +133,6 @@ def _set_voicing_bias(model, sd: dict, gen, seed: int) -> None:
 
 def make(out_dir: Path, seed: int = 0, force: bool = False) -> list[Path]:
     """Write ``out_dir/rmvpe.pt`` (plain state dict, upstream format); skip if present."""
-    from rvclab.checkpoints import save_torch_atomic
-
     path = Path(out_dir) / FILENAME
     if path.exists() and not force:
         return [path]

@@ -21,6 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from rvclab.audio import HOP_16K, mel_filterbank
 from rvclab.models.rmvpe.config import RmvpeConfig
 
 
@@ -215,8 +216,6 @@ class MelSpectrogram(nn.Module):
 
     def __init__(self, cfg: RmvpeConfig | None = None):
         super().__init__()
-        from rvclab.audio import mel_filterbank
-
         cfg = cfg or RmvpeConfig()
         self.cfg = cfg
         fb = mel_filterbank(cfg.sample_rate, cfg.n_fft, cfg.n_mels, cfg.fmin, cfg.fmax, htk=True)
@@ -233,7 +232,7 @@ class MelSpectrogram(nn.Module):
         return torch.log(torch.clamp(self.mel_basis @ mag, min=c.clamp))
 
 
-def pad_frames(mel: torch.Tensor, multiple: int = 32) -> torch.Tensor:
+def pad_frames(mel: torch.Tensor, multiple: int = RmvpeConfig.pad_multiple) -> torch.Tensor:
     """Reflect-pad the frame axis of (B, 128, T) up to a multiple of ``multiple``.
 
     Reflect padding needs more frames than it adds, so inputs of fewer than 17 frames
@@ -244,7 +243,7 @@ def pad_frames(mel: torch.Tensor, multiple: int = 32) -> torch.Tensor:
     if pad >= n:
         raise ValueError(
             f"RMVPE needs at least {pad + 1} mel frames to reflect-pad {n} frames to a multiple "
-            f"of {multiple}; got {n} (audio too short: at least ~{(pad + 1) * 160} samples)"
+            f"of {multiple}; got {n} (audio too short: at least ~{(pad + 1) * HOP_16K} samples)"
         )
     return F.pad(mel, (0, pad), mode="reflect") if pad else mel
 
@@ -257,8 +256,8 @@ def mel_to_salience(model: E2E, mel: torch.Tensor, chunk_frames: int | None = No
     boundary), as upstream does, which bounds memory on long inputs.
     """
     chunk = chunk_frames or model.cfg.chunk_frames
-    if chunk % 32:
-        raise ValueError(f"chunk_frames must be a multiple of 32, got {chunk}")
+    if chunk % model.cfg.pad_multiple:
+        raise ValueError(f"chunk_frames must be a multiple of {model.cfg.pad_multiple}, got {chunk}")
     n = mel.shape[-1]
     padded = pad_frames(mel, model.cfg.pad_multiple)
     outs = [model(padded[..., s:s + chunk]) for s in range(0, padded.shape[-1], chunk)]
@@ -268,12 +267,11 @@ def mel_to_salience(model: E2E, mel: torch.Tensor, chunk_frames: int | None = No
 def cents_mapping(cfg: RmvpeConfig | None = None) -> np.ndarray:
     """Cents of each of the 360 bins, zero-padded by half a window each side: (368,)."""
     cfg = cfg or RmvpeConfig()
-    cents = cfg.cents_step * np.arange(cfg.n_classes) + cfg.cents_offset
     half = cfg.decode_window // 2
-    return np.pad(cents, (half, half))
+    return np.pad(cfg.bin_cents(), (half, half))
 
 
-def to_local_average_cents(salience: np.ndarray, threshold: float = 0.03,
+def to_local_average_cents(salience: np.ndarray, threshold: float = RmvpeConfig.threshold,
                            cfg: RmvpeConfig | None = None) -> np.ndarray:
     """(T, 360) salience -> (T,) cents; 0 where the peak is <= threshold.
 
@@ -301,7 +299,7 @@ def cents_to_hz(cents: np.ndarray) -> np.ndarray:
     return f0
 
 
-def decode(salience: np.ndarray, threshold: float = 0.03, cfg: RmvpeConfig | None = None):
+def decode(salience: np.ndarray, threshold: float = RmvpeConfig.threshold, cfg: RmvpeConfig | None = None):
     """(T, 360) salience -> (T,) F0 in Hz, 0 = unvoiced."""
     return cents_to_hz(to_local_average_cents(salience, threshold, cfg))
 

@@ -1,16 +1,16 @@
-"""Helpers for notebook 02 (RMVPE walkthrough): every stage as data, small plots, bug catalogue.
+"""Notebook 02 (RMVPE walkthrough) as data: every stage of the torch reference, one frame decoded
+by hand, and a catalogue of plausible porting bugs with the F0 error each one gives.
 
-Data functions return numpy arrays / lists of dicts; plot functions return matplotlib Figures.
-The bug catalogue re-introduces one plausible porting bug at a time and measures the F0 error
-against the correct torch reference in two ways:
+The catalogue measures each bug against the correct torch reference in two ways:
 
-* ``net_rel_err`` — through the seeded network (what the bug does to *this* network's output);
-  for network-internal bugs (GRU, BatchNorm, padding) that is the only measure we have without the
-  real weights, and it says nothing about the sign/size on the trained network;
-* ``apparent_rel_err`` — for front-end and decoding bugs, network-independent: where a harmonic
-  at the clip's reference pitch (YIN) lands on the wrong mel axis, read back on the correct one
-  (what a trained network, which learned the correct axis, would report); decoding bugs act on a
-  salience directly, so they are measured on a reference-pitch salience.
+* ``net_rel_err``: through the seeded network (what the bug does to *this* network's output); for
+  network-internal bugs (GRU, BatchNorm, padding) the only measure without real weights, and it
+  says nothing of the sign or size on the trained network;
+* ``apparent_rel_err``: network-independent, for front-end and decoding bugs: where a harmonic at
+  the clip's reference pitch (YIN) lands on the wrong mel axis, read back on the correct one; the
+  decoding bugs act on a salience built from the reference pitch.
+
+The plots are in :mod:`rvclab.views.rmvpe`.
 """
 
 from __future__ import annotations
@@ -18,19 +18,24 @@ from __future__ import annotations
 import warnings
 from dataclasses import replace
 
+import librosa
 import numpy as np
 import torch
+import torch.nn.functional as F
 
+from rvclab.audio import mel_filterbank
+from rvclab.metrics import relative_f0_error, voicing_agreement
 from rvclab.models.rmvpe.config import RmvpeConfig
+from rvclab.models.rmvpe.parity import bump_salience, reference_pitch
+from rvclab.models.rmvpe.parity import estimators as parity_estimators
+from rvclab.models.rmvpe.torch import decode, pad_frames
 
 SEED_REL_ERR = -0.18  # the seed's report: F0 about 18% (~20 Hz) low
 
 
 def estimators(model_path=None):
     """(torch RMVPE, MLX RMVPE) on ``model_path`` (default: the seeded weights/rmvpe.pt)."""
-    from rvclab.models.rmvpe.parity import estimators as est
-
-    return est(model_path)
+    return parity_estimators(model_path)
 
 
 def stages(est_t, audio: np.ndarray) -> dict:
@@ -39,8 +44,6 @@ def stages(est_t, audio: np.ndarray) -> dict:
     Keys: stft (513, T), mel (128, T), encoder [(C, T/2^i, 128/2^i)...], intermediate,
     decoder [...], cnn (3, T, 128), gru (T, 512), salience (T, 360), f0 (T,).
     """
-    from rvclab.models.rmvpe.torch import decode, pad_frames
-
     model, cfg = est_t.model, est_t.cfg
     x = torch.from_numpy(np.asarray(audio, np.float32))[None]
     out = {}
@@ -73,9 +76,10 @@ def decode_frame(salience: np.ndarray, t: int, cfg: RmvpeConfig | None = None) -
     cfg = cfg or RmvpeConfig()
     row = salience[t]
     k = int(np.argmax(row))
-    lo, hi = max(k - 4, 0), min(k + 5, cfg.n_classes)
+    half = cfg.decode_window // 2
+    lo, hi = max(k - half, 0), min(k + half + 1, cfg.n_classes)
     bins = np.arange(lo, hi)
-    cents = cfg.cents_step * bins + cfg.cents_offset
+    cents = cfg.bin_cents()[lo:hi]
     w = row[lo:hi]
     mean = float((w * cents).sum() / w.sum())
     voiced = bool(row.max() > cfg.threshold)
@@ -87,8 +91,6 @@ def decode_frame(salience: np.ndarray, t: int, cfg: RmvpeConfig | None = None) -
 
 # --- bug catalogue ---------------------------------------------------------------------------
 def _mel_centres(cfg: RmvpeConfig, fmin=None, fmax=None, htk=True) -> np.ndarray:
-    import librosa
-
     return librosa.mel_frequencies(cfg.n_mels + 2, fmin=cfg.fmin if fmin is None else fmin,
                                    fmax=cfg.fmax if fmax is None else fmax, htk=htk)[1:-1]
 
@@ -111,8 +113,6 @@ MEL_BUGS = {
 
 
 def _mel_bug_model(est_t, wrong: dict):
-    from rvclab.audio import mel_filterbank
-
     c = est_t.cfg
     fb = mel_filterbank(c.sample_rate, c.n_fft, c.n_mels, wrong.get("fmin", c.fmin),
                         wrong.get("fmax", c.fmax), wrong.get("htk", True))
@@ -122,10 +122,6 @@ def _mel_bug_model(est_t, wrong: dict):
 def _net_f0(est_t, audio, *, mel_basis=None, pad_mode="reflect", center=True, gru=None,
             bn_train=False):
     """F0 of the torch reference with one bug switched on (restored afterwards)."""
-    import torch.nn.functional as F
-
-    from rvclab.models.rmvpe.torch import decode
-
     model, cfg, melmod = est_t.model, est_t.cfg, est_t.mel
     x = torch.from_numpy(np.asarray(audio, np.float32))[None]
     saved = {k: v.clone() for k, v in model.fc[0].gru.state_dict().items()}
@@ -143,7 +139,8 @@ def _net_f0(est_t, audio, *, mel_basis=None, pad_mode="reflect", center=True, gr
             basis = melmod.mel_basis if mel_basis is None else mel_basis
             mel = torch.log(torch.clamp(basis @ spec, min=cfg.clamp))
             n = mel.shape[-1]
-            pad = 32 * ((n - 1) // 32 + 1) - n
+            m = cfg.pad_multiple
+            pad = m * ((n - 1) // m + 1) - n
             if pad_mode == "reflect":
                 mel = F.pad(mel, (0, pad), mode="reflect")
             else:
@@ -182,8 +179,6 @@ def _naive_bias(sd):
 
 
 def _decode_bug(salience, cfg, bug: str):
-    from rvclab.models.rmvpe.torch import decode
-
     if bug == "offset":  # bin 0 at 0 cents instead of 1997.38
         return decode(salience, cfg.threshold, replace(cfg, cents_offset=0.0))
     if bug == "unpadded":  # padded salience indexed into the unpadded 360-entry map
@@ -196,18 +191,12 @@ def _decode_bug(salience, cfg, bug: str):
 
 
 def rel_err(f0_test: np.ndarray, f0_ref: np.ndarray) -> float:
-    """Median (test - ref) / ref on frames voiced in both (-0.18 = 18% low)."""
-    from rvclab.metrics import relative_f0_error
-
+    """Median (test - ref) / ref on frames voiced in both (negative: F0 too low)."""
     return relative_f0_error(f0_test, f0_ref)
 
 
 def bug_table(est_t, audio: np.ndarray) -> list[dict]:
     """One row per bug: net_rel_err (seeded network), apparent_rel_err (network-independent)."""
-    from rvclab.metrics import voicing_agreement
-    from rvclab.models.rmvpe.parity import bump_salience, reference_pitch
-    from rvclab.models.rmvpe.torch import decode
-
     cfg = est_t.cfg
     ref = _net_f0(est_t, audio)
     yin = reference_pitch(audio)
@@ -218,9 +207,9 @@ def bug_table(est_t, audio: np.ndarray) -> list[dict]:
              "voicing_agreement": None}]
 
     def add(name, f0, apparent):
-        rows.append({"bug": name, "net_rel_err": round(rel_err(f0, ref), 4),
-                     "apparent_rel_err": None if apparent is None else round(apparent, 4),
-                     "voicing_agreement": round(voicing_agreement(f0, ref), 4)})
+        rows.append({"bug": name, "net_rel_err": round_display(rel_err(f0, ref), 4),
+                     "apparent_rel_err": None if apparent is None else round_display(apparent, 4),
+                     "voicing_agreement": round_display(voicing_agreement(f0, ref), 4)})
 
     for name, wrong in MEL_BUGS.items():
         app = float(np.median(apparent_pitch(voiced, cfg, **wrong) / voiced - 1))
@@ -249,7 +238,7 @@ def stages_salience(est_t, audio) -> np.ndarray:
 
 
 def closest_to_seed(rows: list[dict]) -> dict:
-    """The bug whose (apparent, else network) relative error is nearest the seed's -18%."""
+    """The bug whose (apparent, else network) relative error is nearest :data:`SEED_REL_ERR`."""
     def err(r):
         v = r["apparent_rel_err"] if r["apparent_rel_err"] is not None else r["net_rel_err"]
         return abs(v - SEED_REL_ERR)
@@ -257,63 +246,12 @@ def closest_to_seed(rows: list[dict]) -> dict:
     return min((r for r in rows[1:]), key=err)
 
 
-# --- plots -----------------------------------------------------------------------------------
-def _fig(n=1, h=2.6, w=9.0):
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(n, 1, figsize=(w, h * n), constrained_layout=True, squeeze=False)
-    plt.close(fig)
-    return fig, axes[:, 0]
-
-
-def plot_image(arr: np.ndarray, title: str, ylabel: str = "", cmap: str = "magma"):
-    fig, (ax,) = _fig()
-    im = ax.imshow(arr, origin="lower", aspect="auto", cmap=cmap, interpolation="nearest")
-    ax.set_title(title)
-    ax.set_xlabel("frame (10 ms)")
-    ax.set_ylabel(ylabel)
-    fig.colorbar(im, ax=ax)
-    return fig
-
-
-def plot_unet(st: dict):
-    """Channel-mean feature map at every encoder and decoder scale (time x mel)."""
-    maps = [(f"encoder {i}: {m.shape}", m) for i, m in enumerate(st["encoder"])]
-    maps += [("intermediate " + str(st["intermediate"].shape), st["intermediate"])]
-    maps += [(f"decoder {i}: {m.shape}", m) for i, m in enumerate(st["decoder"])]
-    fig, axes = _fig(len(maps), h=1.3)
-    for ax, (title, m) in zip(axes, maps):
-        ax.imshow(m.mean(0).T, origin="lower", aspect="auto", cmap="viridis")
-        ax.set_title(title, fontsize=8)
-        ax.set_yticks([])
-    return fig
-
-
-def plot_f0(tracks: dict, title: str = ""):
-    """F0 tracks {label: (T,) Hz}, unvoiced frames hidden."""
-    fig, (ax,) = _fig(h=3.0)
-    for i, (label, f0) in enumerate(tracks.items()):
-        y = np.where(np.asarray(f0) > 0, f0, np.nan)
-        ax.plot(y, lw=1.6 - 0.6 * i, ls="-" if i == 0 else "--", label=label)
-    ax.set_xlabel("frame (10 ms)")
-    ax.set_ylabel("F0 (Hz)")
-    ax.set_title(title)
-    ax.legend()
-    return fig
-
-
-def f0_overlay(est_t, est_m, path):
-    """F0 of both backends on one clip (a Figure)."""
-    from pathlib import Path
-
-    from rvclab.audio import load_audio
-
-    audio = load_audio(path, 16000)
-    return plot_f0({"torch": est_t.infer(audio), "MLX": est_m.infer(audio)},
-                   f"{Path(path).stem}: RMVPE F0 (seeded weights)")
+def round_display(v: float, digits: int) -> float:
+    """``v`` rounded to ``digits``, never -0.0 (a tiny negative error rounds to 0.0, not -0.0)."""
+    return round(v, digits) + 0.0
 
 
 def rounded(rows: list[dict], digits: int = 3) -> list[dict]:
-    """Rows with floats rounded for display."""
-    return [{k: round(v, digits) if isinstance(v, float) else v for k, v in r.items()}
+    """Rows with floats rounded for display (no negative zero)."""
+    return [{k: round_display(v, digits) if isinstance(v, float) else v for k, v in r.items()}
             for r in rows]

@@ -1,0 +1,78 @@
+"""Notebook 02 (RMVPE walkthrough): the plots, beside the walkthrough's data functions.
+
+The data (stages, the hand-decoded frame, the bug catalogue) come from
+:mod:`rvclab.models.rmvpe.walkthrough` and are re-exported here, so the notebook imports one
+module. Every plot returns a closed matplotlib Figure.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import numpy as np
+
+from rvclab.audio import SAMPLE_RATE_16K, load_audio
+from rvclab.models.rmvpe.walkthrough import (
+    bug_table,
+    closest_to_seed,
+    decode_frame,
+    estimators,
+    rounded,
+    stages,
+)
+
+__all__ = [
+    "bug_table", "closest_to_seed", "decode_frame", "estimators", "f0_overlay", "plot_f0",
+    "plot_image", "plot_unet", "rounded", "stages",
+]
+
+
+def _fig(n=1, h=2.6, w=9.0):
+    fig, axes = plt.subplots(n, 1, figsize=(w, h * n), constrained_layout=True, squeeze=False)
+    plt.close(fig)
+    return fig, axes[:, 0]
+
+
+def plot_image(arr: np.ndarray, title: str, ylabel: str = "", cmap: str = "magma"):
+    """(rows, frames) array as an image, one column per 10 ms frame."""
+    fig, (ax,) = _fig()
+    im = ax.imshow(arr, origin="lower", aspect="auto", cmap=cmap, interpolation="nearest")
+    ax.set_title(title)
+    ax.set_xlabel("frame (10 ms)")
+    ax.set_ylabel(ylabel)
+    fig.colorbar(im, ax=ax)
+    return fig
+
+
+def plot_unet(st: dict):
+    """Channel-mean feature map at every encoder and decoder scale (time x mel)."""
+    maps = [(f"encoder {i}: {m.shape}", m) for i, m in enumerate(st["encoder"])]
+    maps += [("intermediate " + str(st["intermediate"].shape), st["intermediate"])]
+    maps += [(f"decoder {i}: {m.shape}", m) for i, m in enumerate(st["decoder"])]
+    fig, axes = _fig(len(maps), h=1.3)
+    for ax, (title, m) in zip(axes, maps):
+        ax.imshow(m.mean(0).T, origin="lower", aspect="auto", cmap="viridis")
+        ax.set_title(title, fontsize=8)
+        ax.set_yticks([])
+    return fig
+
+
+def plot_f0(tracks: dict, title: str = ""):
+    """F0 tracks {label: (T,) Hz}, unvoiced frames hidden."""
+    fig, (ax,) = _fig(h=3.0)
+    for i, (label, f0) in enumerate(tracks.items()):
+        y = np.where(np.asarray(f0) > 0, f0, np.nan)
+        ax.plot(y, lw=1.6 - 0.6 * i, ls="-" if i == 0 else "--", label=label)
+    ax.set_xlabel("frame (10 ms)")
+    ax.set_ylabel("F0 (Hz)")
+    ax.set_title(title)
+    ax.legend()
+    return fig
+
+
+def f0_overlay(est_t, est_m, path):
+    """F0 of both backends on one clip (a Figure)."""
+    audio = load_audio(path, SAMPLE_RATE_16K)
+    return plot_f0({"torch": est_t.infer(audio), "MLX": est_m.infer(audio)},
+                   f"{Path(path).stem}: RMVPE F0 (seeded weights)")
