@@ -18,6 +18,7 @@ import numpy as np
 from scipy import signal
 
 from rvclab.audio import HOP_16K, SAMPLE_RATE_16K
+from rvclab.models.synth.config import coarse_pitch as coarse_pitch
 from rvclab.pipeline.output import OUTPUT_PEAK as OUTPUT_PEAK
 from rvclab.pipeline.output import change_rms as change_rms
 from rvclab.pipeline.output import finalize_audio as finalize_audio
@@ -38,10 +39,6 @@ HIGHPASS_B, HIGHPASS_A = signal.butter(
 HIGHPASS_MIN_SAMPLES = 3 * max(len(HIGHPASS_A), len(HIGHPASS_B)) + 1  # filtfilt's padlen + 1 = 19
 
 # --- pitch: coarse ids 1..255 on the mel scale between F0_MIN and F0_MAX ----------------------
-F0_MIN = 50.0
-F0_MAX = 1100.0
-F0_MEL_MIN = 1127.0 * np.log(1.0 + F0_MIN / 700.0)  # 77.75497
-F0_MEL_MAX = 1127.0 * np.log(1.0 + F0_MAX / 700.0)  # 1064.40823
 COARSE_MIN, COARSE_MAX = 1, 255
 
 PROTECT_OFF = 0.5  # protect >= 0.5 disables the protection of unvoiced frames
@@ -291,24 +288,6 @@ def apply_f0_curve(f0: np.ndarray, curve: np.ndarray, x_pad: int) -> np.ndarray:
     target = out[start : start + n]
     target[:] = values[: target.shape[0]]
     return out
-
-
-def coarse_pitch(f0: np.ndarray) -> np.ndarray:
-    """(T,) Hz -> (T,) int32 pitch ids in 1..255 (1 also for unvoiced frames).
-
-    mel = 1127 ln(1 + f0/700); voiced (mel > 0) frames map linearly so F0_MIN -> 1 and
-    F0_MAX -> 255; then values <= 1 become 1, > 255 become 255, rounded half to even (np.rint).
-    Computed in the input's float dtype, as upstream.
-    """
-    f0 = np.asarray(f0)
-    if not np.issubdtype(f0.dtype, np.floating):
-        f0 = f0.astype(np.float64)
-    mel = 1127 * np.log(1 + f0 / 700)
-    voiced = mel > 0
-    mel[voiced] = (mel[voiced] - F0_MEL_MIN) * 254 / (F0_MEL_MAX - F0_MEL_MIN) + 1
-    mel[mel <= 1] = 1
-    mel[mel > 255] = 255
-    return np.rint(mel).astype(np.int32)
 
 
 def postprocess_f0(

@@ -4,6 +4,8 @@ from dataclasses import asdict, dataclass, replace
 
 import numpy as np
 
+from rvclab.f0 import F0_MAX, F0_MIN
+
 # The four upstream classes (RVC WebUI infer_pack/models.py): name -> feature version and F0.
 SYNTHESIZER_CLASSES = {
     "SynthesizerTrnMs256NSFsid": dict(version="v1", f0=True),
@@ -25,7 +27,8 @@ FLOW_COUPLINGS, FLOW_KERNEL_SIZE, FLOW_DILATION_RATE, FLOW_LAYERS = 4, 5, 1, 3
 SINE_AMP, SINE_NOISE_STD, VOICED_THRESHOLD = 0.1, 0.003, 0.0
 # coarse pitch: ids 1..255 (PITCH_BINS embedding rows), mel scale between F0_MIN and F0_MAX (Hz)
 PITCH_BINS = 256
-F0_MIN, F0_MAX = 50.0, 1100.0
+F0_MEL_MIN = 1127.0 * np.log(1.0 + F0_MIN / 700.0)
+F0_MEL_MAX = 1127.0 * np.log(1.0 + F0_MAX / 700.0)
 
 SYNTH_SR_TAGS = {32000: "32k", 40000: "40k", 48000: "48k"}
 SYNTH_PHONE_DIMS = {"v1": 256, "v2": 768}  # content-feature width per version
@@ -216,9 +219,18 @@ def synthesizer_class_name(version: str, f0) -> str:
 
 
 def coarse_pitch(f0: np.ndarray) -> np.ndarray:
-    """F0 (Hz, 0 = unvoiced), any shape -> coarse pitch ids 1..255 (int64), upstream's mel-scale
-    bins between F0_MIN and F0_MAX, computed in float64."""
-    mel = 1127.0 * np.log1p(np.asarray(f0, np.float64) / 700.0)
-    lo, hi = 1127.0 * np.log1p(F0_MIN / 700.0), 1127.0 * np.log1p(F0_MAX / 700.0)
-    mel = np.where(mel > 0, (mel - lo) * 254.0 / (hi - lo) + 1.0, mel)
-    return np.clip(np.rint(np.clip(mel, 1, 255)), 1, 255).astype(np.int64)
+    """(T,) Hz (0 = unvoiced) -> (T,) int32 pitch ids in 1..255, as upstream computes them.
+
+    mel = 1127 ln(1 + f0/700); voiced (mel > 0) frames map linearly so F0_MIN -> 1 and
+    F0_MAX -> 255; then values <= 1 become 1, > 255 become 255, rounded half to even (np.rint).
+    Computed in the input's float dtype, as upstream.
+    """
+    f0 = np.asarray(f0)
+    if not np.issubdtype(f0.dtype, np.floating):
+        f0 = f0.astype(np.float64)
+    mel = 1127 * np.log(1 + f0 / 700)
+    voiced = mel > 0
+    mel[voiced] = (mel[voiced] - F0_MEL_MIN) * 254 / (F0_MEL_MAX - F0_MEL_MIN) + 1
+    mel[mel <= 1] = 1
+    mel[mel > 255] = 255
+    return np.rint(mel).astype(np.int32)
