@@ -14,7 +14,9 @@ from typing import Any
 import numpy as np
 
 from rvclab.audio import data_clips, load_audio
+from rvclab.models.crepe import config as crepe_config
 from rvclab.models.crepe import f0 as f0_crepe
+from rvclab.models.fcpe import config as fcpe_config
 from rvclab.models.fcpe import f0 as f0_fcpe
 from rvclab.models.rmvpe import f0 as f0_rmvpe
 from rvclab.models.synth.noise import make_noise
@@ -26,7 +28,6 @@ from rvclab.voices import default_voice
 STAGE_NAMES = ("hubert", "rmvpe", "crepe", "fcpe", "synth", "e2e")
 BACKENDS = ("torch", "mlx")
 SYNTH_VOICE = "voice_v2_48k.pth"
-CREPE_BATCH = 512  # frames per network call, as RVC calls torchcrepe
 SAMPLE_RATE = 16000
 
 
@@ -140,25 +141,24 @@ def _rmvpe(backend: str, audio: np.ndarray, opts: StageOptions):
 
 
 def _crepe(backend: str, audio: np.ndarray, opts: StageOptions):
-    from rvclab.models.crepe.torch import frames
-
     model = f0_crepe.get_model(opts.crepe_model, backend)
-    fr = frames(audio)  # (T, 1024) normalised frames, on the host for both backends
+    fr = crepe_config.frames(audio)  # (T, 1024) normalised frames, on the host for both backends
+    batch = crepe_config.BATCH_SIZE
     if backend == "torch":
         import torch
 
         model.to(opts.torch_device)
-        x = fr.to(opts.torch_device)
+        x = torch.from_numpy(fr).to(opts.torch_device)
 
         def call():
             with torch.no_grad():
-                return torch.cat([model(x[i:i + CREPE_BATCH]) for i in range(0, x.shape[0], CREPE_BATCH)])
+                return torch.cat([model(x[i:i + batch]) for i in range(0, x.shape[0], batch)])
         return call
     mx = import_mlx()
-    x = mx.array(fr.numpy())
+    x = mx.array(fr)
 
     def call_mlx():
-        return mx.concatenate([model(x[i:i + CREPE_BATCH]) for i in range(0, x.shape[0], CREPE_BATCH)])
+        return mx.concatenate([model(x[i:i + batch]) for i in range(0, x.shape[0], batch)])
     return call_mlx
 
 
@@ -176,9 +176,8 @@ def _fcpe(backend: str, audio: np.ndarray, opts: StageOptions):
                 return model(log_mel(audio).to(opts.torch_device))
         return call
     from rvclab.models.fcpe.mlx import log_mel as mlx_log_mel
-    from rvclab.models.fcpe.torch import mel_basis
 
-    basis = mel_basis()
+    basis = fcpe_config.mel_basis()
     return lambda: model(mlx_log_mel(audio, basis))
 
 
