@@ -16,6 +16,7 @@ import numpy as np
 import soundfile as sf
 
 from rvclab.checkpoints import atomic_write
+from rvclab.paths import ROOT
 
 # --- rates and frames ----------------------------------------------------------------------
 SAMPLE_RATE_16K = 16000  # HuBERT/ContentVec and every F0 method run at 16 kHz
@@ -40,7 +41,7 @@ MIN_SAMPLE_RATE = 1000  # below this nothing is speech; a header claiming it is 
 MAX_SAMPLE_RATE = 384000  # the highest rate audio interfaces record at
 
 AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".mp3")
-DATA_DIR = Path(__file__).resolve().parents[1] / "data"
+DATA_DIR = ROOT / "data"
 
 
 class AudioError(ValueError):

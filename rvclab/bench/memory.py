@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 
 from rvclab.bench.stages import SYNTH_VOICE, StageOptions, build
+from rvclab.paths import ROOT
 from rvclab.runtime import import_mlx
 
 STATUS = Path("/proc/self/status")
@@ -116,7 +117,7 @@ def measure_rss_subprocess(stage: str, backend: str, seconds: list[float], opts,
     cmd = [sys.executable, "-m", "rvclab.bench.memory", "--stage", stage, "--backend", backend,
            "--seconds", ",".join(f"{s:g}" for s in seconds), "--device", opts.device,
            "--f0-method", opts.f0_method, "--crepe-model", opts.crepe_model, "--voice", opts.voice]
-    root = str(Path(__file__).resolve().parents[1])
+    root = str(ROOT)
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")]))}
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=timeout)
     for line in proc.stdout.splitlines():
