@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -16,7 +17,7 @@ def pytest_configure(config):
     """Seeded weights go to one temp folder per session, never into the repository."""
     if "RVCLAB_WEIGHTS" not in os.environ:
         base = config._tmp_path_factory.getbasetemp() if hasattr(config, "_tmp_path_factory") else None
-        folder = Path(base or __import__("tempfile").mkdtemp(prefix="rvclab-")) / "weights"
+        folder = Path(base or tempfile.mkdtemp(prefix="rvclab-")) / "weights"
         folder.mkdir(parents=True, exist_ok=True)
         os.environ["RVCLAB_WEIGHTS"] = str(folder)
 

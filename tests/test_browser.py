@@ -51,6 +51,7 @@ CHROMIUM_FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic
                   "--disable-background-networking", "--disable-component-update", "--disable-sync",
                   "--disable-dev-shm-usage", "--autoplay-policy=no-user-gesture-required", "--window-size=1280,1500")
 NOTEBOOK_TIMEOUT = 900  # s per notebook, a ceiling for a loaded machine (they take 20-50 s on 2 quiet cores)
+HANG_S = 600  # s for any other wait: only a hang takes this long, however busy the machine
 RUN_IN_BROWSER = {"00_environment.ipynb", "01_conversion.ipynb", "02b_f0_methods.ipynb", "03_synthesizer_parity.ipynb",
                   "04_hubert_parity.ipynb", "05_voice_conversion.ipynb"}
 RUN_ALL = os.environ.get("RVCLAB_BROWSER_RUN_ALL", "") not in ("", "0")
@@ -159,7 +160,7 @@ def lab(tmp_path_factory):
            "JUPYTER_RUNTIME_DIR": str(tmp / "runtime")}
     server = LabServer(served, data_dir=tmp / "kernelspec", settings_dir=settings, expose_app=True, env=env,
                        log_path=tmp / "lab.log", extra_args=("--LabApp.extension_manager=readonly",))
-    server.start(timeout=120)
+    server.start(timeout=HANG_S)
     try:
         yield server
     finally:
@@ -187,10 +188,10 @@ def browser(lab, tmp_path_factory):
             del os.environ["SE_OFFLINE"]
         else:
             os.environ["SE_OFFLINE"] = offline
-    driver.set_script_timeout(100)  # each script returns quickly; long runs are polled
+    driver.set_script_timeout(HANG_S)  # each script returns quickly; long runs are polled
     try:
         driver.get(lab.url)
-        _wait(lambda: driver.execute_script("return !!(window.jupyterapp && window.jupyterapp.shell)"), 120,
+        _wait(lambda: driver.execute_script("return !!(window.jupyterapp && window.jupyterapp.shell)"), HANG_S,
               "JupyterLab's page to load")
         driver.execute_script("window.jupyterapp.shell.collapseLeft()")
         yield driver
@@ -241,7 +242,7 @@ def _move_live_slider(driver, index: int):
         return now if moved and now["loaded"] and now["imgs"] and now["audio"] else None
 
     try:
-        return before, _wait(changed, 60, "the live slider's output to change")
+        return before, _wait(changed, HANG_S, "the live slider's output to change")
     except AssertionError as exc:
         before_text = before['text'][-200:]
         raise AssertionError(f"{exc}; before: value {before['value']}, {before_text!r}; now: {seen}") from None
@@ -275,7 +276,7 @@ def test_notebook_in_browser(notebook, lab, browser, screenshots):
         audio_ok = all(a["ready"] >= 1 and a["duration"] > 0 for a in s["audio"])
         return s if audio_ok and all(i["ok"] and i["w"] > 0 for i in s["imgs"]) else None
 
-    state = _wait(media_ready, 60, f"{name}: players and plots to load")
+    state = _wait(media_ready, HANG_S, f"{name}: players and plots to load")
     for a in state["audio"]:
         assert a["scheme"] in ("data", "blob"), f"{name}: an <audio> without an embedded source: {a}"
     if name in PLAYERS:
@@ -287,7 +288,7 @@ def test_notebook_in_browser(notebook, lab, browser, screenshots):
     for i in range(state["live"] if run else 0):
         before, after = _move_live_slider(browser, i)
         assert before["value"] != after["value"], f"{name}: slider {i} did not move"
-    _wait(lambda: browser.execute_script(PAGE_STATE)["kernel"] == "idle", 60, f"{name}: the kernel to be idle")
+    _wait(lambda: browser.execute_script(PAGE_STATE)["kernel"] == "idle", HANG_S, f"{name}: the kernel to be idle")
     print(f"{name}: {state['cells']} code cells {'ran' if run else 'shown as saved'}, {len(state['audio'])} players, "
           f"{len(state['imgs'])} plots, {state['live'] if run else 0} live slider(s) moved")
 

@@ -1,8 +1,9 @@
 """Reliability sweep, interrupted and concurrent conversions.
 
-* ``rvclab convert`` on a folder, interrupted by SIGINT (Ctrl+C) in a subprocess once the first
-  output exists: exit code 130, only complete outputs (no temp files), and a rerun converts the
-  rest, keeping what was done.
+* ``rvclab convert`` on a folder in a subprocess, held after its first output
+  (``RVCLAB_BATCH_HOLD``) and interrupted there by a real SIGINT (Ctrl+C): exit code 130, only
+  complete outputs (no temp files), and a rerun converts the rest, keeping what was done.
+* Ctrl+C inside an output's write leaves no partial file.
 * Two conversions at once in one process (threads), on each backend, give the same samples as the
   same two conversions one at a time.
 """
@@ -23,8 +24,12 @@ import pytest
 import soundfile as sf
 from badfiles import digest, leftovers, small_models, speech_like
 
+from rvclab.checkpoints import atomic_write
+from rvclab.pipeline.batch import HOLD_ENV
+
 ROOT = Path(__file__).resolve().parents[1]
 N_FILES = 6
+HANG_S = 600  # s: only a hung process takes this long, however busy the machine
 
 
 @pytest.fixture(scope="module")
@@ -37,34 +42,39 @@ def _outputs(folder: Path) -> list[Path]:
 
 
 def test_batch_interrupted_by_sigint_keeps_complete_outputs_and_resumes(models, tmp_path):
-    src, out = tmp_path / "in", tmp_path / "out"
+    """A real SIGINT from outside, sent while the batch holds after its first output (the batch's
+    ``RVCLAB_BATCH_HOLD`` hook), so the interrupt lands at a known point whatever the machine's speed."""
+    src, out, marker = tmp_path / "in", tmp_path / "out", tmp_path / "holding"
     src.mkdir()
     for i in range(N_FILES):
         sf.write(str(src / f"clip_{i}.wav"), speech_like(0.6, seed=i), 16000)
     inputs = {p.name: digest(p) for p in src.iterdir()}
     cmd = [sys.executable, "-m", "rvclab.cli", "convert", "-m", str(models[0]), "--hubert", str(models[1]),
            "--f0-method", "pm", "--backend", "torch", "-i", str(src), "-o", str(out)]
-    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    env = {**os.environ, HOLD_ENV: str(marker)}
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        deadline = time.monotonic() + 120
-        while not (out.is_dir() and _outputs(out)) and proc.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.02)
-        assert proc.poll() is None, f"the batch ended before it could be interrupted: {proc.communicate()}"
+        deadline = time.monotonic() + HANG_S  # a guard against a hung batch, not a speed limit
+        while not marker.exists() and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert marker.exists() and proc.poll() is None, f"the batch never held after its first output: " \
+            f"{proc.poll()=} {[p.name for p in out.glob('*')] if out.is_dir() else None}"
         proc.send_signal(signal.SIGINT)
-        stdout, stderr = proc.communicate(timeout=60)
+        stdout, stderr = proc.communicate(timeout=HANG_S)
     finally:
         if proc.poll() is None:
             proc.kill()
+            proc.communicate()
     assert proc.returncode == 130, (proc.returncode, stdout, stderr)
     assert "interrupted" in stderr and "Traceback" not in stderr, stderr
     done = _outputs(out)
-    assert 1 <= len(done) < N_FILES, [p.name for p in done]
+    assert [p.name for p in done] == ["clip_0.wav"]  # the held batch had written exactly one file
     assert not leftovers(out), leftovers(out)
     frames = {sf.info(str(p)).frames for p in done}  # every file readable to its end
     assert len(frames) == 1 and frames.pop() > 0
     kept = {p.name: digest(p) for p in done}
 
-    rerun = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    rerun = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=HANG_S)
     assert rerun.returncode == 0, rerun.stderr
     assert f"converted {N_FILES - len(done)}, skipped {len(done)}" in rerun.stdout, rerun.stdout
     final = _outputs(out)
@@ -106,4 +116,27 @@ def test_sigint_is_mapped_in_main(monkeypatch, capsys):
     monkeypatch.setattr(cli, "cmd_info", interrupted)
     assert cli.main(["info"]) == 130
     assert "interrupted" in capsys.readouterr().err
-    assert os.environ.get("RVCLAB_WEIGHTS")  # the subprocesses above inherited the temp weights folder
+
+
+def test_interrupt_while_writing_leaves_no_partial_file(tmp_path):
+    """Ctrl+C inside an output's write (after bytes reached the temp file): no temp file, no target."""
+    target = tmp_path / "clip.wav"
+
+    def interrupted(tmp):
+        tmp.write_bytes(b"RIFF partial")
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        atomic_write(target, interrupted)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_subprocesses_use_the_session_weights_folder():
+    """The CLI subprocesses above inherit the session's temp weights folder (tests/conftest.py), so
+    they never write into the repository's weights/."""
+    code = "from rvclab.paths import weights_dir; print(weights_dir())"
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=HANG_S,
+                         check=True)
+    folder = Path(out.stdout.strip().splitlines()[-1]).resolve()
+    assert folder == Path(os.environ["RVCLAB_WEIGHTS"]).resolve()
+    assert not folder.is_relative_to(ROOT), folder

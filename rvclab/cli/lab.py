@@ -27,6 +27,8 @@ from rvclab.paths import ROOT
 NOTEBOOKS = ROOT / "notebooks"
 HOST = "127.0.0.1"
 WIDGETS_EXTENSION = "@jupyter-widgets/jupyterlab-manager"
+START_TIMEOUT_S = 60.0  # s to wait for the server to answer
+START_ENV = "RVCLAB_LAB_START_S"  # overrides START_TIMEOUT_S for ``rvclab lab`` (tests on a busy machine)
 
 
 class LabError(RuntimeError):
@@ -149,7 +151,7 @@ class LabServer:
             env["JUPYTERLAB_SETTINGS_DIR"] = str(self.settings_dir)
         return env
 
-    def start(self, timeout: float = 60.0) -> LabServer:
+    def start(self, timeout: float = START_TIMEOUT_S) -> LabServer:
         """Start the server and wait until it answers (raises :class:`LabError` otherwise)."""
         if widgets_extension_dir() is None:
             raise LabError(f"the ipywidgets JupyterLab extension ({WIDGETS_EXTENSION}) is not installed; "
@@ -219,16 +221,16 @@ def run_cli(args) -> int:
         return EXIT_BAD_INPUT
     try:
         server = LabServer(args.dir, port=args.port, open_browser=open_browser)
-        server.start()
+        server.start(timeout=float(os.environ.get(START_ENV, START_TIMEOUT_S)))
     except LabError as exc:
         print(f"rvclab lab: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
-    kernel = shutil.which("python", path=str(Path(sys.executable).parent)) or sys.executable
-    print(f"JupyterLab on {server.root_dir}, kernel {kernel}", flush=True)
-    print(f"open: {server.url}", flush=True)
-    print("stop with Ctrl+C", flush=True)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(EXIT_OK))  # stop the server on SIGTERM too
-    try:
+    try:  # from here on, SIGTERM or Ctrl+C (even while the URL is printed) stops the server
+        kernel = shutil.which("python", path=str(Path(sys.executable).parent)) or sys.executable
+        print(f"JupyterLab on {server.root_dir}, kernel {kernel}", flush=True)
+        print(f"open: {server.url}", flush=True)
+        print("stop with Ctrl+C", flush=True)
         return EXIT_OK if server.process.wait() == 0 else EXIT_FAILED
     except KeyboardInterrupt:
         return EXIT_OK
