@@ -232,7 +232,7 @@ def main() -> int:
         if any(r["device"] == "gpu" and "out of memory" in r["error"] for r in gpu_errors):
             md += ["Out of memory on the GPU inside one benchmark process: torch's and MLX's allocators each keep "
                    "the memory their earlier calls freed, and MLX's buffer cache grows towards the whole card "
-                   "(the measurement is under `RVCLAB_MLX_CACHE_GB` in `rvclab/runtime.py`). The memory-only runs, "
+                   "(the measurement is under `RVCLAB_MLX_CACHE_GB` in docs/runtime.md). The memory-only runs, "
                    "one backend at a time in a fresh process, convert the same 5- and 10-minute clips (table "
                    "above). A failure after an out-of-memory error in the same process (a device-side assert) "
                    "says only that the CUDA context was left unusable; such a stage was re-run in a process of "
