@@ -2,9 +2,8 @@
 
 ``gelu`` is the exact (erf) GELU, ``x * Phi(x)``, as torch's ``nn.GELU()`` default. On a GPU it is
 MLX's own ``nn.gelu``. On the CPU, MLX evaluates ``erf`` one element at a time through the C
-library (about 35 ns per element on the 2-core build machine: 0.55 s for one (32000, 512)
-activation of HuBERT's front end, 50x torch's vectorised kernel). There we evaluate erf as a
-polynomial instead, inside one ``mx.compile``-d element-wise kernel:
+library, far slower than torch's vectorised kernel (docs/runtime.md has the figures). There we
+evaluate erf as a polynomial instead, inside one ``mx.compile``-d element-wise kernel:
 
 * ``erf(u)`` for ``0 <= u <= ERF_CLAMP`` is a degree-``ERF_DEGREE`` Chebyshev interpolant, fitted
   here at import from :func:`math.erf` on Chebyshev nodes and evaluated by Horner's rule in the
@@ -12,9 +11,9 @@ polynomial instead, inside one ``mx.compile``-d element-wise kernel:
 * beyond the clamp ``erf(u)`` is 1 to within 4e-8 (``erfc(3.9)``), below fp32 resolution at 1;
 * odd symmetry gives negative arguments.
 
-Measured against a float64 reference on [-12, 12]: max abs error 6.4e-7 (torch's fp32 GELU: 3.8e-7,
-MLX's ``nn.gelu``: 4.7e-7), and 4x faster than ``nn.gelu`` on the CPU. ``RVCLAB_GELU_PATH=auto|
-poly|native`` overrides the choice (tests compare the two paths).
+The error against float64 is bounded by ``rvclab.tolerances.GELU_POLY_MAX_ABS`` (tests compare
+the two paths; measured errors and speed in docs/runtime.md). ``RVCLAB_GELU_PATH=auto|poly|native``
+overrides the choice.
 """
 
 from __future__ import annotations

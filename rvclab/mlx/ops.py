@@ -18,9 +18,9 @@ Two paths, chosen in ONE place, :func:`_use_matmul_path`:
 * **native** — ``mx.conv1d`` / ``mx.conv_transpose1d`` / ``mx.conv2d``. Used on Metal and CUDA,
   where MLX has tuned kernels, and on the CPU for strided undilated conv1d and plain conv2d.
 * **matmul** — used when MLX computes on the CPU (Linux ``mlx[cpu]``) for transposed, dilated and
-  stride-1 convs. MLX's CPU kernels for dilated and transposed convolutions are 10-60x slower than
-  torch, while its matmul (with the OpenBLAS that :mod:`rvclab.runtime` preloads) is as fast as
-  torch's. So:
+  stride-1 convs. MLX's CPU kernels for dilated and transposed convolutions are far slower than
+  torch's (docs/runtime.md, scripts/bench_ops.py), while its matmul (with the OpenBLAS that
+  :mod:`rvclab.runtime` preloads) is as fast as torch's. So:
 
   - conv1d/conv2d = a sum over kernel taps of shifted matmuls, accumulated in place by BLAS
     (``mx.addmm``, beta = 1; the bias seeds the accumulator). Taps are grouped into blocks
@@ -31,7 +31,7 @@ Two paths, chosen in ONE place, :func:`_use_matmul_path`:
     ``i * Wp + j`` (a free view, no copy), so the conv is ``kH * kW`` plain matmuls over
     ``H_out * Wp`` output rows. The ``Wp - W_out`` extra columns per output row (reads that wrap
     into the next padded row) are computed and dropped by a view. No im2col copy at all, which is
-    what makes it 2-4x faster than MLX's CPU conv2d on wide maps with few channels (RMVPE's
+    what makes it faster than MLX's CPU conv2d on wide maps with few channels (RMVPE's
     full-resolution U-Net blocks).
   - stride-1, ungrouped conv1d with at most ``PAIR_MAX_CHANNELS`` channels in and out ("sample
     pairs", undilated or with at least ``PAIR_MIN_TAPS_DILATED`` taps): rows of two samples (for
@@ -44,7 +44,7 @@ Two paths, chosen in ONE place, :func:`_use_matmul_path`:
     from ``(T + m - 1, stride, C_out)`` to ``(T + m - 1) * stride`` samples, i.e. the overlap-add
     happens inside the BLAS accumulation, with no scatter. Then ``padding`` is cropped.
 
-  Results are exact up to fp32 summation order (about 1e-6 relative to torch).
+  Results are exact up to fp32 summation order (tests/test_ops.py bounds the difference).
 
 ``RVCLAB_CONV_PATH=auto|matmul|native`` (or :func:`set_conv_path` / :func:`conv_path`) overrides
 the choice, e.g. for benchmarks and tests.
