@@ -40,12 +40,28 @@ PLOT_N_MELS = 80
 MIN_SAMPLE_RATE = 1000  # below this nothing is speech; a header claiming it is damaged
 MAX_SAMPLE_RATE = 384000  # the highest rate audio interfaces record at
 
-AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".mp3")
+# The one list of audio files rvclab reads, for a single file and a folder alike (libsndfile reads
+# each here; tests/test_provenance.py checks .opus). Outputs: the formats save_audio_atomic writes
+# (not .opus: Opus takes 8 to 48 kHz rates only, which 32 and 40 kHz voices miss; mp3 is read only).
+AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".opus", ".mp3")
+OUTPUT_FORMATS = {".wav": "WAV", ".flac": "FLAC", ".ogg": "OGG"}  # suffix -> libsndfile format
 DATA_DIR = ROOT / "data"
 
 
 class AudioError(ValueError):
     """Audio that cannot be used; the message names the file and the problem."""
+
+
+def is_hidden_name(name: str) -> bool:
+    """Hidden and metadata files a folder holds beside its audio: ``.DS_Store``, macOS's ``._a.wav``
+    AppleDouble files, ``.hidden.wav``, ``.git``: every name starting with a dot."""
+    return name.startswith(".")
+
+
+def is_audio_name(path: str | os.PathLike) -> bool:
+    """A visible file name with an extension in :data:`AUDIO_EXTENSIONS` (case-insensitive)."""
+    path = Path(path)
+    return not is_hidden_name(path.name) and path.suffix.lower() in AUDIO_EXTENSIONS
 
 
 # Files read by load_audio in this process: save_audio_atomic refuses to overwrite them.
@@ -58,7 +74,7 @@ def _key(path: str | os.PathLike) -> str:
 
 
 def load_audio(path: str | os.PathLike, sr: int | None = SAMPLE_RATE_16K) -> np.ndarray:
-    """Read wav/flac/ogg/mp3 as mono float32 in [-1, 1] at ``sr`` Hz (``None``: native rate).
+    """Read any of :data:`AUDIO_EXTENSIONS` as mono float32 in [-1, 1] at ``sr`` Hz (``None``: native rate).
 
     Returns shape (T,). Stereo is averaged to mono. Raises :class:`AudioError` naming the file
     when it is missing, unreadable, empty, at a sample rate outside 1 kHz .. 384 kHz, or holds
@@ -154,9 +170,9 @@ def save_audio_atomic(
     if audio.ndim != 1:
         raise AudioError(f"{path}: expected mono audio of shape (T,), got {audio.shape}")
     check_finite(audio, str(path))
-    fmt = {".wav": "WAV", ".flac": "FLAC", ".ogg": "OGG"}.get(path.suffix.lower())
+    fmt = OUTPUT_FORMATS.get(path.suffix.lower())
     if fmt is None:
-        raise AudioError(f"{path}: unsupported output format; use .wav, .flac or .ogg")
+        raise AudioError(f"{path}: unsupported output format; use {', '.join(OUTPUT_FORMATS)}")
     subtype = "FLOAT" if fmt == "WAV" else None
     return atomic_write(
         path,
@@ -168,7 +184,7 @@ def save_audio_atomic(
 def data_clips() -> list[Path]:
     """The speech clips shipped in data/ (provenance in data/README.md), sorted by name."""
     root = Path(os.environ.get("RVCLAB_DATA", DATA_DIR))
-    return sorted(p for p in root.iterdir() if p.suffix.lower() in AUDIO_EXTENSIONS)
+    return sorted(p for p in root.iterdir() if is_audio_name(p))
 
 
 def clip(name: str) -> Path:

@@ -6,10 +6,15 @@
 * Ctrl+C inside an output's write leaves no partial file.
 * Two conversions at once in one process (threads), on each backend, give the same samples as the
   same two conversions one at a time.
+* An output is a function of its inputs and settings: a rerun skips an output made the same way and
+  converts again one made otherwise (``--no-overwrite``: refused, naming the difference); a user's
+  own file at the output path is replaced only with ``--force``; inputs whose names collide are
+  both converted; hidden files are ignored; ``--recursive`` mirrors subfolders.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -25,7 +30,9 @@ import soundfile as sf
 from badfiles import digest, leftovers, small_models, speech_like
 
 from rvclab.checkpoints import atomic_write
+from rvclab.cli import main
 from rvclab.pipeline.batch import HOLD_ENV
+from rvclab.pipeline.provenance import sidecar_path
 
 ROOT = Path(__file__).resolve().parents[1]
 N_FILES = 6
@@ -140,3 +147,84 @@ def test_subprocesses_use_the_session_weights_folder():
     folder = Path(out.stdout.strip().splitlines()[-1]).resolve()
     assert folder == Path(os.environ["RVCLAB_WEIGHTS"]).resolve()
     assert not folder.is_relative_to(ROOT), folder
+
+
+# --- an output is a function of its inputs and settings (issue 18) -----------------------------
+
+
+def _convert(models, inp, out, *extra):
+    return ["convert", "-m", str(models[0]), "--hubert", str(models[1]), "--f0-method", "pm",
+            "--backend", "mlx", "-i", str(inp), "-o", str(out), *extra]
+
+
+def _sidecar(path: Path) -> dict:
+    return json.loads(sidecar_path(path).read_text())
+
+
+def test_a_rerun_skips_only_an_output_made_the_same_way(models, tmp_path, capsys):
+    src, out = tmp_path / "a.wav", tmp_path / "out.wav"
+    sf.write(str(src), speech_like(0.4, seed=3), 16000)
+    assert main(_convert(models, src, out)) == 0
+    assert f"{src} -> {out}\n" in capsys.readouterr().out  # the output path is printed
+    first = digest(out)
+    assert _sidecar(out)["input"]["sha256"] == digest(src) and _sidecar(out)["output"]["sha256"] == first
+
+    assert main(_convert(models, src, out)) == 0  # unchanged: skipped, untouched
+    printed = capsys.readouterr().out
+    assert "converted 0, skipped 1 (up to date)" in printed and "(skipped: up to date)" in printed, printed
+    assert digest(out) == first
+
+    assert main(_convert(models, src, out, "--pitch", "12")) == 0  # a setting changed: converted again
+    printed = capsys.readouterr().out
+    assert "converted 1, skipped 0," in printed and "(replaced: --pitch 0.0 -> 12.0)" in printed, printed
+    assert digest(out) != first and _sidecar(out)["settings"]["f0_up_key"] == 12.0
+    assert _sidecar(out)["output"]["sha256"] == digest(out) and not leftovers(tmp_path)
+
+    again = digest(out)
+    assert main(_convert(models, src, out, "--no-overwrite")) == 2  # asked to keep: refused, named
+    err = capsys.readouterr().err
+    assert f"{out}: made from other inputs or settings (--pitch 12.0 -> 0.0)" in err, err
+    assert digest(out) == again
+
+
+def test_a_users_file_at_the_output_path_is_replaced_only_with_force(models, tmp_path, capsys):
+    src, mine = tmp_path / "a.wav", tmp_path / "mine.wav"
+    sf.write(str(src), speech_like(0.4, seed=4), 16000)
+    sf.write(str(mine), speech_like(0.4, seed=5), 16000)
+    before = digest(mine)
+    assert main(_convert(models, src, mine)) == 2
+    assert f"{mine}: exists and rvclab did not make it" in capsys.readouterr().err
+    assert digest(mine) == before and not sidecar_path(mine).exists()
+    assert main(_convert(models, src, mine, "--force")) == 0
+    assert "(replaced: --force)" in capsys.readouterr().out
+    assert digest(mine) != before and _sidecar(mine)["output"]["sha256"] == digest(mine)
+
+
+def test_a_folder_converts_colliding_names_ignores_hidden_files_and_mirrors_subfolders(models, tmp_path, capsys):
+    src, out = tmp_path / "in", tmp_path / "out"
+    (src / "sub").mkdir(parents=True)
+    sf.write(str(src / "a.wav"), speech_like(0.4, seed=6), 16000)
+    sf.write(str(src / "a.flac"), speech_like(0.4, seed=7), 16000)
+    sf.write(str(src / ".hidden.wav"), speech_like(0.4, seed=8), 16000)
+    sf.write(str(src / "sub" / "b.wav"), speech_like(0.4, seed=9), 16000)
+    (src / ".DS_Store").write_bytes(b"\0\0\0\1Bud1")
+    (src / "._a.wav").write_bytes(b"\0\5\26\7")  # macOS AppleDouble metadata beside a.wav
+    inputs = {p: digest(p) for p in src.rglob("*") if p.is_file()}
+
+    assert main(_convert(models, src, out)) == 0
+    printed = capsys.readouterr().out
+    assert "converted 2, skipped 0, failed 0, ignored 3 (3 hidden), 1 subfolder not converted" in printed, printed
+    assert f"{src / 'a.flac'} -> {out / 'a.flac.wav'} (renamed: a.wav is the output of a.wav)" in printed
+    assert f"{src / 'a.wav'} -> {out / 'a.wav'}\n" in printed
+    assert sorted(p.name for p in out.iterdir() if p.suffix == ".wav") == ["a.flac.wav", "a.wav"]
+    for made, source in ((out / "a.wav", src / "a.wav"), (out / "a.flac.wav", src / "a.flac")):
+        assert _sidecar(made)["input"]["sha256"] == digest(source)  # each from its own input
+    assert digest(out / "a.wav") != digest(out / "a.flac.wav")
+
+    assert main(_convert(models, src, out, "--recursive")) == 0
+    printed = capsys.readouterr().out
+    assert "converted 1, skipped 2 (up to date), failed 0, ignored 3 (3 hidden)\n" in printed, printed
+    assert f"{src / 'sub' / 'b.wav'} -> {out / 'sub' / 'b.wav'}" in printed
+    assert sf.info(str(out / "sub" / "b.wav")).frames > 0
+    assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*.wav")) == ["a.flac.wav", "a.wav", "sub/b.wav"]
+    assert {p: digest(p) for p in src.rglob("*") if p.is_file()} == inputs and not leftovers(out)

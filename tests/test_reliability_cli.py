@@ -169,7 +169,7 @@ def test_convert_folder_with_bad_files_converts_the_rest(models, good_wav, tmp_p
     out = tmp_path / "out"
     assert main(_convert(models, folder, out)) == 1
     printed = capsys.readouterr()
-    assert sorted(p.name for p in out.iterdir()) == ["a_good.wav"]
+    assert sorted(p.name for p in out.iterdir()) == ["a_good.wav", "a_good.wav.rvclab.json"]  # output, record
     assert "converted 1" in printed.out and "failed 4" in printed.out, printed.out
     assert printed.err.count("FAILED") == 4, printed.err
     assert sf.info(str(out / "a_good.wav")).frames > 0
