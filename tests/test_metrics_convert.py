@@ -50,9 +50,10 @@ def test_weight_norm_fusion_matches_torch(new_form):
     g_t, v_t = (torch.from_numpy(sd[k]) for k in convert.weight_norm_pair(sd, "c"))
     ref = torch._weight_norm(v_t, g_t, 0).numpy().transpose(0, 2, 1)  # torch's own fusion
     assert np.max(np.abs(out["c.weight"] - ref)) / np.max(np.abs(ref)) < 2e-7
-    g_key, v_key = convert.weight_norm_pair(sd, "c")
-    exact = convert.fused_weight(sd[g_key], sd[v_key])
-    assert np.array_equal(out["c.weight"], convert.conv1d_layout(exact.astype(np.float32)))
+    pair = ("weight_g", "weight_v") if not new_form else (g, "parametrizations.weight.original1")
+    g64, v64 = (sd[f"c.{k}"].astype(np.float64) for k in pair)
+    exact = g64 * v64 / np.sqrt(np.sum(v64 * v64, axis=(1, 2), keepdims=True))  # g v / ||v||, (O, I, K)
+    assert np.array_equal(out["c.weight"], exact.astype(np.float32).transpose(0, 2, 1))  # (O, K, I)
     assert np.array_equal(out["c.bias"], sd["c.bias"])  # copies are bit-exact
     assert report.by_rule() == {"weight_norm": 1, "bias": 1}
 
