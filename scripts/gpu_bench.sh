@@ -154,6 +154,7 @@ default_voice('voice_v2_48k.pth'); default_hubert(); default_rmvpe()"
   done
 }
 
+[[ "${BASH_SOURCE[0]}" == "$0" ]] || return 0  # sourced (scripts/gpu_test.sh): the functions only
 case "$MODE" in
   prepare) prepare ;;
   prepare-cpu) prepare_cpu ;;
