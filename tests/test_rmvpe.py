@@ -116,18 +116,6 @@ def test_mel_matches_torch(mx, speech):
     assert np.abs(got - want).max() < 5e-3
 
 
-def test_mel_filterbank_is_htk_30_8000():
-    import librosa
-
-    from rvclab.audio import mel_filterbank
-
-    fb = mel_filterbank(16000, 1024, 128, 30.0, 8000.0, True)
-    ref = librosa.filters.mel(sr=16000, n_fft=1024, n_mels=128, fmin=30, fmax=8000, htk=True)
-    np.testing.assert_allclose(fb, ref, rtol=1e-6)
-    assert not np.allclose(fb, librosa.filters.mel(sr=16000, n_fft=1024, n_mels=128, fmin=30,
-                                                   fmax=8000, htk=False))
-
-
 # --- network parity --------------------------------------------------------------------------
 def test_small_network_parity(small_pair, speech):
     t, m, _ = small_pair
@@ -276,11 +264,15 @@ def test_pitch_interface_aligns_rmvpe_to_rvc_frames(real_pair, speech):
     from rvclab.pitch import estimate_f0
 
     _, _, path = real_pair
-    a = speech[:16000 + 123]
+    a = speech[:32000 + 123]  # 2 s: the seeded net voices none of the first second alone
     res_t = estimate_f0(a, "rmvpe", backend="torch", model_path=path)
     res_m = estimate_f0(a, "rmvpe", backend="mlx", model_path=path)
     assert res_t.n_frames == res_m.n_frames == len(a) // 160  # RVC's p_len
     assert np.mean(res_t.voiced == res_m.voiced) >= tol.VOICING_AGREEMENT_MIN
+    both = res_t.voiced & res_m.voiced
+    assert both.sum() > 0.3 * res_t.n_frames  # the F0 values below are compared on real frames
+    err = np.abs(1200 * np.log2(res_m.f0[both] / res_t.f0[both]))  # cents
+    assert np.median(err) <= tol.F0_MEDIAN_CENTS_MAX and np.percentile(err, 99) <= tol.F0_P99_CENTS_MAX
 
 
 def test_batchnorm_folding_is_exact():
