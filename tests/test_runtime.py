@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import types
 from pathlib import Path
 
 import pytest
@@ -85,9 +86,46 @@ def test_import_rvclab_makes_a_later_plain_mlx_import_fast():
         assert status["preloaded"], status
 
 
-def test_device_override_cpu():
-    got = _probe({"RVCLAB_MLX_DEVICE": "cpu"})
-    assert "cpu" in got["device"]
+class FakeMx:
+    """Just what ``runtime.import_mlx`` touches of ``mlx.core``, with or without a GPU."""
+
+    cpu, gpu = "Device(cpu, 0)", "Device(gpu, 0)"
+
+    def __init__(self, has_gpu: bool):
+        self.metal = self.cuda = types.SimpleNamespace(is_available=lambda: has_gpu)
+        self.device = None
+
+    def set_default_device(self, device):
+        self.device = device
+
+    def default_device(self):
+        return self.device
+
+    def set_cache_limit(self, limit):
+        return 0
+
+
+@pytest.mark.parametrize("override, has_gpu, want", [
+    ("", True, "gpu"), ("", False, "cpu"),  # no override: the GPU where MLX has one
+    ("cpu", True, "cpu"), ("CPU", True, "cpu"),  # forced to the CPU on a GPU machine
+    ("gpu", True, "gpu"), ("GPU", False, "gpu"),  # forced to the GPU (MLX fails later if none)
+])
+def test_device_override_picks_the_device(monkeypatch, override, has_gpu, want):
+    runtime.import_mlx()  # the real package first; then its core is swapped for the fake
+    fake = FakeMx(has_gpu)
+    monkeypatch.setitem(sys.modules, "mlx.core", fake)
+    monkeypatch.setattr(sys.modules["mlx"], "core", fake)
+    monkeypatch.setenv("RVCLAB_MLX_DEVICE", override)
+    monkeypatch.delenv("RVCLAB_MLX_CACHE_GB", raising=False)
+    assert runtime.import_mlx() is fake and fake.device == getattr(FakeMx, want)
+    gpu_name = "metal" if runtime.IS_MACOS else "cuda"
+    assert runtime.mlx_backend_name() == {"cpu": "cpu", "gpu": gpu_name}[want]
+
+
+@pytest.mark.gpu
+def test_device_override_on_a_gpu_machine():
+    assert "gpu" in _probe({"RVCLAB_MLX_DEVICE": ""})["device"]
+    assert "cpu" in _probe({"RVCLAB_MLX_DEVICE": "cpu"})["device"]
 
 
 def test_seed_everything_repeats_draws():
