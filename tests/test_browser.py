@@ -13,21 +13,33 @@ downloaded) opens each notebook. Then, in the page:
 * every ``<audio>`` has a playable source (a data/blob URI the browser loaded: readyState >= 1,
   duration > 0), and PLAYERS have at least one;
 * every output ``<img>`` decoded (naturalWidth > 0), and PLOTS have at least one;
-* every live slider (CSS class ``rvclab-live``, :func:`rvclab.views.widgets.pitch_shift_view`) changes
-  its plot, player and text when moved with the keyboard; notebook 05 must have one;
+* every widget is driven as a user would, and must work: each picker (a Dropdown's ``<select>`` or
+  a ToggleButtons group, outside the explorer) takes its next option and its output must change;
+  every live slider (CSS class ``rvclab-live``, :func:`rvclab.views.widgets.pitch_shift_view`)
+  changes its plot, player and text when moved with the keyboard; the conversion explorer
+  (``rvclab-explorer``, :func:`rvclab.views.widgets.conversion_explorer`) gets another clip and
+  voice (where there is another) and the F0 method pm, each slider one step, the index box
+  ticked, then Run, after which its status must name that clip and voice with a parity verdict
+  and its players and plots must load; then every
+  ``<audio>`` (the A/B players included) is played with a click on its play button and must
+  advance. A control of a kind the test does not drive fails the test (extend it);
+* no widget callback raised: before any cell runs, the kernel is given a recorder (a wrapper around
+  ``InteractiveShell.showtraceback``, which ipywidgets calls for an exception in a widget's message
+  handling, ``observe`` and ``on_click`` callbacks included, and an ``Output`` widget for one inside
+  ``with out:``; and an ERROR handler on the ``Comm`` logger, for one that escapes them); what it
+  writes to a temp file fails the test, at once during a wait. The explorer shows its own errors
+  in its status line, which must hold a parity verdict;
 * a screenshot is written to a temp folder, or to ``$RVCLAB_SCREENSHOTS`` (e.g.
   ``RVCLAB_SCREENSHOTS=docs/screenshots RVCLAB_BROWSER_RUN_ALL=1`` refreshes the committed ones).
 
 Covered: every notebooks/*.ipynb (parametrized). Run in the browser: 00, 01, 02b, 03, 04 and 05
-(players, tables, plots, widgets and the live slider). Opened with their saved outputs,
-which must render (no error outputs, plots decode, players load), to keep within the 4-minute
-budget: 02 (89 s of cells in the browser: RMVPE under every candidate bug), 06 (113 s: every
-documented fix) and 07 and any newer notebook not listed (benchmarks by others; nbval in
-``make test`` executes all of them). Measured on the 2-core build machine shared with other
-jobs: this default run 4 min 28 s at load ~5.5 (3 min of CPU; notebook 05 is 117 s of it,
-including writing the seeded HuBERT, RMVPE and voice into the fresh weights folder that nbval then
-reuses); all nine run in the browser (``RVCLAB_BROWSER_RUN_ALL=1``) 8 min at load ~9. Skipped, with the reason,
-only when chromium or chromedriver cannot be found (``scripts/setup.sh`` installs both).
+(players, tables, plots, widgets and the live slider). The others are opened with their saved
+outputs, which must render (no error outputs, plots decode, players load and play), to keep the
+run short; a saved notebook with a widget (02's clip picker) runs its cells up to the last widget
+cell, leaving the costly rest (02: RMVPE under every candidate bug) as saved. nbval in
+``make test`` executes every notebook. Every wait is a condition polled with a hang guard, never
+a fixed delay. Skipped, with the reason, only when chromium or chromedriver cannot be found
+(``scripts/setup.sh`` installs both).
 """
 
 from __future__ import annotations
@@ -40,6 +52,14 @@ import time
 from pathlib import Path
 
 import pytest
+from selenium import webdriver
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.action_chains import ActionChains
+from selenium.webdriver.common.by import By
+from selenium.webdriver.common.keys import Keys
+from selenium.webdriver.support.select import Select
+
+from rvclab.cli.lab import LabServer
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
@@ -59,6 +79,13 @@ PLAYERS = {"00_environment.ipynb", "03_synthesizer_parity.ipynb", "05_voice_conv
 PLOTS = {"00_environment.ipynb", "02_rmvpe_walkthrough.ipynb", "02b_f0_methods.ipynb",
          "03_synthesizer_parity.ipynb", "04_hubert_parity.ipynb", "05_voice_conversion.ipynb"}
 LIVE_SLIDERS = {"05_voice_conversion.ipynb"}
+PICKERS = {"02_rmvpe_walkthrough.ipynb", "02b_f0_methods.ipynb"}
+EXPLORERS = {"05_voice_conversion.ipynb"}
+WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
+EXPLORER_PICKS = {"F0 method": "pm"}  # the cheapest F0 method on a CPU; other explorer pickers take their next option
+PLAY_BUTTON_X = 20  # px from an <audio>'s left edge: the play button of chromium's media controls
+# What a user can operate in an output; the test marks each one it drives (data-rvclab-driven).
+CONTROLS = ".jp-OutputArea-output :is(select, input, textarea, button, .noUi-handle, audio, video)"
 
 pytestmark = pytest.mark.skipif(
     CHROMIUM is None or CHROMEDRIVER is None,
@@ -75,8 +102,10 @@ LAB_SETTINGS = {
                                                                           "checkForUpdates": False},
 }
 
+# Opens a notebook, gives its kernel the callback recorder, then runs all its code cells (count
+# null: outputs cleared first), its first `count` code cells one by one, or none (count 0).
 OPEN_AND_RUN = """
-const [path, run, done] = [arguments[0], arguments[1], arguments[arguments.length - 1]];
+const [path, count, recorder, done] = [arguments[0], arguments[1], arguments[2], arguments[arguments.length - 1]];
 (async () => {
   const app = window.jupyterapp;
   await app.started; await app.restored;
@@ -84,16 +113,69 @@ const [path, run, done] = [arguments[0], arguments[1], arguments[arguments.lengt
   await panel.context.ready;
   await panel.sessionContext.ready;
   app.shell.activateById(panel.id);
-  if (!panel.sessionContext.session || !panel.sessionContext.session.kernel) throw new Error('no kernel started');
+  const kernel = panel.sessionContext.session && panel.sessionContext.session.kernel;
+  if (!kernel) throw new Error('no kernel started');
   window.rvclabPanel = panel;
-  if (!run) { window.rvclabRun = {done: true, ok: true, saved: true}; done({started: false}); return; }
-  await app.commands.execute('notebook:clear-all-cell-outputs');
+  const reply = await kernel.requestExecute({code: recorder, silent: true, store_history: false}).done;
+  if (reply.content.status !== 'ok') throw new Error(`the recorder failed: ${reply.content.evalue}`);
+  if (count === 0) { window.rvclabRun = {done: true, ok: true, saved: true}; done({started: false}); return; }
   window.rvclabRun = {done: false};
-  app.commands.execute('notebook:run-all-cells').then(
-    ok => { window.rvclabRun = {done: true, ok}; },
-    e => { window.rvclabRun = {done: true, error: String((e && e.stack) || e)}; });
+  let run;
+  if (count === null) {
+    await app.commands.execute('notebook:clear-all-cell-outputs');
+    run = app.commands.execute('notebook:run-all-cells');
+  } else {
+    const code = panel.content.widgets.map((c, i) => [c, i]).filter(([c]) => c.model.type === 'code');
+    run = (async () => {
+      for (const [, i] of code.slice(0, count)) {
+        panel.content.activeCellIndex = i;
+        if (!await app.commands.execute('notebook:run-cell')) return false;
+      }
+      return true;
+    })();
+  }
+  run.then(ok => { window.rvclabRun = {done: true, ok}; },
+           e => { window.rvclabRun = {done: true, error: String((e && e.stack) || e)}; });
   done({started: true});
 })().catch(e => done({error: String((e && e.stack) || e)}));
+"""
+
+# Run in the kernel before any cell: every exception a widget callback raises is appended, one JSON
+# line each, to the file named by the placeholder. ipywidgets sends one raised while it handles a
+# message (observe and on_click callbacks) to showtraceback, so does an Output widget for one raised
+# inside `with out:`; comm logs what escapes on its "Comm" logger. Cell errors land here too
+# (PAGE_STATE reports them first).
+RECORDER = """
+def _rvclab_record_callback_errors(path):
+    import json, logging
+    from IPython import get_ipython
+
+    shell = get_ipython()
+
+    def note(where, text):
+        with open(path, "a") as f:
+            f.write(json.dumps({"where": where, "error": text}) + "\\n")
+
+    show = shell.showtraceback
+
+    def showtraceback(exc_tuple=None, *args, **kwargs):
+        try:
+            etype, value, _ = shell._get_exc_info(exc_tuple)
+            note("showtraceback", f"{etype.__name__}: {value}")
+        except Exception as exc:  # no exception to show: record that, still show what IPython shows
+            note("showtraceback", f"(no exception info: {exc!r})")
+        return show(exc_tuple, *args, **kwargs)
+
+    class Recorder(logging.Handler):
+        def emit(self, record):
+            exc = record.exc_info and record.exc_info[1]
+            note(record.name, record.getMessage() + (f": {type(exc).__name__}: {exc}" if exc else ""))
+
+    shell.showtraceback = showtraceback
+    logging.getLogger("Comm").addHandler(Recorder(logging.ERROR))
+
+_rvclab_record_callback_errors(PATH)
+del _rvclab_record_callback_errors
 """
 
 KERNEL_PROBE = """
@@ -128,9 +210,9 @@ return {errors, unrun, cells: cells.length, audio, imgs, kernel: panel.sessionCo
         live: panel.node.querySelectorAll('.rvclab-live').length};
 """
 
-# The output area that holds a live slider: a signature of its plots, players and text.
-LIVE_SIGNATURE = """
-const live = window.rvclabPanel.node.querySelectorAll('.rvclab-live')[arguments[0]];
+# The output area that holds a widget (arguments[0]): a signature of its plots, players and text.
+AREA_SIGNATURE = """
+const live = arguments[0];
 const area = live.closest('.jp-OutputArea-output');
 const fnv = s => { let h = 0x811c9dc5; for (let i = 0; i < s.length; i++) h = Math.imul(h ^ s.charCodeAt(i), 16777619);
                    return s.length + ':' + (h >>> 0).toString(16); };  // FNV-1a of the whole data URI
@@ -143,8 +225,6 @@ return {imgs, audio, text: area.innerText, loaded: [...area.querySelectorAll('im
 
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory):
-    from rvclab.cli.lab import LabServer
-
     tmp = tmp_path_factory.mktemp("lab")
     served = tmp / "notebooks"
     served.mkdir()
@@ -169,9 +249,6 @@ def lab(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def browser(lab, tmp_path_factory):
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
     profile = tmp_path_factory.mktemp("chromium-profile")
     opts = webdriver.ChromeOptions()
     opts.binary_location = CHROMIUM
@@ -220,43 +297,180 @@ def _wait(predicate, timeout: float, what: str, interval: float = 0.5):
     raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what} (last: {last})")
 
 
-def _move_live_slider(driver, index: int):
-    """Press the right arrow on live slider ``index`` three times; the new signature once it lands."""
-    from selenium.webdriver.common.by import By
-    from selenium.webdriver.common.keys import Keys
+def _callback_errors(record: Path) -> list[dict]:
+    """What the kernel's recorder (RECORDER) wrote: one {where, error} per exception."""
+    return [json.loads(line) for line in record.read_text().splitlines()] if record.exists() else []
 
-    before = driver.execute_script(LIVE_SIGNATURE, index)
+
+def _until(predicate, what: str, record: Path):
+    """_wait with a hang guard that fails at once when a widget callback has raised."""
+    def check():
+        raised = _callback_errors(record)
+        assert not raised, f"a widget callback raised while waiting for {what}: {raised}"
+        return predicate()
+
+    return _wait(check, HANG_S, what)
+
+
+def _widget_cells(notebook: Path) -> int | None:
+    """How many code cells the page runs: all (None) in RUN_IN_BROWSER, else up to and including the
+    last one whose saved outputs hold a widget (0: none)."""
+    if RUN_ALL or notebook.name in RUN_IN_BROWSER:
+        return None
+    code = [c for c in json.loads(notebook.read_text())["cells"] if c["cell_type"] == "code"]
+    with_widget = [i for i, c in enumerate(code) if any(WIDGET_VIEW in o.get("data", {}) for o in c["outputs"])]
+    return with_widget[-1] + 1 if with_widget else 0
+
+
+def _driven(driver, *elements) -> None:
+    driver.execute_script("for (const e of arguments) e.dataset.rvclabDriven = '1';", *elements)
+
+
+def _move_live_slider(driver, index: int, record: Path):
+    """Press the right arrow on live slider ``index`` three times; the new signature once it lands."""
     live = driver.execute_script("return window.rvclabPanel.node.querySelectorAll('.rvclab-live')[arguments[0]]",
                                  index)
+    before = driver.execute_script(AREA_SIGNATURE, live)
     handle = live.find_element(By.CSS_SELECTOR, ".noUi-handle")
     driver.execute_script("arguments[0].scrollIntoView({block: 'center'})", handle)
     handle.send_keys(Keys.ARROW_RIGHT, Keys.ARROW_RIGHT, Keys.ARROW_RIGHT)
+    _driven(driver, handle)
 
     seen = {}
 
     def changed():
-        now = driver.execute_script(LIVE_SIGNATURE, index)
+        now = driver.execute_script(AREA_SIGNATURE, live)
         seen.update(value=now["value"], text=now["text"][-300:], imgs=len(now["imgs"]), audio=now["audio"],
                     same_imgs=now["imgs"] == before["imgs"], same_audio=now["audio"] == before["audio"])
         moved = now["imgs"] != before["imgs"] and now["audio"] != before["audio"] and now["text"] != before["text"]
         return now if moved and now["loaded"] and now["imgs"] and now["audio"] else None
 
     try:
-        return before, _wait(changed, HANG_S, "the live slider's output to change")
+        return before, _until(changed, "the live slider's output to change", record)
     except AssertionError as exc:
         before_text = before['text'][-200:]
         raise AssertionError(f"{exc}; before: value {before['value']}, {before_text!r}; now: {seen}") from None
 
 
+def _options(picker) -> list:
+    """A picker's choices: a <select>'s options or a ToggleButtons group's buttons."""
+    if picker.tag_name == "select":
+        return Select(picker).options
+    return picker.find_elements(By.CSS_SELECTOR, "button")
+
+
+def _choose(driver, picker, i: int) -> str:
+    """Choose option ``i`` of a picker as a user would; its text."""
+    driver.execute_script("arguments[0].scrollIntoView({block: 'center'})", picker)
+    option = _options(picker)[i]
+    if picker.tag_name == "select":
+        Select(picker).select_by_index(i)
+    else:
+        option.click()
+    _driven(driver, picker, *(_options(picker) if picker.tag_name != "select" else ()))
+    return option.text
+
+
+def _chosen(picker) -> int:
+    options = _options(picker)
+    if picker.tag_name == "select":
+        return next(i for i, o in enumerate(options) if o.is_selected())
+    return next(i for i, b in enumerate(options) if "mod-active" in b.get_attribute("class"))
+
+
+def _drive_pickers(driver, record: Path) -> int:
+    """Every picker outside the explorer takes its next option (one change each: the callback is the
+    same for every option, and some options cost seconds); its output area must show something new.
+    The number of pickers changed."""
+    pickers = driver.execute_script("""
+        return [...window.rvclabPanel.node.querySelectorAll('.widget-dropdown select, .widget-toggle-buttons')]
+            .filter(e => !e.closest('.rvclab-explorer'));""")
+    for picker in pickers:
+        assert len(_options(picker)) > 1, f"a picker with one option: {picker.get_attribute('outerHTML')[:200]}"
+        before = driver.execute_script(AREA_SIGNATURE, picker)
+        text = _choose(driver, picker, (_chosen(picker) + 1) % len(_options(picker)))
+
+        def shown(before=before, picker=picker):
+            now = driver.execute_script(AREA_SIGNATURE, picker)
+            return now if now != before and now["loaded"] else None
+
+        _until(shown, f"the output of picker option {text!r} to show", record)
+    return len(pickers)
+
+
+def _run_explorer(driver, box, record: Path) -> str:
+    """Give the explorer another clip, voice and F0 method (EXPLORER_PICKS, else the next option), move
+    each slider a step, tick each box, press Run; its status line once its players and plots have loaded."""
+    chosen = {}
+    for picker in box.find_elements(By.CSS_SELECTOR, ".widget-dropdown"):
+        select = picker.find_element(By.CSS_SELECTOR, "select")
+        label = picker.find_element(By.CSS_SELECTOR, "label").text
+        texts = [o.text for o in _options(select)]
+        if label in EXPLORER_PICKS:
+            assert EXPLORER_PICKS[label] in texts, f"explorer: no {EXPLORER_PICKS[label]!r} among its {label}s {texts}"
+        i = texts.index(EXPLORER_PICKS[label]) if label in EXPLORER_PICKS else (_chosen(select) + 1) % len(texts)
+        chosen[label] = _choose(driver, select, i)
+    for handle in box.find_elements(By.CSS_SELECTOR, ".noUi-handle"):
+        driver.execute_script("arguments[0].scrollIntoView({block: 'center'})", handle)
+        handle.send_keys(Keys.ARROW_RIGHT)  # one key, one update: each control sends before Run's click
+        _driven(driver, handle)
+    for tick in box.find_elements(By.CSS_SELECTOR, "input[type=checkbox]"):
+        tick.click()
+        _driven(driver, tick)
+    status = box.find_element(By.CSS_SELECTOR, ".rvclab-status")
+    button = box.find_element(By.CSS_SELECTOR, ".rvclab-run")
+    idle = status.text
+    driver.execute_script("arguments[0].scrollIntoView({block: 'center'})", button)
+    button.click()
+    _driven(driver, button)
+
+    def finished():
+        done = status.text != idle and button.is_enabled()
+        assert not done or "the parity goal" in status.text, f"explorer: Run failed: {status.text}"
+        media = driver.execute_script("""
+            const out = arguments[0].querySelector('.widget-output');
+            const audio = [...out.querySelectorAll('audio')], imgs = [...out.querySelectorAll('img')];
+            return audio.length >= 2 && audio.every(a => a.readyState >= 1 && a.duration > 0)
+                && imgs.length >= 2 && imgs.every(i => i.complete && i.naturalWidth > 0);""", box)
+        return status.text if done and media else None
+
+    text = _until(finished, "the explorer's run to finish", record)
+    for label in ("clip", "voice"):
+        assert chosen[label] in text, f"explorer: ran without the chosen {label} {chosen[label]!r}: {text}"
+    return text
+
+
+def _play_all(driver, record: Path) -> int:
+    """Click the play button of every <audio> (A/B players included); each must start playing."""
+    players = driver.execute_script("return [...window.rvclabPanel.node.querySelectorAll('audio')]")
+    for i, audio in enumerate(players):
+        driver.execute_script("arguments[0].scrollIntoView({block: 'center'})", audio)
+        width = driver.execute_script("return arguments[0].getBoundingClientRect().width", audio)
+        ActionChains(driver).move_to_element_with_offset(audio, -width / 2 + PLAY_BUTTON_X, 0).click().perform()
+        _driven(driver, audio)
+
+        def playing(audio=audio):
+            s = driver.execute_script("""const a = arguments[0];
+                return {paused: a.paused, time: a.currentTime, played: a.played.length && a.played.end(0)};""", audio)
+            return s if s["played"] > 0 else None
+
+        _until(playing, f"player {i} to play after a click on its play button", record)
+    return len(players)
+
+
 @pytest.mark.parametrize("notebook", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
-def test_notebook_in_browser(notebook, lab, browser, screenshots):
+def test_notebook_in_browser(notebook, lab, browser, screenshots, tmp_path):
     name = notebook.name
-    run = RUN_ALL or name in RUN_IN_BROWSER
-    started = browser.execute_async_script(OPEN_AND_RUN, name, run)
+    start = time.monotonic()
+    count = _widget_cells(notebook)
+    run = count != 0
+    record = tmp_path / "callback_errors.jsonl"
+    started = browser.execute_async_script(OPEN_AND_RUN, name, count, RECORDER.replace("PATH", repr(str(record))))
     assert "error" not in started, f"{name}: JupyterLab could not open it: {started.get('error')}"
     result = _wait(lambda: browser.execute_script("return window.rvclabRun.done && window.rvclabRun"),
-                   NOTEBOOK_TIMEOUT, f"{name}: all cells to run", interval=1.0)
+                   NOTEBOOK_TIMEOUT, f"{name}: its cells to run", interval=1.0)
     assert "error" not in result, f"{name}: running the cells failed: {result.get('error')}"
+    cells_s = time.monotonic() - start
 
     probe = browser.execute_async_script(
         KERNEL_PROBE, "import os, sys; print(sys.executable); print(os.environ.get('RVCLAB_WEIGHTS'))")
@@ -267,8 +481,8 @@ def test_notebook_in_browser(notebook, lab, browser, screenshots):
 
     state = browser.execute_script(PAGE_STATE)
     assert not state["errors"], f"{name}: cells raised: {state['errors']}"
-    assert result["ok"], f"{name}: run-all stopped early"
-    if run:
+    assert result["ok"], f"{name}: running the cells stopped early"
+    if count is None:
         assert not state["unrun"], f"{name}: code cells {state['unrun']} did not run"
 
     def media_ready():
@@ -276,7 +490,7 @@ def test_notebook_in_browser(notebook, lab, browser, screenshots):
         audio_ok = all(a["ready"] >= 1 and a["duration"] > 0 for a in s["audio"])
         return s if audio_ok and all(i["ok"] and i["w"] > 0 for i in s["imgs"]) else None
 
-    state = _wait(media_ready, HANG_S, f"{name}: players and plots to load")
+    state = _until(media_ready, f"{name}: players and plots to load", record)
     for a in state["audio"]:
         assert a["scheme"] in ("data", "blob"), f"{name}: an <audio> without an embedded source: {a}"
     if name in PLAYERS:
@@ -285,12 +499,35 @@ def test_notebook_in_browser(notebook, lab, browser, screenshots):
         assert state["imgs"], f"{name}: expected plot images, found none"
     if name in LIVE_SLIDERS and run:
         assert state["live"] >= 1, f"{name}: expected a live slider (rvclab-live), found none"
+
+    widgets_start = time.monotonic()
+    picks = _drive_pickers(browser, record) if run else 0
+    if name in PICKERS and run:
+        assert picks, f"{name}: expected a picker (Dropdown or ToggleButtons), found none"
     for i in range(state["live"] if run else 0):
-        before, after = _move_live_slider(browser, i)
+        before, after = _move_live_slider(browser, i, record)
         assert before["value"] != after["value"], f"{name}: slider {i} did not move"
+    explorers = browser.execute_script("return [...window.rvclabPanel.node.querySelectorAll('.rvclab-explorer')]")
+    explorers = explorers if run else []
+    if name in EXPLORERS and run:
+        assert explorers, f"{name}: expected the conversion explorer (rvclab-explorer), found none"
+    verdicts = [_run_explorer(browser, box, record) for box in explorers]
+    played = _play_all(browser, record)
+    undriven = browser.execute_script(f"""
+        return [...window.rvclabPanel.node.querySelectorAll('{CONTROLS}')].filter(e => !e.dataset.rvclabDriven)
+            .map(e => `${{e.tagName.toLowerCase()}}.${{[...e.classList].join('.')}}` +
+                      ` in ${{[...(e.closest('.jupyter-widgets') || e.parentElement).classList].join('.')}}`);""")
+    assert not undriven, f"{name}: controls this test does not drive (teach it how): {undriven}"
+
+    browser.execute_async_script(KERNEL_PROBE, "pass")  # the kernel has handled every message sent before
     _wait(lambda: browser.execute_script(PAGE_STATE)["kernel"] == "idle", HANG_S, f"{name}: the kernel to be idle")
-    print(f"{name}: {state['cells']} code cells {'ran' if run else 'shown as saved'}, {len(state['audio'])} players, "
-          f"{len(state['imgs'])} plots, {state['live'] if run else 0} live slider(s) moved")
+    raised = _callback_errors(record)
+    assert not raised, f"{name}: widget callbacks raised: {raised}"
+    ran = "ran" if count is None else f"{count} ran" if count else "shown as saved"
+    print(f"{name}: {state['cells']} code cells {ran}, {len(state['imgs'])} plots, {played} players played, "
+          f"{picks} picker(s) changed, {state['live'] if run else 0} live slider(s) moved, "
+          f"explorer: {verdicts or 'none'}; {cells_s:.0f} s of cells, "
+          f"{time.monotonic() - widgets_start:.0f} s of widgets")
 
     _scroll_to_showcase(browser)
     shot = screenshots / f"{notebook.stem}.png"

@@ -114,7 +114,8 @@ def conversion_explorer(clips=None, voices=None, *, methods=None, seconds: float
     is cut to its first ``seconds``. ``runner`` (default ``rvclab.pipeline.explore.convert_both``) and
     ``convert_kwargs`` (e.g. ``pad_config``) are for tests and special setups. The returned box
     carries ``controls`` (the widgets), ``params()`` (what Run passes), ``run()`` and ``last``
-    (the latest runs and parity row).
+    (the latest runs and parity row). CSS classes: ``rvclab-explorer`` (the box), ``rvclab-run``
+    (the button), ``rvclab-status`` (the status line).
     """
     runner = runner or vc_views.convert_both
     clips = [Path(c) for c in (clips or data_clips())]
@@ -144,6 +145,8 @@ def conversion_explorer(clips=None, voices=None, *, methods=None, seconds: float
     status = w.HTML("<i>Choose, then Run (both backends, shared noise; a 2 s clip takes a while "
                     "on a CPU).</i>")
     out = w.Output()
+    for widget, css in ((button, "rvclab-run"), (status, "rvclab-status")):
+        widget.add_class(css)  # stable handles for tests/test_browser.py
     cache: dict = {}
     last: dict = {}
 
@@ -195,5 +198,6 @@ def conversion_explorer(clips=None, voices=None, *, methods=None, seconds: float
                   w.HBox([controls["f0_up_key"], controls["index_rate"]]),
                   w.HBox([controls["protect"], controls["rms_mix_rate"]]),
                   w.HBox([controls["use_index"], button]), status, out])
+    box.add_class("rvclab-explorer")
     box.controls, box.button, box.params, box.run, box.last = controls, button, params, run, last
     return box
