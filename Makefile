@@ -8,7 +8,7 @@ NOTEBOOKS := $(sort $(wildcard notebooks/*.ipynb))
 PYTEST_FLAGS := -p no:cacheprovider --strict-markers
 NBVAL_FLAGS := --nbval --nbval-sanitize-with notebooks/sanitize.cfg --nbval-cell-timeout=900
 
-.PHONY: setup test test-py test-nb demo lab lint bench weights clean notebooks-sync notebooks-run
+.PHONY: setup test test-full test-py test-nb demo lab lint bench weights clean notebooks-sync notebooks-run
 
 setup: $(STAMP)
 
@@ -18,6 +18,11 @@ $(STAMP): pyproject.toml scripts/setup.sh
 # pytest exits 5 when it collects nothing: that is a failure here too.
 test: setup
 	$(PY) -m pytest $(PYTEST_FLAGS) tests $(NOTEBOOKS) $(NBVAL_FLAGS)
+
+# The Python tests with every full-size configuration (`make test` runs one per run, in rotation:
+# tests/test_full_matrix.py, docs/parity.md "What is tested where").
+test-full: setup
+	RVCLAB_FULL_MATRIX=all $(PY) -m pytest $(PYTEST_FLAGS) tests
 
 test-py: setup
 	$(PY) -m pytest $(PYTEST_FLAGS) tests
