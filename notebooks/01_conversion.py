@@ -64,18 +64,49 @@ print(len(arrays), "MLX arrays from", len(ckpt["weight"]), "source tensors; dtyp
 widgets.rows_table(sv.rule_counts(report))
 
 # %% [markdown]
-# ## Every tensor verified
+# ## Every tensor verified, without the converter's rules
 #
-# Copies and layout moves must be bit-exact. Fused weight norm is compared with torch's own fusion
-# (`torch._weight_norm`) in float64, rounded once to fp32, as the converter does.
+# The check does not reuse the converter's layout functions. Tensors that keep their name
+# (biases, LayerNorm, embeddings, linears, position tables) must equal the source bit for bit;
+# every convolution kernel, plain or weight-normed, is judged by what it computes (next cell).
 
 # %%
-checks = sv.verify_tensors(ckpt, arrays, report)
-summary = sv.verify_summary(checks)
-for row in summary:
-    print(f"{row['kind']:6s} {row['tensors']:4d} tensors, {row['bit-exact']:4d} bit-exact, "
-          f"max rel <= {row['tolerance']:g}: {row['ok']}")
-fp32 = summary[1]["max_rel_fp32"]
+import numpy as np
+from rvclab.models.synth.io import model_from_weights, prepare_weights
+tmodel = model_from_weights(config, prepare_weights(ckpt["weight"]))  # the torch reference, from the .pth
+kernels = {f"{n}.weight" for n, m in tmodel.named_modules() if "Conv" in type(m).__name__}
+names = {k.replace(".weight_g", ".weight") for k in ckpt["weight"] if not k.endswith(".weight_v")}
+copies = [k for k in arrays if k not in kernels]
+exact = sum(np.array_equal(arrays[k], ckpt["weight"][k].float().numpy()) for k in copies)
+print("same keys as the source (weight_g + weight_v -> weight):", set(arrays) == names)
+print(f"{len(copies)} tensors under their own name, {exact} bit-exact; {len(kernels)} conv kernels")
+
+# %% [markdown]
+# The torch reference built from the `.pth` and the MLX port loaded from `arrays` run the same
+# 20 frames with the same noise; every layer's output is compared (`rvclab.trace`), each
+# convolution among them.
+
+# %%
+from rvclab.convert import load_into_mlx
+from rvclab.models.synth import parity
+from rvclab.models.synth.mlx.synthesizer import build_synthesizer
+from rvclab.models.synth.noise import make_noise
+mmodel = build_synthesizer(config)
+load_into_mlx(mmodel, arrays)  # the MLX port, from the converted arrays
+table, _, _ = sv.traced_run(tmodel, mmodel, parity.clip_inputs(config, 20), make_noise(config, 1, 20, 0))
+convs = {r["path"].split("#")[0] for r in table if "Conv" in r["module"]}
+print(f"{len(table)} layer outputs compared, {len(convs)} of the {len(kernels)} conv kernels among them;",
+      "first past the tolerance:", table.first_failure())
+
+# %% [markdown]
+# Fused weight norm is also compared with torch's own fusion (`torch._weight_norm`) in float64,
+# rounded once to fp32, as the converter does.
+
+# %%
+checks = [r for r in sv.verify_tensors(ckpt, arrays, report) if r["kind"] == "fused"]
+fused = {r["kind"]: r for r in sv.verify_summary(checks)}["fused"]
+print(f"fused {fused['tensors']} tensors, max rel <= {fused['tolerance']:g}: {fused['ok']}")
+fp32 = fused["max_rel_fp32"]
 print("vs torch's fusion in fp32: max rel > 1e-7:", fp32 > 1e-7, "| < 1e-6:", fp32 < 1e-6)
 
 # %% [markdown]
