@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 # The install is redone only when what defines it changes.
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml scripts/setup.sh | sha256sum | cut -c1-16)
 NOTEBOOKS := $(sort $(wildcard notebooks/*.ipynb))
-PYTEST_FLAGS := -p no:cacheprovider --strict-markers
+PYTEST_FLAGS := -p no:cacheprovider --strict-markers --durations=20
 NBVAL_FLAGS := --nbval --nbval-sanitize-with notebooks/sanitize.cfg --nbval-cell-timeout=900
 
 .PHONY: setup test test-full test-py test-nb demo lab lint bench weights clean notebooks-sync notebooks-run

@@ -35,22 +35,26 @@ clips = data_clips()
 widgets.audio_player(*load_audio_native(clips[0]), label=clips[0].name)
 
 # %%
+# display-only: the clip's rate, length and peak are printed in the table above
 widgets.clip_overview(clips[0])
 
 # %%
 widgets.audio_player(*load_audio_native(clips[1]), label=clips[1].name)
 
 # %%
+# display-only: the clip's rate, length and peak are printed in the table above
 widgets.clip_overview(clips[1])
 
 # %%
 widgets.audio_player(*load_audio_native(clips[2]), label=clips[2].name)
 
 # %%
+# display-only: the clip's rate, length and peak are printed in the table above
 widgets.clip_overview(clips[2])
 
 # %%
 widgets.audio_player(*load_audio_native(clips[3]), label=clips[3].name)
 
 # %%
+# display-only: the clip's rate, length and peak are printed in the table above
 widgets.clip_overview(clips[3])

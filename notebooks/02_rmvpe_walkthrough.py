@@ -20,24 +20,29 @@ print(path.name, audio.shape, "->", st["mel"].shape[1], "frames of 10 ms")
 # Centred, reflect-padded STFT (1024-point Hann, hop 160), then 128 HTK mel bins from 30 to 8000 Hz and log(max(mel, 1e-5)):
 
 # %%
+# display-only: a picture of one stage's output; the stages' torch/MLX agreement is printed below
 W.plot_image(np.log(np.maximum(st["stft"], 1e-5)), "STFT magnitude (log)", "FFT bin")
 
 # %%
+# display-only: a picture of one stage's output; the stages' torch/MLX agreement is printed below
 W.plot_image(st["mel"], "log-mel (the network input)", "mel bin")
 
 # %% [markdown]
 # The U-Net halves time and mel five times (16 to 256 channels), runs 4 intermediate blocks at 512 channels, and comes back up with skip connections. Channel means at each scale:
 
 # %%
+# display-only: a picture of the U-Net's feature maps; the stages' torch/MLX agreement is printed below
 W.plot_unet(st)
 
 # %% [markdown]
 # A 3-channel conv gives 3 x 128 = 384 features per frame; the bidirectional GRU (256 per direction) reads them in both directions:
 
 # %%
+# display-only: a picture of one stage's output; the stages' torch/MLX agreement is printed below
 W.plot_image(st["gru"].T, "BiGRU output (forward units 0-255, backward 256-511)", "unit", "coolwarm")
 
 # %%
+# display-only: a picture of one stage's output; the stages' torch/MLX agreement is printed below
 W.plot_image(st["salience"].T, "salience: sigmoid(Linear(512 -> 360)); bin b = 1997.38 + 20 b cents", "bin")
 
 # %% [markdown]

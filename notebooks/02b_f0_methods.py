@@ -14,6 +14,7 @@ tracks = all_tracks(audio, backend="mlx", methods=METHODS[1:])
 {name: f0.shape for name, f0 in tracks.items()}
 
 # %%
+# display-only: the tracks drawn here are compared in the agreement table below
 widgets.f0_tracks_plot(tracks, "librivox_male_0880, first 1.5 s")
 
 # %% [markdown]

@@ -49,6 +49,7 @@ for row in sv.stage_summary(table):
 # red line would mark the first layer past it.
 
 # %%
+# display-only: the per-layer errors drawn here are the table above
 widgets.layer_error_plot(table, title=f"{config.name}: per-layer error, shared noise")
 
 # %% [markdown]
@@ -71,9 +72,11 @@ print("waveform max abs <=", tolerances.SYNTH_WAVE_MAX_ABS, ":", checks["wave_ma
       "| below 1e-5:", checks["wave_max_abs"] < 1e-5)
 
 # %%
+# display-only: the waveforms' agreement is printed above
 widgets.waveform_compare(a, b, config.sr)
 
 # %%
+# display-only: the spectrogram correlation is printed above
 widgets.spectrogram_diff(a, b, config.sr)
 
 # %% [markdown]
@@ -92,10 +95,13 @@ widgets.noise_corr_plot(rows)
 
 # %% [markdown]
 # The prior's noise carries about three quarters of z_p's variance, so independent draws leave z_p
-# and z correlated at only ~0.2 (0.26 expected from the closed form; one short draw scatters around
-# it). How much reaches the waveform depends on the decoder: a trained one renders z (the seed saw
-# 0.36-0.40 with trained voices); this seeded, untrained decoder is driven mostly by the shared F0
-# excitation, so its waveform stays close. Only shared noise gives sample-level parity.
+# correlated at only ~0.24 (0.27 expected from the closed form; one short draw scatters around it);
+# the flow, which adds the content path back, lifts z to ~0.6. How much reaches the waveform
+# depends on the decoder: a trained one renders z (the seed saw 0.36-0.40 with trained voices);
+# the seeded decoder shares its output between z and the F0 excitation (docs/synthesizer.md,
+# "Seeded voices"), so independent noise costs it a tenth of its correlation. Only shared noise
+# gives sample-level parity.
 
 # %%
+# display-only: the waveforms' agreement is printed above
 widgets.waveform_compare(a, other["wave"][0], config.sr, labels=("torch", "MLX, own noise"))

@@ -23,6 +23,8 @@ from rvclab.models.hubert.config import HubertConfig
 from rvclab.models.hubert import parity
 from rvclab.models.hubert import seeded
 folder = Path(tempfile.mkdtemp()); config = HubertConfig.small()
+print(f"small config: {config.embed_dim}-d, {config.num_layers} layers, {config.num_heads} heads, "
+      f"final_proj {config.final_dim}-d")
 
 # %%
 paths = seeded.make(folder, seed=0, force=False, config=config)
@@ -100,6 +102,7 @@ for version in ("v1", "v2"):
           "| max_abs_rel <= goal:", r["max_abs_rel"] <= tolerances.HUBERT_MAX_ABS_REL)
 
 # %%
+# display-only: the per-frame cosines drawn here are summarised in the table above
 fig, ax = plt.subplots(figsize=(11, 2.5))
 for version, (_, _, cos) in rows.items():
     ax.plot(1 - cos, label=f"{version}: 1 - cosine")
@@ -113,6 +116,7 @@ ax.set_yscale("symlog", linthresh=1e-9); ax.set_xlabel("frame (20 ms)"); ax.lege
 # models the 768-d layer 12 output (here 64-d). Applio's v1 reads layer 12 through `final_proj`.
 
 # %%
+# display-only: the features drawn here are compared in the table above
 fig, ax = plt.subplots(1, 2, figsize=(11, 3))
 for axis, (version, (t_feat, _, _)) in zip(ax, rows.items()):
     axis.imshow(t_feat.T, aspect="auto", origin="lower")

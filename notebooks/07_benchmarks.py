@@ -26,9 +26,11 @@ for g in rep.cpu_goals(cpu, rep.best_peak(cpu_rows)) + rep.gpu_goals(gpu):
 # load average (see `docs/benchmarks.md`).
 
 # %%
+# display-only: timings differ on every machine; the rows are in docs/bench/*.json
 plots.stage_bars(cpu, "CPU")
 
 # %%
+# display-only: timings differ on every machine; the rows are in docs/bench/*.json
 plots.stage_bars(gpu, "GPU: " + gpu_rows[0]["device_name"])
 
 # %% [markdown]
@@ -38,9 +40,11 @@ plots.stage_bars(gpu, "GPU: " + gpu_rows[0]["device_name"])
 # serve both backends; the dashed line is the better fp32 matmul rate of the two backends.
 
 # %%
+# display-only: timings differ on every machine; the rows are in docs/bench/*.json
 plots.gflops_bars(cpu, "CPU: achieved GFLOP/s")
 
 # %%
+# display-only: timings differ on every machine; the rows are in docs/bench/*.json
 plots.gflops_bars(gpu, "GPU: achieved GFLOP/s")
 
 # %% [markdown]
@@ -50,18 +54,22 @@ plots.gflops_bars(gpu, "GPU: achieved GFLOP/s")
 # (medians of repeated runs, and single runs for the longest clips).
 
 # %%
+# display-only: timings differ on every machine; the rows are in docs/bench/*.json
 cpu_points = rep.scaling_points(cpu_rows + rep.load_rows("bench_memory_e2e_cpu*.json"))
 gpu_scaling = rep.load_rows("bench_scaling_gpu*.json") + rep.load_rows("bench_memory_e2e_gpu*.json")
 gpu_points = rep.scaling_points(gpu_scaling)
 plots.scaling(cpu_points, "CPU end to end: time")
 
 # %%
+# display-only: timings differ on every machine; the rows are in docs/bench/*.json
 plots.scaling(cpu_points, "CPU end to end: peak RSS", "memory")
 
 # %%
+# display-only: timings differ on every machine; the rows are in docs/bench/*.json
 plots.scaling(gpu_points, "GPU end to end: time")
 
 # %%
+# display-only: timings differ on every machine; the rows are in docs/bench/*.json
 plots.scaling(gpu_points, "GPU end to end: peak device memory", "memory")
 
 # %% [markdown]

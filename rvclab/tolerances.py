@@ -2,7 +2,79 @@
 
 Tests, parity runners, notebooks and docs read these names; nothing else hard-codes a tolerance.
 "Seed" is the project we start from (see docs/background.md); its figures come from its own docs.
+
+A parity figure has two numbers, kept together in a :class:`Check`:
+
+* ``goal``: what docs and notebooks quote (the promise; a row's ``ok``);
+* ``guard``: what the tests assert (a row's ``guard_ok``), within about 10x of ``measured``,
+  today's worst figure over the clips and test inputs, so a regression fails CI long before it
+  reaches the goal. ``measured_by`` names the command and date that measured it; re-measure and
+  move the guard in the same change when a port change moves the figure on purpose.
+
+A figure that is NaN (:mod:`rvclab.metrics`' "not comparable") fails both.
 """
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+# One float32 step (2**-23 relative) in cents: two F0 curves that differ at all differ by at
+# least about this much, so a guard on a figure measured at exactly 0 cents sits above it.
+F32_STEP_CENTS = 1200 * math.log2(1 + 2.0**-23)
+
+
+@dataclass(frozen=True)
+class Check:
+    """One parity figure's goal and guard (keyword data).
+
+    ``higher_is_better``: a correlation, cosine or agreement (perfect is 1); else a difference
+    (perfect is 0). ``resolution``: the smallest non-zero distance from perfect the figure can
+    show on this arithmetic (a float32 step); 0 for a count, whose guard then demands exactly
+    ``measured``."""
+
+    goal: float
+    guard: float
+    measured: float  # today's worst figure, the one the guard sits above
+    unit: str
+    higher_is_better: bool = False
+    resolution: float = 0.0
+    measured_by: str = ""  # command and date
+    seed: str = ""  # the seed's figure this beats, where it reported one
+
+    @property
+    def ideal(self) -> float:
+        return 1.0 if self.higher_is_better else 0.0
+
+    def distance(self, value: float) -> float:
+        """How far ``value`` is from perfect agreement (1 - corr, or the difference itself)."""
+        return abs(self.ideal - float(value))
+
+    def passes(self, value: float, bound: float) -> bool:
+        """``value`` on the right side of ``bound``; False for NaN (not comparable)."""
+        value = float(value)
+        if math.isnan(value):
+            return False
+        return value >= bound if self.higher_is_better else value <= bound
+
+    def goal_ok(self, value: float) -> bool:
+        return self.passes(value, self.goal)
+
+    def guard_ok(self, value: float) -> bool:
+        return self.passes(value, self.guard)
+
+
+def verdicts(row: dict, checks: dict[str, Check]) -> dict:
+    """``{'ok': every goal met, 'guard_ok': every guard met}`` for the figures ``row[name]``."""
+    return {"ok": all(c.goal_ok(row[name]) for name, c in checks.items()),
+            "guard_ok": all(c.guard_ok(row[name]) for name, c in checks.items())}
+
+
+def guard_failures(row: dict, checks: dict[str, Check]) -> list[str]:
+    """``'name=value (guard G)'`` for each figure of ``row`` past its guard (for test messages)."""
+    return [f"{name}={row[name]!r} (guard {c.guard!r})" for name, c in checks.items()
+            if not c.guard_ok(row[name])]
+
 
 # --- Foundation -------------------------------------------------------------------------------
 # Speed goal (benchmark, not a test): MLX 2048^2 fp32 matmul within this factor of torch's time.
@@ -15,36 +87,106 @@ WEIGHT_NORM_FUSION_REL = 1e-7  # fused g*v/||v|| vs torch's own fusion, relative
 # --- Synthesizer (fp32, shared noise) ---------------------------------------------------------
 # Seed: TextEncoder max abs 1.8e-5; generator corr 0.999847, max abs 0.0158, RMSE 0.0014;
 # end to end waveform corr 0.36-0.40 (noise not shared).
-SYNTH_TEXTENC_MAX_ABS = 1e-5
-SYNTH_FLOW_MAX_ABS = 1e-5
-SYNTH_WAVE_CORR_MIN = 0.99999
-SYNTH_WAVE_MAX_ABS = 1e-4
+_SYNTH_BY = ("rvclab parity synth --config all --seconds 0.3 --json (12 full-size rows) and "
+             "tests/test_synth_parity.py's small configurations, 2026-12-03")
+SYNTH_CHECKS = dict(
+    textenc_max_abs=Check(goal=1e-5, guard=8e-6, measured=2.3e-6, unit="max abs",
+                          measured_by=_SYNTH_BY, seed="1.8e-5"),
+    flow_max_abs=Check(goal=1e-5, guard=9e-6, measured=5.5e-6, unit="max abs", measured_by=_SYNTH_BY),
+    wave_corr=Check(goal=0.99999, guard=1 - 3e-10, measured=1 - 3.7e-11, unit="corr", higher_is_better=True,
+                    measured_by=_SYNTH_BY, seed="generator corr 0.999847"),
+    wave_max_abs=Check(goal=1e-4, guard=5e-6, measured=6.6e-7, unit="max abs", measured_by=_SYNTH_BY,
+                       seed="generator max abs 0.0158"),
+)
+# the goals by their names, for the readers that quote them
+SYNTH_TEXTENC_MAX_ABS = SYNTH_CHECKS["textenc_max_abs"].goal
+SYNTH_FLOW_MAX_ABS = SYNTH_CHECKS["flow_max_abs"].goal
+SYNTH_WAVE_CORR_MIN = SYNTH_CHECKS["wave_corr"].goal
+SYNTH_WAVE_MAX_ABS = SYNTH_CHECKS["wave_max_abs"].goal
 SYNTH_SPEED_RATIO_GOAL = 3.0  # MLX/torch for 2 s at 48k on the CPU (benchmark)
 
 # --- HuBERT / ContentVec (fp32) ---------------------------------------------------------------
-# Seed: never reported feature parity.
-HUBERT_COS_MIN = 0.99999  # per-frame cosine similarity, every frame
-HUBERT_MAX_ABS_REL = 1e-4  # max abs difference / RMS of the torch features
+# Seed: never reported feature parity. cos_min: the lowest per-frame cosine similarity;
+# max_abs_rel: max abs difference / RMS of the torch features.
+_HUBERT_BY = "rvclab parity hubert --json (36 rows) and tests/test_hubert.py's inputs, 2026-12-03"
+HUBERT_CHECKS = dict(
+    cos_min=Check(goal=0.99999, guard=1 - 1e-10, measured=1 - 1.76e-11, unit="cosine",
+                  higher_is_better=True, measured_by=_HUBERT_BY),
+    max_abs_rel=Check(goal=1e-4, guard=5e-5, measured=2.34e-5, unit="max abs / RMS", measured_by=_HUBERT_BY),
+)
+HUBERT_COS_MIN = HUBERT_CHECKS["cos_min"].goal
+HUBERT_MAX_ABS_REL = HUBERT_CHECKS["max_abs_rel"].goal
 HUBERT_SPEED_RATIO_GOAL = 2.0  # MLX/torch, 10 s (benchmark)
 # exact GELU, any path vs float64 on [-12, 12]; torch's fp32 kernel is at 3.8e-7, the CPU polynomial at 6.4e-7
 GELU_POLY_MAX_ABS = 1e-6
 EXP_ACT_MAX_ABS = 2e-7  # CPU sigmoid / tanh / SiLU-GLU kernels vs float64 (MLX's own: 1.0e-7)
 
-# --- RMVPE (seeded weights, fp32) -------------------------------------------------------------
-# Seed: F0 about 18% (~20 Hz) low, voiced frames 123 vs 124 (0.8% voicing error).
-RMVPE_SALIENCE_MAX_ABS = 1e-4
-RMVPE_THRESHOLD = 0.03  # decoding threshold, as upstream
-
-# --- F0 on frames voiced in both backends (RMVPE, CREPE, FCPE) --------------------------------
+# --- F0 on frames voiced in both backends (RMVPE, CREPE, FCPE): the goals ---------------------
 F0_MEDIAN_CENTS_MAX = 1.0
 F0_P99_CENTS_MAX = 10.0
 VOICING_AGREEMENT_MIN = 0.999
 PERIODICITY_MAX_ABS = 1e-4  # CREPE periodicity / FCPE confidence
 
+
+def _f0_checks(by: str, *, median: tuple, p99: tuple, prefix: str = "") -> dict[str, Check]:
+    """F0 median / p99 cents (each ``(guard, measured)``) and voicing agreement (exact: every
+    frame agrees today) for one F0 method's rows."""
+    return {
+        f"{prefix}f0_median_cents": Check(goal=F0_MEDIAN_CENTS_MAX, guard=median[0], measured=median[1],
+                                          unit="cents", resolution=F32_STEP_CENTS, measured_by=by),
+        f"{prefix}f0_p99_cents": Check(goal=F0_P99_CENTS_MAX, guard=p99[0], measured=p99[1], unit="cents",
+                                       resolution=F32_STEP_CENTS, measured_by=by),
+        f"{prefix}voicing_agreement": Check(goal=VOICING_AGREEMENT_MIN, guard=1.0, measured=1.0,
+                                            unit="fraction of frames", higher_is_better=True, measured_by=by),
+    }
+
+
+# --- RMVPE (seeded weights, fp32) -------------------------------------------------------------
+# Seed: F0 about 18% (~20 Hz) low, voiced frames 123 vs 124 (0.8% voicing error).
+# bump_*: both decoders on an all-voiced salience (rvclab.models.rmvpe.parity).
+_RMVPE_BY = "rvclab parity rmvpe --json (4 clips) and tests/test_rmvpe.py's inputs, 2026-12-03"
+RMVPE_CHECKS = dict(
+    salience_max_abs=Check(goal=1e-4, guard=5e-5, measured=1.94e-5, unit="max abs", measured_by=_RMVPE_BY),
+    **_f0_checks(_RMVPE_BY, median=(2e-3, 3.75e-4), p99=(1e-2, 2.04e-3)),
+    **_f0_checks(_RMVPE_BY, median=(2e-3, 3.18e-4), p99=(1e-2, 1.34e-3), prefix="bump_"),
+)
+RMVPE_SALIENCE_MAX_ABS = RMVPE_CHECKS["salience_max_abs"].goal
+RMVPE_THRESHOLD = 0.03  # decoding threshold, as upstream
+
+# --- CREPE and FCPE (real weights, vs torchcrepe / torchfcpe), keyed by the rows' "model" -----
+# CREPE's F0 is bit-identical on most frames (median 0): its median guard sits a few float32
+# steps up. periodicity_max_abs: CREPE's periodicity, FCPE's confidence.
+_CREPE_BY = ("rvclab parity crepe --json, rvclab parity crepe-tiny --json (4 whole clips) and "
+             "tests/test_f0_methods.py's inputs, 2026-12-03")
+_FCPE_BY = "rvclab parity fcpe --json (4 clips) and tests/test_f0_methods.py's inputs, 2026-12-03"
+F0_CHECKS = {
+    "crepe-full": dict(**_f0_checks(_CREPE_BY, median=(1e-3, 0.0), p99=(2e-3, 3.34e-4)),
+                       periodicity_max_abs=Check(goal=PERIODICITY_MAX_ABS, guard=3e-6, measured=4.17e-7,
+                                                 unit="max abs", measured_by=_CREPE_BY)),
+    "crepe-tiny": dict(**_f0_checks(_CREPE_BY, median=(1e-3, 0.0), p99=(2e-3, 2.9e-4)),
+                       periodicity_max_abs=Check(goal=PERIODICITY_MAX_ABS, guard=8e-5, measured=3.59e-5,
+                                                 unit="max abs", measured_by=_CREPE_BY)),
+    "fcpe": dict(**_f0_checks(_FCPE_BY, median=(3e-3, 5.57e-4), p99=(1e-2, 1.73e-3)),
+                 periodicity_max_abs=Check(goal=PERIODICITY_MAX_ABS, guard=8e-5, measured=3.76e-5,
+                                           unit="max abs", measured_by=_FCPE_BY)),
+}
+
 # --- End to end (same input, same noise, same chunking) ---------------------------------------
 # Seed: waveform corr 0.36-0.40, spectrogram corr 0.986 (0.93-0.99), RMS ratio 1.0005.
-E2E_WAVE_CORR_MIN = 0.9999
-E2E_SPEC_CORR_MIN = 0.9999
+_E2E_BY = ("rvclab parity e2e --max-seconds 3 --json (17 cases) and tests/test_pipeline.py's inputs, "
+           "2026-12-03")
+E2E_CHECKS = dict(
+    wave_corr=Check(goal=0.9999, guard=1 - 1e-7, measured=1 - 1.1e-8, unit="corr", higher_is_better=True,
+                    measured_by=_E2E_BY, seed="0.36-0.40"),
+    spec_corr=Check(goal=0.9999, guard=1 - 2e-7, measured=1 - 2.1e-8, unit="corr", higher_is_better=True,
+                    measured_by=_E2E_BY, seed="0.986 (0.93-0.99)"),
+)
+E2E_WAVE_CORR_MIN = E2E_CHECKS["wave_corr"].goal
+E2E_SPEC_CORR_MIN = E2E_CHECKS["spec_corr"].goal
+
+# Every check above, by the runner whose rows carry it (tests/test_tolerances.py walks this).
+ALL_CHECKS = {"synth": SYNTH_CHECKS, "hubert": HUBERT_CHECKS, "rmvpe": RMVPE_CHECKS,
+              **F0_CHECKS, "e2e": E2E_CHECKS}
 
 # --- Generic activation checks used by the layer tracer ---------------------------------------
 # Seed's stated rule of thumb: activations RMSE < 0.01. Ours, per layer, relative to the layer's

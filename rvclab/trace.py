@@ -8,6 +8,7 @@ channel-first outputs are compared in MLX's channel-last layout (``layout`` says
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from contextlib import contextmanager
 
@@ -27,7 +28,8 @@ class TraceTable(list):
         return next((r for r in self if not r["ok"]), None)
 
     def worst(self, n: int = 5) -> list[dict]:
-        return sorted(self, key=lambda r: -r["rel"])[:n]
+        """The ``n`` rows furthest from torch; a NaN ``rel`` (not comparable) ranks first."""
+        return sorted(self, key=lambda r: -r["rel"] if metrics.comparable(r["rel"]) else -math.inf)[:n]
 
     def to_markdown(self, rows: Sequence[dict] | None = None) -> str:
         rows = self if rows is None else rows

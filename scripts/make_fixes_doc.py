@@ -3,9 +3,10 @@
     python scripts/make_fixes_doc.py              # measure every fix (bug on, fixed), write both files
     python scripts/make_fixes_doc.py --from-json  # rewrite docs/fixes.md from docs/bench/fixes.json
 
-Measuring runs :func:`rvclab.fixes.registry.run_all` on the weights folder of :mod:`rvclab.paths` (seeded
-weights are written there when missing) and caches the rows as docs/bench/fixes.json. Every
-figure in the catalogue comes from those rows; none is typed by hand.
+Measuring runs :func:`rvclab.fixes.registry.run_all` and, end to end, :func:`rvclab.fixes.e2e.measure`
+with the seeded v2 40k voice, on the weights folder of :mod:`rvclab.paths` (seeded weights are
+written there when missing), and caches the rows as docs/bench/fixes.json. Every figure in the
+catalogue comes from those rows; none is typed by hand.
 """
 
 from __future__ import annotations
@@ -20,7 +21,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from rvclab import tolerances as tol  # noqa: E402
+from rvclab.fixes import e2e  # noqa: E402
 from rvclab.fixes import registry as fixes  # noqa: E402
+from rvclab.voices import default_voice  # noqa: E402
 
 JSON_PATH = ROOT / "docs" / "bench" / "fixes.json"
 DOC_PATH = ROOT / "docs" / "fixes.md"
@@ -45,9 +49,12 @@ def measure() -> dict:
             return "not installed"
 
     rows = [_plain(r) for r in fixes.run_all()]
+    voice = default_voice()
     return {"machine": f"{platform.system()} {platform.machine()}",
             "versions": {n: version(n) for n in ("mlx", "torch", "numpy", "librosa")},
-            "command": "python scripts/make_fixes_doc.py", "rows": rows}
+            "command": "python scripts/make_fixes_doc.py", "rows": rows,
+            "e2e": {"voice": voice.name, "clip": e2e.CLIP, "seconds": e2e.SECONDS, "f0_method": e2e.F0_METHOD,
+                    "rows": [_plain(r) for r in e2e.measure(voice)]}}
 
 
 def _num(v) -> str:
@@ -63,8 +70,40 @@ def _figure(key: str, v) -> str:
     return _num(v)
 
 
+def _e2e_figures(r: dict) -> str:
+    if r["bug_wave_corr"] is None:
+        return f"refused ({r['converter_problems']} converter problems)"
+    return f"wave {_figure('corr', r['bug_wave_corr'])}, spec {_figure('corr', r['bug_spec_corr'])}"
+
+
+def render_e2e(data: dict) -> list[str]:
+    """The end-to-end section: one row per fix measured there, bug on and off."""
+    if "e2e" not in data:
+        return []
+    e = data["e2e"]
+    out = ["## End to end", "",
+           f"Every fix whose bug breaks the content features or the synthesizer (`Fix.breaks`), carried "
+           f"through a whole conversion (`rvclab.fixes.e2e`): the seeded `{e['voice']}` converts "
+           f"{e['seconds']:g} s of `{e['clip']}` on torch and on MLX with the same noise and chunking, F0 "
+           f"by {e['f0_method']} on both, the MLX side with the bug on. Goals: wave and log-mel "
+           f"correlation >= {tol.E2E_WAVE_CORR_MIN:g} / {tol.E2E_SPEC_CORR_MIN:g}. What each bug must do "
+           "there is the registry's `Fix.e2e`; `tests/test_fixes_e2e.py` checks it on a smaller voice.",
+           "",
+           "| fix | stage | bug on: wave corr | bug on: spec corr | bug off: wave corr | bug off: spec corr "
+           "| bug on |",
+           "|---|---|---|---|---|---|---|"]
+    for r in e["rows"]:
+        on = (["refused", "refused"] if r["bug_wave_corr"] is None else
+              [_figure("corr", r["bug_wave_corr"]), _figure("corr", r["bug_spec_corr"])])
+        out.append(f"| [{r['fix']}](#{r['fix'].replace('_', '-')}) | {r['stage']} | {on[0]} | {on[1]} | "
+                   f"{_figure('corr', r['fixed_wave_corr'])} | {_figure('corr', r['fixed_spec_corr'])} | "
+                   f"{fixes.E2E[r['outcome']].value} |")
+    return out + [""]
+
+
 def render(data: dict) -> str:
     rows = {r["fix"]: r for r in data["rows"]}
+    e2e_rows = {r["fix"]: r for r in data.get("e2e", {}).get("rows", [])}
     versions = ", ".join(f"{k} {v}" for k, v in data["versions"].items())
     out = [
         "# Documented fixes: the catalogue",
@@ -100,7 +139,7 @@ def render(data: dict) -> str:
         out.append(f"| [{name}](#{name.replace('_', '-')}) | {fix.seed} | {fix.stage} | `{fix.metric}` | "
                    f"{_figure(fix.metric, r['bug_on'])} | {r['threshold']} | {_figure(fix.metric, r['fixed'])} | "
                    f"{r['goal']} |")
-    out += ["", "## The fixes", ""]
+    out += [""] + render_e2e(data) + ["## The fixes", ""]
     for name, fix in fixes.REGISTRY.items():
         r = rows.get(name)
         swaps = ", ".join(f"`{s.target}` `{s.name}`" for s in fix.swaps)
@@ -120,6 +159,9 @@ def render(data: dict) -> str:
                     out.append(f"- also `{key}`: bug on {_figure(key, b)}, fixed {_figure(key, f)}")
             for problem in r["figures_bug"].get("first_problems", [])[:2]:
                 out.append(f"- converter, bug on: `{problem}`")
+        if name in e2e_rows:
+            out.append(f"- end to end, bug on: {_e2e_figures(e2e_rows[name])}: "
+                       f"{fixes.E2E[e2e_rows[name]['outcome']].value}")
         out.append("")
     return "\n".join(out)
 

@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from rvclab import convert, metrics
+from rvclab import tolerances as tol
 from rvclab.convert import WEIGHT_G, ConversionError, Rule, apply_rules
 
 
@@ -28,6 +29,84 @@ def test_metrics_basics(rng):
 def test_cosine_per_frame(rng):
     a = rng.standard_normal((20, 8))
     assert np.allclose(metrics.cosine_per_frame(a, 2 * a), 1.0)
+    assert metrics.worst_cosine(metrics.cosine_per_frame(a, 2 * a)) == pytest.approx(1.0)
+
+
+# --- not comparable: NaN, which every check fails --------------------------------------------
+VOICED = np.array([0, 100, 200, 400.0])
+UNVOICED = np.zeros(4)
+NAN_F0 = np.array([0, 100, np.nan, 400.0])
+EMPTY = np.zeros(0)
+
+
+@pytest.mark.parametrize("case, a, b", [
+    ("no frame voiced in both", VOICED * [0, 1, 0, 1], VOICED * [1, 0, 1, 0]),
+    ("both unvoiced", UNVOICED, UNVOICED),
+    ("empty", EMPTY, EMPTY),
+    ("NaN in one curve", NAN_F0, VOICED),
+])
+def test_f0_metrics_never_pass_vacuously(case, a, b):
+    err = metrics.cents_error(a, b)
+    assert err["frames"] == 0 or case == "NaN in one curve", case
+    for key in ("median", "p99", "max"):
+        assert not metrics.comparable(err[key]), (case, err)
+        assert not tol.RMVPE_CHECKS["f0_p99_cents"].guard_ok(err[key]), case
+        assert not tol.RMVPE_CHECKS["f0_p99_cents"].goal_ok(err[key]), case
+    assert not metrics.comparable(metrics.relative_f0_error(a, b)), case
+
+
+@pytest.mark.parametrize("a, b", [(EMPTY, EMPTY), (NAN_F0, VOICED), (VOICED, NAN_F0)])
+def test_voicing_agreement_not_comparable(a, b):
+    value = metrics.voicing_agreement(a, b)
+    assert not metrics.comparable(value)
+    assert not tol.RMVPE_CHECKS["voicing_agreement"].guard_ok(value)
+    assert not tol.RMVPE_CHECKS["voicing_agreement"].goal_ok(value)
+
+
+def _with_nan(x):
+    x = np.array(x, dtype=np.float64)
+    x.flat[x.size // 2] = np.nan
+    return x
+
+
+@pytest.mark.parametrize("case", ["empty", "NaN", "inf"])
+def test_waveform_metrics_never_pass_vacuously(rng, case):
+    a = rng.standard_normal(4000)
+    a, b = {"empty": (EMPTY, EMPTY), "NaN": (a, _with_nan(a)), "inf": (a, np.where(a > 1, np.inf, a))}[case]
+    values = {"corr": metrics.corr(a, b), "spectral_corr": metrics.spectral_corr(a, b, 16000),
+              "max_abs": metrics.max_abs(a, b), "rmse": metrics.rmse(a, b), "snr_db": metrics.snr_db(a, b),
+              "max_abs_rel": metrics.compare(a, b)["max_abs_rel"], "rms_ratio": metrics.rms_ratio(b, a)}
+    for name, value in values.items():
+        assert not metrics.comparable(value), (case, name, value)
+    for check, name in ((tol.E2E_CHECKS["wave_corr"], "corr"), (tol.E2E_CHECKS["spec_corr"], "spectral_corr"),
+                        (tol.SYNTH_CHECKS["wave_max_abs"], "max_abs"),
+                        (tol.HUBERT_CHECKS["max_abs_rel"], "max_abs_rel")):
+        assert not check.guard_ok(values[name]) and not check.goal_ok(values[name]), (case, name)
+
+
+def test_correlation_of_a_constant_is_not_comparable():
+    """Two silent (or constant) outputs are equal sample for sample, but their correlation is
+    undefined: NaN, so a silent port cannot pass a correlation check."""
+    ones = np.ones(64)
+    assert metrics.max_abs(ones, ones) == 0.0 and metrics.compare(ones, ones)["max_abs_rel"] == 0.0
+    for a, b in ((ones, ones), (np.zeros(64), np.zeros(64)), (ones, np.arange(64.0))):
+        value = metrics.corr(a, b)
+        assert not metrics.comparable(value)
+        assert not tol.SYNTH_CHECKS["wave_corr"].guard_ok(value)
+        assert not tol.SYNTH_CHECKS["wave_corr"].goal_ok(value)
+
+
+def test_cosine_of_a_zero_frame_or_nothing_is_not_comparable(rng):
+    a = rng.standard_normal((5, 8))
+    z = a.copy()
+    z[2] = 0.0
+    cos = metrics.cosine_per_frame(z, z)
+    assert np.isnan(cos[2]) and np.allclose(np.delete(cos, 2), 1.0)
+    for frames in (cos, metrics.cosine_per_frame(a[:0], a[:0]), metrics.cosine_per_frame(a, _with_nan(a))):
+        worst = metrics.worst_cosine(frames)
+        assert not metrics.comparable(worst)
+        assert not tol.HUBERT_CHECKS["cos_min"].guard_ok(worst)
+        assert not tol.HUBERT_CHECKS["cos_min"].goal_ok(worst)
 
 
 @pytest.mark.parametrize("new_form", [False, True])

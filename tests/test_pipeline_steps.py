@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from rvclab.pipeline import steps as ps
+from rvclab.pipeline.output import BLOCK_SAMPLES
 
 
 # --- configuration --------------------------------------------------------------------------
@@ -225,3 +226,59 @@ def test_finalize_and_int16():
     assert ps.to_int16_webui(x).tolist() == [9830, -9830, 16384]
     # peak 2: scale 32768 / (2 / 0.99) = 16220.16; -2 -> -32440.32 -> -32440
     assert ps.to_int16_webui(np.array([-2.0, 1.0])).tolist() == [-32440, 16220]
+
+
+# --- long inputs: the same numbers from bounded work ----------------------------------------
+def _rms_whole(x, sr):
+    """frame_rms as one expression over the whole padded array (the definition)."""
+    hop = sr // 2
+    x = np.asarray(x, dtype=np.float64)
+    n_frames = 1 + x.shape[0] // hop
+    blocks = np.sum(np.pad(x, (hop, hop))[: (n_frames + 1) * hop].reshape(n_frames + 1, hop) ** 2, axis=1)
+    return np.sqrt(np.maximum((blocks[:-1] + blocks[1:]) / (2 * hop), 0.0))
+
+
+def _interp_whole(values, size):
+    pos = np.maximum((np.arange(size) + 0.5) * (len(values) / size) - 0.5, 0.0)
+    i0 = np.floor(pos).astype(np.int64)
+    i1 = np.minimum(i0 + 1, len(values) - 1)
+    frac = pos - i0
+    return values[i0] * (1 - frac) + values[i1] * frac
+
+
+@pytest.mark.parametrize("out_sr", [32000, 44100, 48000])
+def test_output_stage_in_blocks_equals_the_whole_array_formula(out_sr):
+    """Outputs longer than several blocks: identical to the one-pass formulas, bit for bit."""
+    rng = np.random.default_rng(out_sr)
+    src = rng.standard_normal(16000 * 30 + 7) * 0.3
+    out = (rng.standard_normal(out_sr * 30 + 11) * 0.4).astype(np.float32)
+    assert out.size > 3 * BLOCK_SAMPLES
+    np.testing.assert_array_equal(ps.frame_rms(out, out_sr), _rms_whole(out, out_sr))
+    rms_in = _interp_whole(_rms_whole(src, 16000), out.size)
+    rms_out = np.maximum(_interp_whole(_rms_whole(out, out_sr), out.size), 1e-6)
+    want = (out * (rms_in**0.75 * rms_out**-0.75)).astype(np.float32)
+    np.testing.assert_array_equal(ps.change_rms(src, 16000, out, out_sr, 0.25), want)
+    loud = out * 4
+    np.testing.assert_array_equal(ps.finalize_audio(loud), loud / np.float32(float(np.abs(loud).max()) / 0.99))
+
+
+def _quietness_whole(x, window=160):
+    """quietness as defined: reflect-pad the whole input, add |x| of each shifted slice in turn."""
+    padded = np.pad(x, (window // 2, window // 2), mode="reflect")
+    total = np.zeros_like(x)
+    for i in range(window):
+        total += np.abs(padded[i : i + x.size])
+    return total
+
+
+def test_split_points_read_only_the_windows_they_need():
+    pad = ps.Padding(t_pad=320, t_pad_tgt=800, t_pad2=640, t_query=480, t_center=4000, t_max=4100)
+    x = _noise_with_gaps(20000, [(3600, 200), (7900, 300), (12500, 100), (16400, 100)], seed=3)
+    whole = _quietness_whole(x)
+    want = []
+    for t in range(pad.t_center, x.size, pad.t_center):
+        seg = whole[t - pad.t_query : t + pad.t_query]
+        want.append(t - pad.t_query + int(np.flatnonzero(seg == seg.min())[0]))
+    assert ps.split_points(x, pad) == want
+    for a, b in ((0, 50), (19950, 20000), (3000, 9000)):  # reflected edges included
+        np.testing.assert_array_equal(ps.quietness_range(x, a, b), whole[a:b])

@@ -121,7 +121,7 @@ def test_small_network_parity(small_pair, speech):
     t, m, _ = small_pair
     st, sm = t.salience(speech), m.salience(speech)
     assert st.shape == sm.shape == (len(speech) // 160 + 1, 360)
-    assert np.abs(st - sm).max() <= tol.RMVPE_SALIENCE_MAX_ABS
+    assert np.abs(st - sm).max() <= tol.RMVPE_CHECKS["salience_max_abs"].guard
 
 
 def test_chunk_boundary_parity(small_pair, speech):
@@ -129,7 +129,7 @@ def test_chunk_boundary_parity(small_pair, speech):
     t, m, _ = small_pair
     a = np.tile(speech, 2)[: 16000 * 5 + 77]  # 501 frames -> 512 padded -> 8 chunks
     st, sm = t.salience(a, chunk_frames=64), m.salience(a, chunk_frames=64)
-    assert np.abs(st - sm).max() <= tol.RMVPE_SALIENCE_MAX_ABS
+    assert np.abs(st - sm).max() <= tol.RMVPE_CHECKS["salience_max_abs"].guard
     whole = t.salience(a)
     assert np.abs(whole - st).max() > 1e-4  # chunks really are independent (GRU restarts)
     with pytest.raises(ValueError, match="multiple of 32"):
@@ -197,7 +197,8 @@ def test_real_config_parity_on_a_clip(real_pair, speech):
 
     t, m, _ = real_pair
     row = check_clip("librivox_male_0880", speech, t, m)
-    assert row["ok"], row
+    assert not tol.guard_failures(row, tol.RMVPE_CHECKS), row
+    assert row["ok"] and row["guard_ok"], row
     assert row["voiced_torch"] > 0.3 * row["frames"]  # seeded weights voice part of speech
     assert row["bump_frames_voiced_both"] == row["frames"]
 
@@ -268,11 +269,12 @@ def test_pitch_interface_aligns_rmvpe_to_rvc_frames(real_pair, speech):
     res_t = estimate_f0(a, "rmvpe", backend="torch", model_path=path)
     res_m = estimate_f0(a, "rmvpe", backend="mlx", model_path=path)
     assert res_t.n_frames == res_m.n_frames == len(a) // 160  # RVC's p_len
-    assert np.mean(res_t.voiced == res_m.voiced) >= tol.VOICING_AGREEMENT_MIN
+    assert np.mean(res_t.voiced == res_m.voiced) >= tol.RMVPE_CHECKS["voicing_agreement"].guard
     both = res_t.voiced & res_m.voiced
     assert both.sum() > 0.3 * res_t.n_frames  # the F0 values below are compared on real frames
     err = np.abs(1200 * np.log2(res_m.f0[both] / res_t.f0[both]))  # cents
-    assert np.median(err) <= tol.F0_MEDIAN_CENTS_MAX and np.percentile(err, 99) <= tol.F0_P99_CENTS_MAX
+    assert np.median(err) <= tol.RMVPE_CHECKS["f0_median_cents"].guard, np.median(err)
+    assert np.percentile(err, 99) <= tol.RMVPE_CHECKS["f0_p99_cents"].guard, np.percentile(err, 99)
 
 
 def test_batchnorm_folding_is_exact():

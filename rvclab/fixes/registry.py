@@ -19,10 +19,22 @@ from rvclab.fixes import rmvpe as fixes_rmvpe
 from rvclab.fixes import synth as fixes_synth
 from rvclab.fixes.toggle import Swap, swapped
 
-__all__ = ["Fix", "Worse", "Swap", "REGISTRY", "DOCUMENTED", "get", "reintroduce", "snapshot", "run",
-           "run_all", "make_row", "summary"]
+__all__ = ["Fix", "Worse", "E2E", "FEATURES", "F0", "SYNTH", "Swap", "REGISTRY", "DOCUMENTED", "get",
+           "reintroduce", "snapshot", "run", "run_all", "make_row", "summary"]
 
 NOT_DOCUMENTED = "not documented by the seed"
+
+
+# The pipeline stages a bug can change (rvclab.pipeline.conversion.STAGES), for Fix.breaks.
+FEATURES, F0, SYNTH = "features", "f0", "synth"
+
+
+class E2E(Enum):
+    """What the end-to-end comparison (torch vs MLX conversion) shows with the bug on."""
+
+    FAILS = "fails the end-to-end goal"
+    REFUSED = "the strict converter refuses the voice"
+    WITHIN_GOAL = "changes the conversion by less than the end-to-end goal sees"
 
 
 class Worse(Enum):
@@ -40,7 +52,10 @@ class Fix:
     ``metric`` names the figure that shows the bug and ``worse`` the way the bug moves it;
     ``bug_past(value)`` says whether it crossed ``threshold`` (the bug is visible),
     ``fixed_ok(value)`` whether it is within ``goal`` (the parity goal from
-    :mod:`rvclab.tolerances`)."""
+    :mod:`rvclab.tolerances`). ``breaks``: the pipeline stages whose output the bug changes on
+    this platform (empty: it cannot change a conversion here); ``e2e``: what the end-to-end
+    comparison shows with the bug on, for the fixes :mod:`rvclab.fixes.e2e` measures (those
+    breaking the features or the synthesizer), None for the others."""
 
     name: str
     title: str
@@ -54,6 +69,8 @@ class Fix:
     goal: float
     swaps: tuple[Swap, ...]
     measure: Callable[[], dict]
+    breaks: tuple[str, ...]
+    e2e: E2E | None = None
     reproducible: bool = True
     note: str = ""
     extra: tuple[str, ...] = field(default=())  # other figures worth showing
@@ -176,6 +193,7 @@ _FIXES = [
         **FLOW_MAX_ABS,
         swaps=(Swap("rvclab.models.synth.mlx.modules:Flip", "__call__", S.flip_time_axis),),
         measure=S.measure_synth,
+        breaks=(SYNTH,), e2e=E2E.FAILS,
         extra=("z_corr", "wave_corr"),
         prepare=S.prepare,
     ),
@@ -191,6 +209,7 @@ _FIXES = [
         **TEXTENC_MAX_ABS,
         swaps=(Swap(_SYN, "LayerNorm", S.layernorm_left_at_init),),
         measure=S.measure_synth_reconverted,
+        breaks=(SYNTH,), e2e=E2E.FAILS,
         extra=("textenc_corr", "z_corr"),
         prepare=S.prepare,
     ),
@@ -207,6 +226,7 @@ _FIXES = [
         metric="conversion_problems", worse=Worse.HIGHER, threshold=0.5, goal=0.0,
         swaps=(Swap(_SYN, "relative position tables", S.rel_tables_as_conv),),
         measure=S.measure_conversion,
+        breaks=(SYNTH,), e2e=E2E.REFUSED,
         prepare=S.prepare,
     ),
     Fix(
@@ -223,6 +243,7 @@ _FIXES = [
         swaps=(Swap("rvclab.models.synth.mlx.attention:MultiHeadAttention",
                     "_absolute_position_to_relative_position", S.abs_to_rel_drop_last),),
         measure=S.measure_synth,
+        breaks=(SYNTH,), e2e=E2E.FAILS,
         extra=("textenc_corr", "z_corr"),
         prepare=S.prepare,
     ),
@@ -243,6 +264,7 @@ _FIXES = [
                Swap(_SYN, "conv1d", S.flow_compact_index),
                Swap(_SYN, "bias", S.flow_compact_index)),
         measure=S.measure_lenient,
+        breaks=(SYNTH,), e2e=E2E.REFUSED,
         extra=("conversion_problems", "z_corr_lenient"),
         prepare=S.prepare,
     ),
@@ -259,6 +281,7 @@ _FIXES = [
         swaps=(Swap("rvclab.models.synth.mlx.modules:ResidualCouplingBlock", "__call__",
                     S.flow_pairs_coupling_first),),
         measure=S.measure_synth,
+        breaks=(SYNTH,), e2e=E2E.FAILS,
         extra=("z_corr", "wave_corr"),
         prepare=S.prepare,
     ),
@@ -276,6 +299,7 @@ _FIXES = [
         **FLOW_MAX_ABS,
         swaps=(Swap("rvclab.models.synth.mlx.modules:WN", "__call__", S.wn_first_slice_everywhere),),
         measure=S.measure_synth,
+        breaks=(SYNTH,), e2e=E2E.FAILS,
         extra=("z_corr",),
         prepare=S.prepare,
     ),
@@ -292,6 +316,7 @@ _FIXES = [
         swaps=(Swap(_SYN, "upsampler weight norm", S.weight_norm_global),
                Swap(_SYN, "conv1d weight norm", S.weight_norm_global)),
         measure=S.measure_synth_reconverted,
+        breaks=(SYNTH,), e2e=E2E.FAILS,
         extra=("z_corr", "wave_max_abs"),
         prepare=S.prepare,
     ),
@@ -312,6 +337,7 @@ _FIXES = [
                Swap(_RMV, "conv2d", S.conv_reshaped),
                Swap(_RMV, "conv_transpose2d", S.conv_reshaped)),
         measure=S.measure_layouts,
+        breaks=(SYNTH, F0), e2e=E2E.FAILS,
         extra=("textenc_corr", "rmvpe_salience_max_abs", "rmvpe_salience_corr"),
         prepare=_prepare_layouts,
     ),
@@ -328,6 +354,7 @@ _FIXES = [
         **SALIENCE_MAX_ABS,
         swaps=(Swap("rvclab.models.rmvpe.mlx:ConvBlockRes", "__call__", R.shortcut_with_batchnorm),),
         measure=R.measure_rmvpe,
+        breaks=(F0,),
         extra=("salience_corr",),
         prepare=R.prepare,
     ),
@@ -344,6 +371,7 @@ _FIXES = [
         swaps=(Swap("rvclab.models.rmvpe.gru", "_step", R.gru_step_bias_outside),
                Swap("rvclab.models.rmvpe.gru", "_step_compiled", R.gru_step_bias_outside_compiled)),
         measure=R.measure_gru,
+        breaks=(F0,),
         extra=("gru_corr",),
         prepare=R.prepare,
     ),
@@ -359,6 +387,7 @@ _FIXES = [
         **SALIENCE_MAX_ABS,
         swaps=(Swap("rvclab.models.rmvpe.mlx", "reflect_pad", R.edge_pad, also_home=True),),
         measure=R.measure_rmvpe,
+        breaks=(F0,),
         extra=("salience_corr",),
         prepare=R.prepare,
     ),
@@ -373,6 +402,7 @@ _FIXES = [
         **SALIENCE_MAX_ABS,
         swaps=(Swap("rvclab.models.rmvpe.mlx:MelSpectrogram", "__init__", R.mel_slaney),),
         measure=R.measure_rmvpe_fresh_mel,
+        breaks=(F0,),
         extra=("salience_corr",),
         prepare=R.prepare,
     ),
@@ -389,6 +419,7 @@ _FIXES = [
         **SALIENCE_MAX_ABS,
         swaps=(Swap("rvclab.models.rmvpe.mlx", "mel_to_salience", R.salience_unchunked),),
         measure=R.measure_rmvpe_chunked,
+        breaks=(F0,),
         extra=("salience_corr",),
         prepare=R.prepare,
     ),
@@ -405,6 +436,7 @@ _FIXES = [
         swaps=(Swap("rvclab.runtime", "guard_faiss_openmp", H.guard_missing),
                Swap("rvclab.pipeline.index", "guard_faiss_openmp", H.guard_missing)),
         measure=H.measure_faiss_guard,
+        breaks=(),
         reproducible=False,
         note="not reproducible on Linux: the guard is checked on a simulated macOS",
     ),
@@ -424,6 +456,7 @@ _FIXES = [
         threshold=tol.FIX_F0_REL_ERR_MIN, goal=tol.MEL_READOUT_REL_ERR_MAX,
         swaps=(Swap("rvclab.models.rmvpe.mlx:MelSpectrogram", "__init__", R.mel_fmax_22050),),
         measure=R.measure_mel_readout,
+        breaks=(F0,),
         extra=("f0_readout_signed",),
         note="the seed reported it without a cause; notebook 02 compares every candidate",
         prepare=R.prepare,
@@ -441,6 +474,7 @@ _FIXES = [
         metric="wave_max_abs", worse=Worse.HIGHER, threshold=tol.FIX_WAVE_MAX_ABS_MIN, goal=tol.SYNTH_WAVE_MAX_ABS,
         swaps=(Swap("rvclab.models.synth.mlx.vocoder", "cumsum_acc", S.cumsum_fp16),),
         measure=S.measure_synth,
+        breaks=(SYNTH,), e2e=E2E.FAILS,
         extra=("wave_corr",),
         prepare=S.prepare,
     ),
@@ -457,6 +491,9 @@ _FIXES = [
         swaps=(Swap("rvclab.models.hubert.mlx:GELU", "__call__", H.gelu_tanh_method),
                Swap("rvclab.models.hubert.mlx:TransformerLayer", "__call__", H.layer_with_tanh_gelu)),
         measure=H.measure_hubert,
+        breaks=(FEATURES,), e2e=E2E.WITHIN_GOAL,
+        note="end to end it stays within the goal: the features move by far less than the waveform goal "
+             "can see; the HuBERT stage goal is the check that catches it",
         extra=("cos_min",),
         prepare=H.prepare,
     ),
@@ -474,6 +511,7 @@ _FIXES = [
                Swap("rvclab.models.rmvpe.mlx:ConvBlockRes", "__call__", R.block_unfolded),
                Swap("rvclab.models.rmvpe.mlx:ResDecoderBlock", "__call__", R.decoder_unfolded)),
         measure=R.measure_rmvpe,
+        breaks=(F0,),
         extra=("salience_corr",),
         prepare=R.prepare,
     ),
@@ -490,6 +528,7 @@ _FIXES = [
         metric="f0_median_cents", worse=Worse.HIGHER, threshold=tol.FIX_F0_CENTS_MIN, goal=tol.F0_MEDIAN_CENTS_MAX,
         swaps=(Swap("rvclab.models.rmvpe.mlx", "to_local_average_cents", R.cents_map_padded_at_end),),
         measure=R.measure_decoding,
+        breaks=(F0,),
         extra=("voicing_agreement",),
         prepare=R.prepare,
     ),

@@ -1,4 +1,4 @@
-"""Helpers shared by the parity runners (``rvclab parity NAME``): the clips, the F0 row's goals."""
+"""Helpers shared by the parity runners (``rvclab parity NAME``): the clips, the F0 row's verdicts."""
 
 from rvclab import tolerances
 from rvclab.audio import SAMPLE_RATE_16K, data_clips, load_audio
@@ -16,12 +16,9 @@ def clips_audio(args):
         yield path, audio
 
 
-def f0_row_ok(row: dict) -> bool:
-    """An F0 parity row (CREPE, FCPE) within every goal: frame counts, cents, voicing, periodicity."""
-    return bool(
-        row["frames"] == row["frames_ref"]
-        and row["f0_median_cents"] <= tolerances.F0_MEDIAN_CENTS_MAX
-        and row["f0_p99_cents"] <= tolerances.F0_P99_CENTS_MAX
-        and row["voicing_agreement"] >= tolerances.VOICING_AGREEMENT_MIN
-        and row["periodicity_max_abs"] <= tolerances.PERIODICITY_MAX_ABS
-    )
+def f0_row_verdicts(row: dict) -> dict:
+    """An F0 parity row's (CREPE, FCPE) verdicts: ``ok`` (every goal) and ``guard_ok`` (every
+    guard) over :data:`rvclab.tolerances.F0_CHECKS` for ``row['model']`` (cents, voicing,
+    periodicity), each also demanding equal frame counts."""
+    same = row["frames"] == row["frames_ref"]
+    return {k: bool(same and v) for k, v in tolerances.verdicts(row, tolerances.F0_CHECKS[row["model"]]).items()}

@@ -33,7 +33,7 @@ from tqdm.auto import tqdm
 from rvclab.audio import AUDIO_EXTENSIONS, OUTPUT_FORMATS, is_audio_name, is_hidden_name, save_audio_atomic
 from rvclab.checkpoints import check_writable_dir
 from rvclab.pipeline import provenance
-from rvclab.pipeline.conversion import VoiceModel, convert_voice, embedder
+from rvclab.pipeline.conversion import BACKENDS, DEFAULT_BACKEND, VoiceModel, convert_voice, embedder
 from rvclab.pipeline.index import load_index
 from rvclab.pitch import METHODS
 from rvclab.weights import default_hubert
@@ -311,7 +311,8 @@ def add_arguments(p) -> None:
     p.add_argument("--protect", type=float, default=0.33)
     p.add_argument("--sid", type=int, default=0)
     p.add_argument("--f0-file", default=None, help="F0 curve file: 'seconds,hz' per line")
-    p.add_argument("--backend", choices=("torch", "mlx"), default="mlx")
+    p.add_argument("--backend", choices=BACKENDS, default=DEFAULT_BACKEND,
+                   help=f"backend of every stage (default: {DEFAULT_BACKEND}, as convert_voice)")
     p.add_argument("--hubert", default=None, help="HuBERT/ContentVec checkpoint (default: weights/)")
     p.add_argument("--seed", type=int, default=0, help="noise seed")
     rerun = p.add_mutually_exclusive_group()

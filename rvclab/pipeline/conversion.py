@@ -4,12 +4,21 @@
 three networks (HuBERT, F0, synthesizer) everything is shared numpy (:mod:`rvclab.pipeline.steps`)
 and the synthesizer's noise comes from one seeded source per chunk, so two backends' outputs
 compare sample by sample. ``backends={"features": ..., "f0": ..., "synth": ...}`` swaps stages.
+
+Long inputs: F0 runs once on the whole clip (as upstream) and only its arrays are kept; then each
+chunk's features and waveform are made, written into the output and let go, so memory beyond the
+input and output buffers stays that of one chunk. MLX models run module by module and freed memory
+is returned between chunks (:mod:`rvclab.pipeline.pieces`), so Ctrl+C stops a conversion between
+two layers.
 """
 
 from __future__ import annotations
 
 import os
+import sys
 import time
+from collections.abc import Callable
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -18,18 +27,31 @@ from tqdm.auto import tqdm
 
 from rvclab.audio import SAMPLE_RATE_16K, AudioError, check_finite, check_sample_rate, load_audio_native, resample
 from rvclab.checkpoints import safetensors_metadata
+from rvclab.models.fcpe import f0 as fcpe_f0
 from rvclab.models.hubert.io import load_hubert
+from rvclab.models.rmvpe import f0 as rmvpe_f0
 from rvclab.models.synth.noise import make_noise
 from rvclab.models.synth.rules import config_from_metadata, load_mlx_voice
 from rvclab.pipeline import steps
 from rvclab.pipeline.index import FeatureIndex, load_index
+from rvclab.pipeline.pieces import mlx_module_by_module, release_memory
 from rvclab.pitch import estimate_f0
 from rvclab.runtime import import_mlx
 from rvclab.weights import default_hubert
 
 STAGES = ("features", "f0", "synth")
 BACKENDS = ("torch", "mlx")
+# The API's and the CLI's one default: the port this workbench exists for, and the backend a Mac
+# has without torch (torch is optional there). "torch", the reference, is one argument away.
+DEFAULT_BACKEND = "mlx"
 MIN_SECONDS = 0.1  # shorter inputs cannot fill one HuBERT frame after padding; refused
+# Integer PCM arrays (as scipy.io.wavfile or soundfile return them) -> float: divided by their
+# full scale, 2**(bits-1); unsigned 8-bit WAV is centred on 128 first. Other integer types refused.
+PCM_FULL_SCALE = {np.dtype(np.int8): 2**7, np.dtype(np.int16): 2**15, np.dtype(np.int32): 2**31,
+                  np.dtype(np.uint8): 2**7}
+PCM_OFFSET = {np.dtype(np.uint8): 2**7}
+# F0 networks whose MLX model runs module by module (CREPE already runs in batches of frames)
+MLX_F0_MODELS = {"rmvpe": lambda: rmvpe_f0.get_estimator("mlx").model, "fcpe": lambda: fcpe_f0.get_model("mlx")}
 
 
 class PipelineError(ValueError):
@@ -96,25 +118,66 @@ def embedder(backend: str, path: str | os.PathLike | None = None):
 # --- results -----------------------------------------------------------------------------------
 
 
-@dataclass
+@dataclass(repr=False)
 class Conversion:
-    """What one conversion produced: the waveform and what led to it."""
+    """What one conversion produced: the waveform and what led to it.
 
-    audio: np.ndarray  # (N,) float32 in [-0.99, 0.99] at ``sr``
+    Fields:
+        audio: (N,) float32 in [-0.99, 0.99] at ``sr`` Hz, the converted voice.
+        sr: its sample rate: the voice model's, or ``resample_sr`` when that applied.
+        backends: {"features", "f0", "synth"} -> "torch" | "mlx", the backend of each stage.
+        f0: (p_len,) float32 Hz per 10 ms frame (0 = unvoiced) after shift and curve, on the
+            16 kHz input padded by x_pad seconds of reflection at each end.
+        coarse: (p_len,) int32 coarse pitch ids 1..255 (zeros for a model without F0).
+        chunks: the :class:`rvclab.pipeline.steps.Chunk` pieces, converted one after another.
+        timings: {"features", "f0", "synth"} -> seconds spent in each stage.
+        features: per chunk, (2T, C) float32 synthesizer input features at 100 fps, kept only
+            with ``keep_features=True`` (empty otherwise: they grow with the input).
+    """
+
+    audio: np.ndarray
     sr: int
     backends: dict[str, str]
-    f0: np.ndarray  # (p_len,) Hz after shift/curve, on the padded 16 kHz input (100 fps)
-    coarse: np.ndarray  # (p_len,) int32 1..255 (zeros for a no-F0 model)
+    f0: np.ndarray
+    coarse: np.ndarray
     chunks: list
     timings: dict[str, float] = field(default_factory=dict)
-    features: list = field(default_factory=list)  # per chunk (2T, C) synthesizer input
+    features: list = field(default_factory=list)
+
+    def __repr__(self) -> str:
+        seconds = self.audio.shape[0] / self.sr if self.sr else 0.0
+        used = set(self.backends.values())
+        backends = used.pop() if len(used) == 1 else ", ".join(f"{k}={v}" for k, v in self.backends.items())
+        voiced = float((self.f0 > 0).mean()) if self.f0.size else 0.0
+        times = ", ".join(f"{k} {v:.2f} s" for k, v in self.timings.items())
+        kept = f", features: {len(self.features)} arrays" if self.features else ""
+        return (f"Conversion(audio {self.audio.shape} {self.audio.dtype} @ {self.sr} Hz = {seconds:.2f} s, "
+                f"backend {backends}, {len(self.chunks)} chunk(s), f0 {self.f0.shape} {voiced:.0%} voiced, "
+                f"times: {times}{kept})")
+
+
+def pcm_to_float(audio) -> np.ndarray:
+    """An audio array as users pass it -> float32. Floats as they are (expected in [-1, 1]);
+    integer PCM divided by its full scale (int16 / 32768, int32 / 2**31, int8 / 128, uint8
+    centred: (x - 128) / 128). Other dtypes (int64, uint16, bool, complex...) raise AudioError."""
+    x = np.asarray(audio)
+    if x.dtype.kind == "f":
+        return x.astype(np.float32, copy=False)
+    if x.dtype not in PCM_FULL_SCALE:
+        raise AudioError(f"audio: dtype {x.dtype} is not audio; pass floats in [-1, 1] or integer PCM "
+                         f"({', '.join(str(d) for d in PCM_FULL_SCALE)}), e.g. x.astype(np.float32) / scale")
+    y = x.astype(np.float32)
+    if x.dtype in PCM_OFFSET:
+        y -= np.float32(PCM_OFFSET[x.dtype])
+    y /= np.float32(PCM_FULL_SCALE[x.dtype])
+    return y
 
 
 def _to_16k(audio, sr: int | None) -> np.ndarray:
     if isinstance(audio, str | os.PathLike):
         data, native = load_audio_native(audio)
         return resample(data, native, SAMPLE_RATE_16K)
-    x = np.asarray(audio, dtype=np.float32)
+    x = pcm_to_float(audio)
     if x.ndim == 2:  # (T, channels) or (channels, T): average to mono
         x = x.mean(axis=0 if x.shape[0] < x.shape[1] else 1)
     if x.ndim != 1:
@@ -155,18 +218,32 @@ def convert_voice(
     protect: float = 0.33,
     sid: int = 0,
     f0_curve: np.ndarray | str | None = None,
-    backend: str = "torch",
+    backend: str = DEFAULT_BACKEND,
     backends: dict | None = None,
     noise_seed: int = 0,
     hubert_path: str | os.PathLike | None = None,
     pad_config: steps.PadConfig = steps.FP32_CONFIG,
-    progress: bool = False,
+    progress: bool | None = None,
+    keep_features: bool = False,
+    on_chunk: Callable[[int, int], None] | None = None,
 ) -> Conversion:
-    """Convert ``audio`` (a path, or an array with ``sr``) with voice ``model``.
+    """Convert ``audio`` with voice ``model``; returns a :class:`Conversion` whose ``audio`` is the
+    converted (N,) float32 waveform at ``sr`` Hz (the voice's rate, or ``resample_sr``).
+
+    ``audio``: a file path, or an array (T,), (T, channels) or (channels, T) with its rate ``sr``
+    (channels are averaged). Float arrays are taken as they are (full scale 1.0); integer PCM as
+    scipy.io.wavfile returns it is divided by its full scale (int16 / 32768, int32 / 2**31,
+    int8 / 128, uint8 as (x - 128) / 128); other integer dtypes raise AudioError.
 
     Parameters as RVC WebUI/Applio name them (docs/parameters.md). ``index`` is a path or a
     loaded :class:`rvclab.pipeline.index.FeatureIndex`. ``noise_seed`` seeds the synthesizer's random
-    draws (chunk i uses ``noise_seed + i``), identically on both backends.
+    draws (chunk i uses ``noise_seed + i``), identically on both backends. ``backend``: "mlx"
+    (:data:`DEFAULT_BACKEND`, as the CLI) or "torch"; ``backends`` overrides single stages.
+
+    ``progress``: a bar per chunk on stderr (default: when stderr is a terminal).
+    ``keep_features``: keep each chunk's synthesizer input in ``Conversion.features``.
+    ``on_chunk(i, n)``: called after chunk i of n is converted (a KeyboardInterrupt raised there,
+    or anywhere, stops the conversion).
     """
     chosen = _resolve_backends(backend, backends)
     voice = model if isinstance(model, VoiceModel) else VoiceModel(model)
@@ -180,53 +257,83 @@ def convert_voice(
         raise PipelineError(f"sid {sid} out of range: the model has {voice.config.spk_embed_dim} speakers")
     feature_index = _load_index(index, voice.version)
     curve = steps.read_f0_curve(f0_curve) if isinstance(f0_curve, str | os.PathLike) else f0_curve
+    hubert = embedder(chosen["features"], hubert_path)
+    synth = voice.model(chosen["synth"])
+    release_memory()  # what loading files and models left in the heap
 
     timings: dict[str, float] = {"features": 0.0, "f0": 0.0, "synth": 0.0}
     x = steps.highpass(steps.normalize_input(x16))
+    del x16
     pad = steps.padding_for(voice.sr, pad_config)
     chunks = steps.plan_chunks(x, pad)
+    source_rms = steps.frame_rms(x, SAMPLE_RATE_16K)  # all change_rms needs of the input
     padded = steps.pad_audio(x, pad)
+    del x
     p_len = padded.shape[0] // steps.WINDOW
-
-    coarse = np.zeros(p_len, np.int32)
-    f0bak = np.zeros(p_len, np.float32)
-    if voice.has_f0:
-        t = time.perf_counter()
-        kwargs = {"filter_radius": filter_radius} if f0_method == "harvest" else {}
-        f0 = estimate_f0(padded.astype(np.float32), f0_method, backend=chosen["f0"], n_frames=p_len, **kwargs).f0
-        coarse, f0bak = steps.postprocess_f0(f0, f0_up_key, curve, pad_config.x_pad, p_len)
-        timings["f0"] += time.perf_counter() - t
-
-    hubert = embedder(chosen["features"], hubert_path)
-    synth = voice.model(chosen["synth"])
-    pieces, feats_used = [], []
-    iterator = chunks
-    if progress:
-        iterator = tqdm(chunks, desc=f"converting ({chosen['synth']})", unit="chunk")
-    for i, chunk in enumerate(iterator):
-        t = time.perf_counter()
-        feats = _features(hubert, chunk.audio(padded), voice.version, chosen["features"])
-        feats0 = feats.copy()
-        feats = feats if feature_index is None else feature_index.blend(feats, index_rate)
-        timings["features"] += time.perf_counter() - t
-        pitch = chunk.frames(coarse) if voice.has_f0 else None
-        pitchf = chunk.frames(f0bak) if voice.has_f0 else None
-        n_samples = chunk.audio_stop - chunk.audio_start
-        frames, n, pitch, pitchf = steps.features_to_frames(feats, feats0, n_samples, pitch, pitchf, protect)
-        frames = frames[:n]
-        t = time.perf_counter()
-        wave = _synthesize(synth, voice, frames, pitch, pitchf, sid, noise_seed + i, chosen["synth"])
-        timings["synth"] += time.perf_counter() - t
-        pieces.append(chunk.trim(wave))
-        feats_used.append(frames)
-    out = np.concatenate(pieces) if pieces else np.zeros(0, np.float32)
+    show = sys.stderr.isatty() if progress is None else bool(progress)
+    bar = tqdm(total=len(chunks), desc="F0", unit="chunk", disable=not show, leave=False)
+    with bar, ExitStack() as pieces:
+        coarse = np.zeros(p_len, np.int32)
+        f0bak = np.zeros(p_len, np.float32)
+        if voice.has_f0:
+            t = time.perf_counter()
+            if chosen["f0"] == "mlx" and f0_method in MLX_F0_MODELS:
+                pieces.enter_context(mlx_module_by_module(MLX_F0_MODELS[f0_method]()))
+            kwargs = {"filter_radius": filter_radius} if f0_method == "harvest" else {}
+            f0 = estimate_f0(padded.astype(np.float32), f0_method, backend=chosen["f0"], n_frames=p_len,
+                             **kwargs).f0  # the whole clip, as upstream
+            coarse, f0bak = steps.postprocess_f0(f0, f0_up_key, curve, pad_config.x_pad, p_len)
+            del f0
+            timings["f0"] += time.perf_counter() - t
+            release_memory(chosen["f0"] == "mlx")
+        for stage, model in (("features", hubert), ("synth", synth)):
+            if chosen[stage] == "mlx":
+                pieces.enter_context(mlx_module_by_module(model))
+        bar.set_description(f"converting ({chosen['synth']})")
+        out = np.empty(_output_bound(chunks, voice.sr), np.float32)
+        filled, feats_kept = 0, []
+        for i, chunk in enumerate(chunks):
+            t = time.perf_counter()
+            feats = _features(hubert, chunk.audio(padded), voice.version, chosen["features"])
+            feats0 = feats.copy()
+            feats = feats if feature_index is None else feature_index.blend(feats, index_rate)
+            timings["features"] += time.perf_counter() - t
+            pitch = chunk.frames(coarse) if voice.has_f0 else None
+            pitchf = chunk.frames(f0bak) if voice.has_f0 else None
+            n_samples = chunk.audio_stop - chunk.audio_start
+            frames, n, pitch, pitchf = steps.features_to_frames(feats, feats0, n_samples, pitch, pitchf, protect)
+            frames = frames[:n]
+            del feats, feats0
+            t = time.perf_counter()
+            wave = chunk.trim(_synthesize(synth, voice, frames, pitch, pitchf, sid, noise_seed + i, chosen["synth"]))
+            timings["synth"] += time.perf_counter() - t
+            if filled + wave.shape[0] > out.shape[0]:  # never for RVC's synthesizers; kept safe
+                out = np.concatenate([out[:filled], np.empty(filled + wave.shape[0] - out.shape[0], np.float32)])
+            out[filled : filled + wave.shape[0]] = wave
+            filled += wave.shape[0]
+            if keep_features:
+                feats_kept.append(frames)
+            del frames, wave
+            release_memory("mlx" in (chosen["features"], chosen["synth"]))
+            bar.update()
+            if on_chunk is not None:
+                on_chunk(i, len(chunks))
+    del padded
+    out = out[:filled]
     if rms_mix_rate != 1:
-        out = steps.change_rms(x, SAMPLE_RATE_16K, out, voice.sr, rms_mix_rate)
+        steps.mix_rms_(out, voice.sr, source_rms, rms_mix_rate)
     out_sr = voice.sr
     if resample_sr >= 16000 and resample_sr != voice.sr:
-        out, out_sr = resample(out.astype(np.float32), voice.sr, resample_sr), resample_sr
-    return Conversion(audio=steps.finalize_audio(out), sr=out_sr, backends=chosen, f0=f0bak,
-                      coarse=coarse, chunks=chunks, timings=timings, features=feats_used)
+        out, out_sr = resample(out, voice.sr, resample_sr), resample_sr
+    return Conversion(audio=steps.finalize_audio_(out), sr=out_sr, backends=chosen, f0=f0bak,
+                      coarse=coarse, chunks=chunks, timings=timings, features=feats_kept)
+
+
+def _output_bound(chunks: list, voice_sr: int) -> int:
+    """Output samples the chunks can yield at most: each chunk's synthesizer makes at most
+    samples // 160 frames of voice_sr / 100 samples, less the trimmed padding at both ends."""
+    hop = voice_sr // steps.FRAME_RATE
+    return sum(max(0, (c.audio_stop - c.audio_start) // steps.WINDOW * hop - 2 * c.trim_tgt) for c in chunks)
 
 
 def _load_index(index, version: str):

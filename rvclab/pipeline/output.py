@@ -2,6 +2,10 @@
 
 Rates: the output is at the voice model's rate; the envelope's source is the 16 kHz high-passed
 input. Re-exported by :mod:`rvclab.pipeline.steps`.
+
+Every step works through the audio in blocks of ``BLOCK_SAMPLES``, so its temporaries stay the
+same size whatever the length; each element is computed by the same float64 operations as on the
+whole array, so the result is identical to the one-pass formula the docstrings state.
 """
 
 from __future__ import annotations
@@ -10,6 +14,8 @@ import numpy as np
 
 OUTPUT_PEAK = 0.99  # the output is scaled down if its peak exceeds this
 INT16_SCALE = 32768
+BLOCK_SAMPLES = 1 << 18  # samples per block of element-wise work (float64 temporaries of 2 MiB)
+RMS_FLOOR = 1e-6  # the output's envelope is clamped here before its negative power
 
 
 def frame_rms(x: np.ndarray, sr: int) -> np.ndarray:
@@ -21,12 +27,28 @@ def frame_rms(x: np.ndarray, sr: int) -> np.ndarray:
     """
     hop = sr // 2
     length = hop * 2
-    x = np.asarray(x, dtype=np.float64)
+    x = np.asarray(x)
     n_frames = 1 + x.shape[0] // hop
-    padded = np.pad(x, (hop, hop))[: (n_frames + 1) * hop]
-    blocks = np.sum(padded.reshape(n_frames + 1, hop) ** 2, axis=1)  # each frame = 2 blocks
+    blocks = _hop_energies(x, hop, n_frames + 1)  # each frame = 2 blocks
     power = (blocks[:-1] + blocks[1:]) / length
     return np.sqrt(np.maximum(power, 0.0))
+
+
+def _hop_energies(x: np.ndarray, hop: int, n_rows: int) -> np.ndarray:
+    """(n_rows,) float64 sums of squares of ``hop``-sample rows of ``[zeros(hop), x, zeros]``.
+
+    Row r >= 1 holds x[(r-1)*hop : r*hop] (zero-filled past the end); row 0 is all zeros. Rows are
+    squared and summed a group at a time (same per-row reduction as on the whole padded array).
+    """
+    out = np.zeros(n_rows, np.float64)
+    group = max(1, BLOCK_SAMPLES // hop)
+    for r0 in range(1, n_rows, group):
+        r1 = min(n_rows, r0 + group)
+        rows = np.zeros((r1 - r0) * hop, np.float64)
+        seg = x[(r0 - 1) * hop : (r1 - 1) * hop]
+        rows[: seg.shape[0]] = seg
+        out[r0:r1] = np.sum(rows.reshape(r1 - r0, hop) ** 2, axis=1)
+    return out
 
 
 def interp_linear(values: np.ndarray, size: int) -> np.ndarray:
@@ -34,9 +56,13 @@ def interp_linear(values: np.ndarray, size: int) -> np.ndarray:
 
     Output i reads source position max((i + 0.5) * F / size - 0.5, 0).
     """
-    values = np.asarray(values, dtype=np.float64)
+    return _interp_range(np.asarray(values, dtype=np.float64), size, 0, size)
+
+
+def _interp_range(values: np.ndarray, size: int, start: int, stop: int) -> np.ndarray:
+    """Outputs ``start:stop`` of :func:`interp_linear` (values float64)."""
     n = values.shape[0]
-    pos = np.maximum((np.arange(size) + 0.5) * (n / size) - 0.5, 0.0)
+    pos = np.maximum((np.arange(start, stop) + 0.5) * (n / size) - 0.5, 0.0)
     i0 = np.floor(pos).astype(np.int64)
     i1 = np.minimum(i0 + 1, n - 1)
     frac = pos - i0
@@ -53,13 +79,30 @@ def change_rms(
     rms_in**(1 - rate) * max(rms_out, 1e-6)**(rate - 1). rate 1 returns the output unchanged
     (upstream skips the call); rate 0 gives the output the input's envelope. Keeps output's dtype.
     """
-    output = np.asarray(output)
+    output = np.array(output, copy=True)
+    if rate != 1:
+        mix_rms_(output, output_sr, frame_rms(source, source_sr), rate)
+    return output
+
+
+def mix_rms_(output: np.ndarray, output_sr: int, source_rms: np.ndarray, rate: float) -> np.ndarray:
+    """:func:`change_rms` in place, block by block, from the source's :func:`frame_rms` (F,).
+
+    Takes the input's half-second RMS frames rather than the input, so a caller can let the
+    16 kHz input go before the output exists. Returns ``output`` (M,), modified.
+    """
     if rate == 1:
-        return output.copy()
-    rms_in = interp_linear(frame_rms(source, source_sr), output.shape[0])
-    rms_out = np.maximum(interp_linear(frame_rms(output, output_sr), output.shape[0]), 1e-6)
-    gain = np.power(rms_in, 1 - rate) * np.power(rms_out, rate - 1)
-    return (output * gain).astype(output.dtype)
+        return output
+    size = output.shape[0]
+    source_rms = np.asarray(source_rms, dtype=np.float64)
+    output_rms = frame_rms(output, output_sr)
+    for a in range(0, size, BLOCK_SAMPLES):
+        b = min(size, a + BLOCK_SAMPLES)
+        rms_in = _interp_range(source_rms, size, a, b)
+        rms_out = np.maximum(_interp_range(output_rms, size, a, b), RMS_FLOOR)
+        gain = np.power(rms_in, 1 - rate) * np.power(rms_out, rate - 1)
+        output[a:b] = (output[a:b] * gain).astype(output.dtype)
+    return output
 
 
 def finalize_audio(audio: np.ndarray) -> np.ndarray:
@@ -68,9 +111,21 @@ def finalize_audio(audio: np.ndarray) -> np.ndarray:
     This is what we return. Applio returns the same floats; the WebUI returns int16 instead,
     see :func:`to_int16_webui`.
     """
-    x = np.asarray(audio, dtype=np.float32)
-    peak = float(np.abs(x).max()) / OUTPUT_PEAK if x.size else 0.0
-    return x / np.float32(peak) if peak > 1 else x.copy()
+    return finalize_audio_(np.array(audio, dtype=np.float32, copy=True))
+
+
+def finalize_audio_(x: np.ndarray) -> np.ndarray:
+    """:func:`finalize_audio` in place on a float32 array (no copy of a long output)."""
+    peak = _peak(x) / OUTPUT_PEAK
+    if peak > 1:
+        for a in range(0, x.shape[0], BLOCK_SAMPLES):
+            x[a : a + BLOCK_SAMPLES] /= np.float32(peak)
+    return x
+
+
+def _peak(x: np.ndarray) -> float:
+    """max |x| (0 for an empty array), without an |x| copy of the whole array."""
+    return max(float(x.max()), -float(x.min())) if x.size else 0.0
 
 
 def to_int16_webui(audio: np.ndarray) -> np.ndarray:

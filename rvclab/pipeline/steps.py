@@ -6,7 +6,7 @@ Both backends see the same chunks, pitch arrays and post-processing. Input side:
 stage (:mod:`rvclab.pipeline.output`) is re-exported here.
 :func:`rvclab.pipeline.conversion.convert_voice` composes the steps in order: normalize_input,
 highpass, plan_chunks, pad_audio, F0, postprocess_f0, per chunk features_to_frames and the
-synthesizer, change_rms, finalize_audio.
+synthesizer, change_rms and finalize_audio (in place on the output: ``mix_rms_``, ``finalize_audio_``).
 """
 
 from __future__ import annotations
@@ -22,8 +22,10 @@ from rvclab.models.synth.config import coarse_pitch as coarse_pitch
 from rvclab.pipeline.output import OUTPUT_PEAK as OUTPUT_PEAK
 from rvclab.pipeline.output import change_rms as change_rms
 from rvclab.pipeline.output import finalize_audio as finalize_audio
+from rvclab.pipeline.output import finalize_audio_ as finalize_audio_
 from rvclab.pipeline.output import frame_rms as frame_rms
 from rvclab.pipeline.output import interp_linear as interp_linear
+from rvclab.pipeline.output import mix_rms_ as mix_rms_
 from rvclab.pipeline.output import to_int16_webui as to_int16_webui
 
 SR_16K = SAMPLE_RATE_16K  # HuBERT and F0 input rate
@@ -165,12 +167,22 @@ def quietness(audio: np.ndarray, window: int = WINDOW) -> np.ndarray:
     the float64 sums (and hence ties) are identical.
     """
     x = np.asarray(audio)
+    return quietness_range(x, 0, x.shape[0], window)
+
+
+def quietness_range(audio: np.ndarray, start: int, stop: int, window: int = WINDOW) -> np.ndarray:
+    """Elements ``start:stop`` of :func:`quietness` (same sums, same order), computed from the
+    samples they need only: split points read a few seconds around each cut, not the whole clip."""
+    x = np.asarray(audio)
+    n = x.shape[0]
     half = window // 2
-    padded = np.pad(x, (half, half), mode="reflect")
-    total = np.zeros_like(x)
-    buf = np.empty_like(x)
+    idx = np.abs(np.arange(start - half, stop - half + window - 1))  # reflect at the start
+    idx = np.where(idx >= n, 2 * (n - 1) - idx, idx)  # and at the end (np.pad's "reflect")
+    padded = x[idx]
+    total = np.zeros(stop - start, dtype=x.dtype)
+    buf = np.empty_like(total)
     for i in range(window):
-        np.abs(padded[i : i - window], out=buf)
+        np.abs(padded[i : i + stop - start], out=buf)
         total += buf
     return total
 
@@ -181,15 +193,16 @@ def split_points(audio: np.ndarray, pad: Padding) -> list[int]:
     No splits when N + window <= t_max (the window-padded length is what upstream compares).
     Otherwise, for each t = t_center, 2*t_center, ... < N, the first quietest sample of
     :func:`quietness` in [t - t_query, t + t_query) (clipped at N). Not yet rounded to frames.
+    Only those windows are summed (:func:`quietness_range`), so memory does not grow with N.
     """
     x = np.asarray(audio)
     n = x.shape[0]
     if n + 2 * (pad.window // 2) <= pad.t_max:
         return []
-    total = quietness(x, pad.window)
     points = []
     for t in range(pad.t_center, n, pad.t_center):
-        seg = total[t - pad.t_query : t + pad.t_query]
+        span = range(n)[t - pad.t_query : t + pad.t_query]  # the slice upstream takes of the sums
+        seg = quietness_range(x, span.start, span.stop, pad.window)
         points.append(t - pad.t_query + int(np.flatnonzero(seg == seg.min())[0]))
     return points
 

@@ -139,3 +139,33 @@ def plot_summary(rows: list[dict]):
     ax.set_xlabel("error / parity goal (1e6: refused or fails outright)")
     ax.legend(fontsize=7, loc="lower right")
     return fig
+
+
+def _corr_shown(value) -> str:
+    """A correlation near 1 as ``1 - x`` (two significant digits); None (voice refused) as such."""
+    if value is None:
+        return "refused"
+    return f"1 - {_sig(1.0 - float(value)):g}" if value < 1 else "1"
+
+
+def e2e_table(rows: list[dict]) -> list[dict]:
+    """Rows of the end-to-end table (:func:`rvclab.fixes.e2e.measure`): wave and spectrogram
+    correlation, torch vs MLX, with the bug on and off, and what the goal saw."""
+    return [{"fix": r["fix"], "stage": r["stage"],
+             "bug on: wave corr": _corr_shown(r["bug_wave_corr"]),
+             "bug on: spec corr": _corr_shown(r["bug_spec_corr"]),
+             "bug off: wave corr": _corr_shown(r["fixed_wave_corr"]),
+             "bug off: spec corr": _corr_shown(r["fixed_spec_corr"]),
+             "bug on": fixes.E2E[r["outcome"]].value,
+             "as the registry says": r["as_expected"]} for r in rows]
+
+
+def e2e_report(rows: list[dict]) -> str:
+    """One line per fix: bug-on figures (two digits), the outcome, the bug-off check."""
+    lines = []
+    for r in rows:
+        figures = (f"{r['converter_problems']} converter problems" if r["bug_wave_corr"] is None else
+                   f"wave {_corr_shown(r['bug_wave_corr'])}, spec {_corr_shown(r['bug_spec_corr'])}")
+        lines.append(f"{r['fix']:24s} bug on: {figures:34s} -> {r['outcome'].lower():11s} "
+                     f"(registry: {str(r['expected']).lower()}); bug off within goal: {r['fixed_within_goal']}")
+    return "\n".join(lines)

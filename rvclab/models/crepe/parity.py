@@ -9,6 +9,7 @@ the same seed (the same stream). Reported:
 * ``f0_median_cents`` / ``f0_p99_cents`` / ``f0_max_cents`` on frames voiced in both;
 * ``voicing_agreement``; ``periodicity_max_abs`` (raw periodicity, before filtering);
 * ``probs_max_abs`` (network output, MLX vs the reference's);
+* ``ok`` / ``guard_ok``: every goal / guard of :data:`rvclab.tolerances.F0_CHECKS` met;
 * ``reference``: "torchcrepe <version>" when the package imports (with rvclab's torchaudio
   stand-in if the real torchaudio cannot load: ``torchaudio``), else "rvclab.models.crepe.torch"
   (the same net and weights, proved bit-identical to torchcrepe where it imports).
@@ -21,7 +22,7 @@ import numpy as np
 from rvclab import metrics
 from rvclab.audio import HOP_16K, SAMPLE_RATE_16K
 from rvclab.f0 import F0_MAX, F0_MIN
-from rvclab.models.common import clips_audio, f0_row_ok
+from rvclab.models.common import clips_audio, f0_row_verdicts
 from rvclab.models.crepe import f0 as f0crepe
 from rvclab.models.crepe.config import (
     BATCH_SIZE,
@@ -95,7 +96,7 @@ def run_capacity(args, capacity: str) -> list[dict]:
             "periodicity_max_abs": float(np.max(np.abs(out["periodicity"] - ref["periodicity"]))),
             "probs_max_abs": float(np.max(np.abs(out["probs"] - ref["probs"]))),
         }
-        row["ok"] = f0_row_ok(row)
+        row.update(f0_row_verdicts(row))
         rows.append(row)
     return rows
 

@@ -3,7 +3,8 @@
 ``rvclab parity fcpe``. Per clip (16 kHz, fp32), both sides run RVC/Applio's call
 (``decoder_mode="local_argmax"``, ``threshold=0.006``). Reported: ``f0_median_cents`` /
 ``f0_p99_cents`` / ``f0_max_cents`` on frames voiced in both, ``voicing_agreement``,
-``periodicity_max_abs`` (FCPE's confidence = max latent per frame), ``latent_max_abs`` and
+``periodicity_max_abs`` (FCPE's confidence = max latent per frame), ``ok`` / ``guard_ok`` (every
+goal / guard of :data:`rvclab.tolerances.F0_CHECKS` met) and
 ``reference`` ("torchfcpe <version>" or, where it cannot import, "rvclab.models.fcpe.torch", proved
 bit-identical to torchfcpe where it imports).
 """
@@ -17,7 +18,7 @@ import numpy as np
 
 from rvclab import metrics
 from rvclab.audio import SAMPLE_RATE_16K
-from rvclab.models.common import clips_audio, f0_row_ok
+from rvclab.models.common import clips_audio, f0_row_verdicts
 from rvclab.models.f0_packages import import_torchfcpe, package_version, torchaudio_status
 from rvclab.models.fcpe import f0 as f0fcpe
 from rvclab.models.fcpe.config import DEFAULT_THRESHOLD
@@ -70,6 +71,6 @@ def run(args) -> list[dict]:
             "voicing_agreement": metrics.voicing_agreement(out["f0"], ref["f0"]),
             "periodicity_max_abs": float(np.max(np.abs(out["confidence"] - ref["confidence"]))),
         }
-        row["ok"] = f0_row_ok(row)
+        row.update(f0_row_verdicts(row))
         rows.append(row)
     return rows

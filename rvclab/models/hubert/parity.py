@@ -3,8 +3,8 @@
 ``rvclab parity hubert [--json] [--weights DIR] [--small]`` compares the content features of
 every shipped clip and of lengths from 0.5 s to 30 s (odd sample counts included) and reports,
 per input x format x version: ``cos_min``, ``cos_mean`` (per-frame cosine), ``max_abs_rel``
-(max abs difference / RMS of the torch features), ``frames_torch``, ``frames_mlx``, ``ok``.
-Goals: :data:`rvclab.tolerances.HUBERT_COS_MIN`, :data:`~rvclab.tolerances.HUBERT_MAX_ABS_REL`.
+(max abs difference / RMS of the torch features), ``frames_torch``, ``frames_mlx``, ``ok`` and
+``guard_ok`` (every goal / guard of :data:`rvclab.tolerances.HUBERT_CHECKS` met).
 
 Weights: ``DIR/hubert_base.pt`` (fairseq) and ``DIR/contentvec_base/`` (transformers) as
 ``rvclab weights make`` writes them; when absent, seeded ones are made in a temporary folder.
@@ -61,13 +61,14 @@ def compare(ref: np.ndarray, test: np.ndarray) -> dict:
     """Per-frame agreement of (T, C) or (B, T, C) features (torch first)."""
     row = {"frames_torch": int(ref.shape[-2]), "frames_mlx": int(test.shape[-2])}
     if ref.shape != test.shape:
-        row.update(cos_min=float("nan"), cos_mean=float("nan"), max_abs_rel=float("inf"), ok=False)
+        row.update(cos_min=float("nan"), cos_mean=float("nan"), max_abs_rel=float("inf"), ok=False,
+                   guard_ok=False)
         return row
     cos = metrics.cosine_per_frame(ref, test, axis=-1)
-    rel = metrics.max_abs(ref, test) / max(metrics.rms(ref), 1e-12)
-    row.update(cos_min=float(cos.min()), cos_mean=float(cos.mean()), max_abs_rel=float(rel))
-    row["ok"] = bool(row["cos_min"] >= tolerances.HUBERT_COS_MIN
-                     and rel <= tolerances.HUBERT_MAX_ABS_REL)
+    rel = metrics.max_abs(ref, test) / max(metrics.rms(ref), 1e-12)  # NaN stays NaN
+    row.update(cos_min=metrics.worst_cosine(cos), cos_mean=float(np.mean(cos)) if cos.size else float("nan"),
+               max_abs_rel=float(rel))
+    row.update(tolerances.verdicts(row, tolerances.HUBERT_CHECKS))
     return row
 
 

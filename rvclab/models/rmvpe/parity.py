@@ -3,7 +3,8 @@
 Per clip (16 kHz, fp32): ``salience_max_abs`` over the (T, 360) salience, F0 cents and voicing on
 frames voiced in both, the same for both decoders on an all-voiced salience built from the clip's
 YIN pitch (``bump_*``), and ``decode_same_max_abs_hz`` (both decoders on the torch salience).
-Goals in :mod:`rvclab.tolerances`; the figures are described in docs/rmvpe.md ("Parity").
+``ok`` / ``guard_ok``: every goal / guard of :data:`rvclab.tolerances.RMVPE_CHECKS` met (and equal
+frame counts); the figures are described in docs/rmvpe.md ("Parity").
 """
 
 from __future__ import annotations
@@ -81,16 +82,8 @@ def check_clip(name: str, audio: np.ndarray, est_t, est_m, chunk_frames=None) ->
     row["decode_same_max_abs_hz"] = metrics.max_abs(same_t, same_m)
     bt, bm = decoders_compare(bump_salience(reference_pitch(audio)), thr)
     row.update(f0_figures(bt, bm, prefix="bump_"))
-    row["ok"] = bool(
-        row["frames"] == row["frames_mlx"]
-        and row["salience_max_abs"] <= tolerances.RMVPE_SALIENCE_MAX_ABS
-        and row["f0_median_cents"] <= tolerances.F0_MEDIAN_CENTS_MAX
-        and row["f0_p99_cents"] <= tolerances.F0_P99_CENTS_MAX
-        and row["voicing_agreement"] >= tolerances.VOICING_AGREEMENT_MIN
-        and row["bump_f0_median_cents"] <= tolerances.F0_MEDIAN_CENTS_MAX
-        and row["bump_f0_p99_cents"] <= tolerances.F0_P99_CENTS_MAX
-        and row["bump_voicing_agreement"] >= tolerances.VOICING_AGREEMENT_MIN
-    )
+    same = row["frames"] == row["frames_mlx"]
+    row.update({k: bool(same and v) for k, v in tolerances.verdicts(row, tolerances.RMVPE_CHECKS).items()})
     return row
 
 

@@ -132,7 +132,8 @@ def run_mlx(model, inp, noise, f0: bool):
 # --- the check ------------------------------------------------------------------------------------
 def compare(config: SynthConfig | None, seconds: float = 1.0, seed: int = 0,
             noise_mode: str = "shared", clip=None, ckpt=None, weights: str = "seeded") -> dict:
-    """One parity row for ``config``: metrics, tolerances and timings."""
+    """One parity row for ``config``: metrics, verdicts (``ok``: every goal of
+    :data:`rvclab.tolerances.SYNTH_CHECKS`; ``guard_ok``: every guard) and timings."""
     mx = import_mlx()
     frames = max(int(round(seconds * 100)), 1)
     ckpt = ckpt if ckpt is not None else torch_voice(config, seed, weights)
@@ -169,11 +170,7 @@ def compare(config: SynthConfig | None, seconds: float = 1.0, seed: int = 0,
         "wave_rms": metrics.rms(ref["wave"]),
         "torch_s": t1 - t0, "mlx_s": t2 - t1,
     }
-    row["ok"] = bool(
-        row["textenc_max_abs"] <= tol.SYNTH_TEXTENC_MAX_ABS
-        and row["flow_max_abs"] <= tol.SYNTH_FLOW_MAX_ABS
-        and row["wave_corr"] >= tol.SYNTH_WAVE_CORR_MIN
-        and row["wave_max_abs"] <= tol.SYNTH_WAVE_MAX_ABS)
+    row.update(tol.verdicts(row, tol.SYNTH_CHECKS))  # ok: every goal; guard_ok: every guard
     return row
 
 
