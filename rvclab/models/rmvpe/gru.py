@@ -99,7 +99,15 @@ def host_scan(gi: mx.array, w_hh: mx.array, b_hh: mx.array) -> mx.array:
     n = np.empty((d, b, hidden), np.float32)
     tmp = np.empty((d, b, hidden), np.float32)
     h = np.zeros((d, b, hidden), np.float32)
-    for i in range(t):
+    with np.errstate(over="ignore"):  # exp(-a) = inf for a < -88: sigmoid 0, as it should be
+        _host_steps(g, w_t, bias, out, gh, rz, n, tmp, h)
+    return mx.array(out).astype(gi.dtype)
+
+
+def _host_steps(g, w_t, bias, out, gh, rz, n, tmp, h) -> None:
+    """:func:`host_scan`'s time loop over preallocated buffers; writes ``out`` (D, B, T, H)."""
+    hidden = h.shape[-1]
+    for i in range(g.shape[2]):
         np.matmul(h, w_t, out=gh)
         gh += bias
         x = g[:, :, i, :]
@@ -115,7 +123,6 @@ def host_scan(gi: mx.array, w_hh: mx.array, b_hh: mx.array) -> mx.array:
         tmp *= rz[..., hidden:]
         h = out[:, :, i, :]
         np.add(n, tmp, out=h)  # n + z * (h - n)
-    return mx.array(out).astype(gi.dtype)
 
 
 def _kernel(launch):

@@ -18,10 +18,12 @@ it), ``b_hh`` (D, 3H). Output ``hs`` (D, B, T, H), the hidden state after each s
   stream from L2 every step.
 * ``cuda_split``: ``G = H / units`` thread blocks per (direction, batch) row, each owning
   ``units`` hidden units: its 3*units rows of W_hh stay in shared memory for the whole launch, so
-  no weight leaves the chip. After each step the blocks exchange the new hidden state through the
-  output array in global memory, behind a counter barrier (an atomic increment and a spin on the
-  counter). The spin needs every block of the launch resident at once: the dispatcher uses this
-  kernel only under :data:`rvclab.runtime.GRU_SPLIT_MAX_BLOCKS` blocks.
+  no weight leaves the chip. After each step the blocks exchange the new hidden state through
+  global memory as 8-byte words holding the value and its step number (one store each, so a
+  reader that sees the step sees the value: no separate barrier or fence), double-buffered by
+  step parity (a block can run at most one step ahead of the slowest). Readers spin until every
+  word carries the step, so every block of the launch must be resident at once: the dispatcher
+  uses this kernel only up to :data:`rvclab.runtime.GRU_SPLIT_MAX_BLOCKS` blocks.
 * ``metal``: ``cuda_block``'s design in Metal (threadgroup memory, ``threadgroup_barrier``); Metal
   gives no forward-progress guarantee between threadgroups, so there is no split variant.
 
@@ -118,7 +120,8 @@ CUDA_SPLIT_SOURCE = r"""
     const float* bias = b_hh + (size_t)d * H3;
     const float* x_row = gi + (size_t)row * steps * H3;
     float* out = hs + (size_t)row * steps * H;
-    int* arrived = counter + row;
+    // exchange words (2, H) of this row: (step + 1) << 32 | float bits, by step parity
+    uint64_t* slots = xch + (size_t)row * 2 * H;
     for (int i = tid; i < H * R; i += NT) {
         const int k = i / R, c = i % R;
         ws[i] = w[(size_t)k * H3 + (c / U) * H + g * U + (c % U)];
@@ -133,6 +136,8 @@ CUDA_SPLIT_SOURCE = r"""
         for (int k = slice; k < H; k += S) acc = fmaf(h_s[k], ws[k * R + c], acc);
         part[slice * R + c] = acc;
         __syncthreads();
+        const uint64_t tag = (uint64_t)(t + 1) << 32;
+        volatile uint64_t* slot = slots + (t & 1) * H;
         if (tid < U) {
             const int j = g * U + tid;
             const float* x = x_row + (size_t)t * H3;
@@ -145,21 +150,17 @@ CUDA_SPLIT_SOURCE = r"""
             const float r = 1.0f / (1.0f + expf(-(x[j] + sr)));
             const float z = 1.0f / (1.0f + expf(-(x[H + j] + sz)));
             const float n = tanhf(x[2 * H + j] + r * sn);
-            out[(size_t)t * H + j] = n + z * (h_s[j] - n);
-            __threadfence();
+            const float h = n + z * (h_s[j] - n);
+            out[(size_t)t * H + j] = h;
+            slot[j] = tag | __float_as_uint(h);  // one 8-byte store: value and step arrive together
         }
         __syncthreads();
         if (t + 1 == steps) break;
-        if (tid == 0) {  // barrier over the G blocks of this row: every slice of step t written
-            __threadfence();
-            atomicAdd(arrived, 1);
-            const int target = G * (t + 1);
-            while (*((volatile int*)arrived) < target) {
-            }
-            __threadfence();
+        for (int k = tid; k < H; k += NT) {  // wait for every unit's word of this step
+            uint64_t v = slot[k];
+            while ((v >> 32) != (uint64_t)(t + 1)) v = slot[k];
+            h_s[k] = __uint_as_float((unsigned int)(v & 0xffffffffu));
         }
-        __syncthreads();
-        for (int k = tid; k < H; k += NT) h_s[k] = __ldcg(out + (size_t)t * H + k);  // L2, not L1
         __syncthreads();
     }
 """
@@ -317,13 +318,14 @@ def cuda_split_scan(gi: mx.array, w_t: mx.array, b_hh: mx.array, units: int = SP
     if lay is None:
         raise ValueError(f"cuda_split: hidden size {h3 // 3} with {units} units and {slices} slices a block "
                          "has no layout")
-    kernel = _cuda_kernel(f"rvclab_gru_split_{lay.shared_bytes}", CUDA_SPLIT_SOURCE, ("hs", "counter"),
+    kernel = _cuda_kernel(f"rvclab_gru_split_{lay.shared_bytes}", CUDA_SPLIT_SOURCE, ("hs", "xch"),
                           lay.shared_bytes)
     out = kernel(inputs=[gi, w_t, b_hh],
                  template=[("H", lay.hidden), ("U", lay.units), ("S", lay.slices), ("NT", lay.threads)],
                  grid=(lay.threads * lay.blocks * d * b, 1, 1), threadgroup=(lay.threads, 1, 1),
-                 output_shapes=[(d, b, t, lay.hidden), (d * b,)], output_dtypes=[mx.float32, mx.int32],
-                 init_value=0)  # the counters start at 0 (hs is written in full)
+                 output_shapes=[(d, b, t, lay.hidden), (d * b, 2, lay.hidden)],
+                 output_dtypes=[mx.float32, mx.uint64],
+                 init_value=0)  # exchange words start at step 0 = nothing written (hs is written in full)
     return out[0]
 
 
