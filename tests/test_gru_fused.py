@@ -130,11 +130,12 @@ def test_rmvpe_salience_on_host_path_matches_torch(mx, monkeypatch):
     audio = np.random.default_rng(5).standard_normal(16000).astype(np.float32) * 0.1
     want = T.RMVPE(tm).salience(audio)
     monkeypatch.delenv(runtime.GRU_PATH_ENV, raising=False)
-    host = M.RMVPE(mm).salience(audio)
-    assert gru.last_path() == "host"
-    monkeypatch.setenv(runtime.GRU_PATH_ENV, "loop")
-    loop = M.RMVPE(mm).salience(audio)
-    assert gru.last_path() == "loop"
+    with on_device(mx, mx.cpu):
+        host = M.RMVPE(mm).salience(audio)
+        assert gru.last_path() == "host"
+        monkeypatch.setenv(runtime.GRU_PATH_ENV, "loop")
+        loop = M.RMVPE(mm).salience(audio)
+        assert gru.last_path() == "loop"
     assert np.abs(host - want).max() <= tol.RMVPE_SALIENCE_MAX_ABS
     assert np.abs(host - loop).max() <= tol.RMVPE_SALIENCE_MAX_ABS
 
