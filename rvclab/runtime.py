@@ -7,7 +7,9 @@ docs/runtime.md.
 
 Switches: ``RVCLAB_FAST_BLAS=0`` (no OpenBLAS preload), ``RVCLAB_BLAS_LIB=<path>`` (the library
 to preload), ``RVCLAB_MLX_DEVICE=cpu|gpu`` (device), ``RVCLAB_MALLOC_TUNE=0`` (glibc defaults),
-``RVCLAB_MLX_CACHE_GB=N`` (cap MLX's buffer cache at N GB).
+``RVCLAB_MLX_CACHE_GB=N`` (cap MLX's buffer cache at N GB), ``RVCLAB_GRU_PATH=auto|<path>`` (which
+recurrence RMVPE's MLX BiGRU runs: :data:`GRU_PATHS`), ``RVCLAB_TORCH_CUDA_GRAPH=0|1`` (CUDA-graph
+capture of the torch reference's RMVPE network: :func:`torch_cuda_graph_enabled`).
 """
 
 from __future__ import annotations
@@ -261,6 +263,72 @@ def mlx_backend_name() -> str:
     if mx.default_device() == mx.cpu:
         return "cpu"
     return "metal" if IS_MACOS else "cuda"
+
+
+# --- RMVPE's BiGRU recurrence in MLX: which path runs on which device ---------------------------
+GRU_PATH_ENV = "RVCLAB_GRU_PATH"
+# name -> (MLX device kind it runs on, what it is); rvclab.models.rmvpe.gru maps names to code.
+GRU_PATHS = {
+    "cuda_split": ("cuda", "one launch; H/16 blocks per (direction, batch) row, their W_hh rows in shared "
+                           "memory, the hidden state exchanged through global memory behind a spin barrier"),
+    "cuda_block": ("cuda", "one launch; one block per (direction, batch) row, W_hh streamed from L2 each step"),
+    "metal": ("metal", "one launch; one threadgroup per (direction, batch) row"),
+    "host": ("cpu", "numpy on the host: one BLAS vector-matrix product and a few vector ops per step"),
+    "loop": ("any", "a compiled MLX step per time step, evaluated in blocks (the reference path)"),
+}
+GRU_DEFAULT_PATHS = {"cuda": ("cuda_split", "cuda_block"), "metal": ("metal",), "cpu": ("host",)}
+# cuda_split's blocks wait for each other at every step, so all of them must be resident at once;
+# 32 blocks of 384 threads and ~51 KB of shared memory fit at once on any GPU of 16 SMs or more.
+GRU_SPLIT_MAX_BLOCKS = 32
+
+
+def mlx_device_kind(mx) -> str:
+    """'metal', 'cuda' or 'cpu': the kind of MLX's current default device (read, never set)."""
+    if mx.default_device().type != mx.DeviceType.gpu:
+        return "cpu"
+    return "metal" if IS_MACOS else "cuda"
+
+
+def mlx_gru_path(mx, split_blocks: int | None = None) -> str:
+    """The GRU recurrence path for MLX's current device: ``RVCLAB_GRU_PATH`` when set (``loop`` forces
+    the reference loop everywhere, for A/B runs), else the device's first usable default. On CUDA
+    ``cuda_split`` needs a split layout (``split_blocks``, its block count, not None) within
+    :data:`GRU_SPLIT_MAX_BLOCKS`; otherwise ``cuda_block`` runs. Raises ValueError for an unknown
+    name or a path that cannot run on this device."""
+    kind = mlx_device_kind(mx)
+    split_ok = split_blocks is not None and split_blocks <= GRU_SPLIT_MAX_BLOCKS
+    usable = [p for p in GRU_DEFAULT_PATHS[kind] if p != "cuda_split" or split_ok] + ["loop"]
+    asked = os.environ.get(GRU_PATH_ENV, "").strip().lower()
+    if asked in ("", "auto"):
+        return usable[0]
+    if asked not in GRU_PATHS:
+        raise ValueError(f"{GRU_PATH_ENV}={asked!r}: choose auto or one of {', '.join(GRU_PATHS)}")
+    if asked not in usable:
+        why = (f" (split layout: {split_blocks} blocks, at most {GRU_SPLIT_MAX_BLOCKS})"
+               if asked == "cuda_split" and kind == "cuda" else "")
+        raise ValueError(f"{GRU_PATH_ENV}={asked}: does not run on MLX's {kind} device{why}; "
+                         f"usable here: {', '.join(usable)}")
+    return asked
+
+
+# --- the torch reference's RMVPE under CUDA graphs ---------------------------------------------
+TORCH_CUDA_GRAPH_ENV = "RVCLAB_TORCH_CUDA_GRAPH"
+
+
+def torch_cuda_graph_enabled(device: str, requested: bool | None = None, default: bool = False) -> bool:
+    """Whether the torch RMVPE on ``device`` captures its network in CUDA graphs: never off CUDA;
+    on CUDA ``requested`` when given, else ``RVCLAB_TORCH_CUDA_GRAPH`` (1/0) when set, else
+    ``default`` (off for the library, so its output stays that of eager torch)."""
+    if not str(device).startswith("cuda"):
+        return False
+    if requested is not None:
+        return bool(requested)
+    raw = os.environ.get(TORCH_CUDA_GRAPH_ENV, "").strip().lower()
+    if not raw:
+        return default
+    if raw not in ("0", "1", "false", "true", "off", "on", "no", "yes"):
+        raise ValueError(f"{TORCH_CUDA_GRAPH_ENV}={raw!r}: expected 0 or 1")
+    return raw in ("1", "true", "on", "yes")
 
 
 def blas_in_use() -> str:

@@ -19,10 +19,12 @@ from rvclab.models.crepe import f0 as f0_crepe
 from rvclab.models.fcpe import config as fcpe_config
 from rvclab.models.fcpe import f0 as f0_fcpe
 from rvclab.models.rmvpe import f0 as f0_rmvpe
+from rvclab.models.rmvpe import gru
+from rvclab.models.rmvpe.io import ensure_default_weights
 from rvclab.models.synth.noise import make_noise
 from rvclab.models.synth.parity import clip_inputs
 from rvclab.pipeline.conversion import VoiceModel, convert_voice, embedder
-from rvclab.runtime import import_mlx
+from rvclab.runtime import import_mlx, torch_cuda_graph_enabled
 from rvclab.voices import default_voice
 
 STAGE_NAMES = ("hubert", "rmvpe", "crepe", "fcpe", "synth", "e2e")
@@ -47,13 +49,15 @@ class StageOptions:
 
 @dataclass
 class Runner:
-    """``sync(call())`` runs one complete unit of a stage's work on one backend."""
+    """``sync(call())`` runs one complete unit of a stage's work on one backend; ``details()``,
+    after a call, names the code paths it took (for its benchmark row)."""
 
     call: Any
     sync: Any
     stage: str
     backend: str
     seconds: float
+    details: Any = dict
 
 
 _SPEECH: list[np.ndarray] = []
@@ -108,9 +112,19 @@ def place_pipeline_models(opts: StageOptions) -> None:
 
     embedder("torch").to("cuda")
     f0_rmvpe.get_estimator("torch")
+    graphs = torch_cuda_graph_enabled("cuda", default=True)  # torch at its best, as upstream runs it
     for key, est in list(f0_rmvpe._MODELS.items()):
-        if key[1] == "torch" and getattr(est, "device", "cpu") != "cuda":
-            f0_rmvpe._MODELS[key] = RMVPE(est.model, device="cuda")
+        if key[1] == "torch" and (getattr(est, "device", "cpu") != "cuda" or est.cuda_graph != graphs):
+            f0_rmvpe._MODELS[key] = RMVPE(est.model, device="cuda", cuda_graph=graphs)
+
+
+def rmvpe_paths(backend: str) -> dict:
+    """Which RMVPE code ran last on ``backend``: the MLX BiGRU's path (rvclab.runtime.GRU_PATHS) or
+    whether torch replayed CUDA graphs."""
+    if backend == "mlx":
+        return {"gru_path": gru.last_path()}
+    est = f0_rmvpe._MODELS.get((str(ensure_default_weights(None)), "torch"))
+    return {"torch_cuda_graph": bool(est is not None and est.graphed is not None and est.graphed.replays)}
 
 
 # --- stages -------------------------------------------------------------------------------------
@@ -231,7 +245,9 @@ def build(stage: str, backend: str, seconds: float, opts: StageOptions) -> Runne
         raise ValueError(f"unknown backend '{backend}'; choose from {', '.join(BACKENDS)}")
     call = BUILDERS[stage](backend, speech(seconds), opts)
     sync = mlx_sync if backend == "mlx" else torch_sync_for(opts.device)
-    return Runner(call=call, sync=sync, stage=stage, backend=backend, seconds=float(seconds))
+    details = (lambda: rmvpe_paths(backend)) if stage == "rmvpe" or (stage == "e2e" and opts.f0_method == "rmvpe") \
+        else dict
+    return Runner(call=call, sync=sync, stage=stage, backend=backend, seconds=float(seconds), details=details)
 
 
 def count_flops(fn) -> int:

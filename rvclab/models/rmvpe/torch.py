@@ -12,9 +12,16 @@ Pipeline, all at 16 kHz with a 10 ms hop (``HOP = 160`` samples):
 Attribute paths equal the upstream checkpoint's keys (``unet.encoder.bn``,
 ``unet.encoder.layers.N.conv.M.conv.{0,1,3,4}``, ``...shortcut``, ``cnn``, ``fc.0.gru``,
 ``fc.1``), so ``load_state_dict`` takes ``rmvpe.pt`` as is.
+
+On CUDA the network can run under CUDA graphs (:class:`GraphedForward`), as current upstream RVC
+does with ``RVC_CUDA_GRAPH``: ``RMVPE(model, "cuda", cuda_graph=True)`` or
+``RVCLAB_TORCH_CUDA_GRAPH=1``; off by default and always off elsewhere.
 """
 
 from __future__ import annotations
+
+import warnings
+from collections import OrderedDict
 
 import numpy as np
 import torch
@@ -23,6 +30,10 @@ from torch import nn
 
 from rvclab.audio import HOP_16K, mel_filterbank
 from rvclab.models.rmvpe.config import RmvpeConfig
+from rvclab.runtime import torch_cuda_graph_enabled
+
+GRAPH_CACHE_SIZE = 4  # captured input shapes kept per model (each holds its own memory pool)
+GRAPH_WARMUP_CALLS = 3  # eager calls on a side stream before a capture (library handles, workspaces)
 
 
 class ConvBlockRes(nn.Module):
@@ -249,19 +260,83 @@ def pad_frames(mel: torch.Tensor, multiple: int = RmvpeConfig.pad_multiple) -> t
 
 
 @torch.no_grad()
-def mel_to_salience(model: E2E, mel: torch.Tensor, chunk_frames: int | None = None):
+def mel_to_salience(model: E2E, mel: torch.Tensor, chunk_frames: int | None = None, forward=None):
     """(B, 128, T) log-mel -> (B, T, 360) salience; padded to 32 frames, run in chunks.
 
     Chunks of ``chunk_frames`` padded frames run independently (the GRU restarts at each
-    boundary), as upstream does, which bounds memory on long inputs.
+    boundary), as upstream does, which bounds memory on long inputs. ``forward`` runs one chunk
+    (default ``model`` itself; :class:`GraphedForward` replays it from CUDA graphs).
     """
     chunk = chunk_frames or model.cfg.chunk_frames
     if chunk % model.cfg.pad_multiple:
         raise ValueError(f"chunk_frames must be a multiple of {model.cfg.pad_multiple}, got {chunk}")
+    forward = forward or model
     n = mel.shape[-1]
     padded = pad_frames(mel, model.cfg.pad_multiple)
-    outs = [model(padded[..., s:s + chunk]) for s in range(0, padded.shape[-1], chunk)]
+    outs = [forward(padded[..., s:s + chunk]) for s in range(0, padded.shape[-1], chunk)]
     return torch.cat(outs, dim=1)[:, :n]
+
+
+class GraphedForward:
+    """``module(x)`` on CUDA, captured once per input shape into a CUDA graph and replayed.
+
+    The first call with a new (shape, dtype, device) runs :data:`GRAPH_WARMUP_CALLS` eager calls
+    on a side stream, then captures one call into a graph with its own static input and output;
+    every call copies its input into the static one, replays, and returns a clone of the output.
+    The newest :data:`GRAPH_CACHE_SIZE` shapes are kept. A capture that fails warns, names the
+    error, and that shape runs eager from then on (``fallbacks`` counts those calls).
+    """
+
+    def __init__(self, module: nn.Module, cache_size: int = GRAPH_CACHE_SIZE):
+        self.module = module
+        self.cache_size = cache_size
+        self.graphs: OrderedDict = OrderedDict()  # key -> (graph, static input, static output)
+        self.failed: set = set()
+        self.captures = self.replays = self.fallbacks = 0
+
+    @torch.no_grad()
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        if x.device.type != "cuda":
+            raise ValueError(f"GraphedForward needs a CUDA tensor, got one on {x.device}")
+        key = (tuple(x.shape), x.dtype, str(x.device))
+        if key in self.failed:
+            self.fallbacks += 1
+            return self.module(x)
+        entry = self.graphs.get(key)
+        if entry is None:
+            try:
+                entry = self._capture(x)
+            except RuntimeError as exc:
+                warnings.warn(f"CUDA graph capture of RMVPE failed for input {key[0]} ({exc}); running eager",
+                              RuntimeWarning, stacklevel=2)
+                self.failed.add(key)
+                self.fallbacks += 1
+                return self.module(x)
+            self.graphs[key] = entry
+            while len(self.graphs) > self.cache_size:
+                self.graphs.popitem(last=False)
+        else:
+            self.graphs.move_to_end(key)
+        graph, static_in, static_out = entry
+        static_in.copy_(x)
+        graph.replay()
+        self.replays += 1
+        return static_out.clone()
+
+    def _capture(self, x: torch.Tensor):
+        static_in = x.clone()
+        current = torch.cuda.current_stream(x.device)
+        side = torch.cuda.Stream(device=x.device)
+        side.wait_stream(current)
+        with torch.cuda.stream(side):
+            for _ in range(GRAPH_WARMUP_CALLS):
+                self.module(static_in)
+        current.wait_stream(side)
+        graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(graph):
+            static_out = self.module(static_in)
+        self.captures += 1
+        return graph, static_in, static_out
 
 
 def cents_mapping(cfg: RmvpeConfig | None = None) -> np.ndarray:
@@ -307,18 +382,22 @@ def decode(salience: np.ndarray, threshold: float = RmvpeConfig.threshold, cfg: 
 class RMVPE:
     """Audio -> F0 with the torch reference: ``RMVPE(model).infer(audio_16k)``."""
 
-    def __init__(self, model: E2E, device: str = "cpu"):
+    def __init__(self, model: E2E, device: str = "cpu", cuda_graph: bool | None = None):
+        """``cuda_graph``: run the network under CUDA graphs (:class:`GraphedForward`); None reads
+        ``RVCLAB_TORCH_CUDA_GRAPH`` (default off); never on a device other than CUDA."""
         self.model = model.eval().to(device)
         self.cfg = model.cfg
         self.mel = MelSpectrogram(model.cfg).to(device)
         self.device = device
+        self.cuda_graph = torch_cuda_graph_enabled(device, cuda_graph)
+        self.graphed = GraphedForward(self.model) if self.cuda_graph else None
 
     @torch.no_grad()
     def salience(self, audio: np.ndarray, chunk_frames: int | None = None) -> np.ndarray:
         """(N,) float audio @ 16 kHz -> (N // 160 + 1, 360) float32."""
         x = torch.from_numpy(np.asarray(audio, dtype=np.float32)).to(self.device)[None]
         mel = self.mel(x)
-        return mel_to_salience(self.model, mel, chunk_frames)[0].float().cpu().numpy()
+        return mel_to_salience(self.model, mel, chunk_frames, self.graphed)[0].float().cpu().numpy()
 
     def infer(self, audio: np.ndarray, threshold: float | None = None) -> np.ndarray:
         """(N,) audio @ 16 kHz -> (N // 160 + 1,) F0 Hz, 0 = unvoiced."""
