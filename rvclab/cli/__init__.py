@@ -59,6 +59,7 @@ COMMANDS = dict(
     demo=dict(module="rvclab.cli.demo", help="the main job on the shipped data"),
     lab=dict(module="rvclab.cli.lab", help="JupyterLab on notebooks/ with this environment's kernel; prints the URL"),
     index=dict(module="rvclab.cli.index", help="FAISS feature index (build, info)"),
+    stream=dict(module="rvclab.cli.stream", help="realtime conversion block by block (file or --live), timed"),
 )
 
 

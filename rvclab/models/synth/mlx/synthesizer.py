@@ -18,15 +18,17 @@ from rvclab.models.synth.config import (
     FLOW_DILATION_RATE,
     FLOW_KERNEL_SIZE,
     FLOW_LAYERS,
+    LRELU_SLOPE,
     SYNTH_PHONE_DIMS,
     SYNTHESIZER_CLASSES,
     synth_sr_hz,
     synthesizer_class_name,
 )
-from rvclab.models.synth.mlx.layers import Embedding
+from rvclab.models.synth.mlx.layers import Embedding, leaky_relu
 from rvclab.models.synth.mlx.modules import ResidualCouplingBlock, TextEncoder
 from rvclab.models.synth.mlx.vocoder import Generator, GeneratorNSF
 from rvclab.models.synth.noise import SINE_NOISE, SINE_PHASE, Z_P, Z_P_SCALE
+from rvclab.models.synth.window import FLOW_CONTEXT, check_window, linear_resize_weights
 
 
 # --- whole synthesizers ---------------------------------------------------------------------------
@@ -68,7 +70,8 @@ class Synthesizer(nn.Module):
                                           FLOW_DILATION_RATE, FLOW_LAYERS, gin_channels=gin_channels)
         self.emb_g = Embedding(spk_embed_dim, gin_channels)
 
-    def infer(self, phone, phone_lengths, pitch, nsff0, sid, noise=None):
+    def infer(self, phone, phone_lengths, pitch, nsff0, sid, noise=None, skip_head=None,
+              return_length=None, return_length2=None):
         """As the torch reference's ``infer``, in (B, T, C) layout.
 
         phone (B, T, 256|768) float @ 100 fps; phone_lengths (B,) int; pitch (B, T) int coarse
@@ -76,7 +79,12 @@ class Synthesizer(nn.Module):
         noise: :func:`rvclab.models.synth.noise.make_noise` output (torch layout, numpy), or None to
         draw every random number here with ``mx.random`` (independent-noise mode).
         Returns (audio (B, T*hop, 1) @ sr, x_mask (B, T, 1), (z, z_p, m_p, logs_p) (B, T, inter)).
+        ``skip_head`` / ``return_length`` / ``return_length2``: the streaming window, as the torch
+        reference (audio (B, return_length[2]*hop, 1)); the noise, when given, covers all T frames.
         """
+        if skip_head is not None and return_length is not None:
+            return self._infer_window(phone, phone_lengths, pitch, nsff0, sid, noise, int(skip_head),
+                                      int(return_length), return_length2)
         z_noise = phase0 = sine_noise = None
         if noise is not None:
             z_noise = mx.array(noise[Z_P], dtype=mx.float32).transpose(0, 2, 1)
@@ -94,8 +102,58 @@ class Synthesizer(nn.Module):
             o = self.dec(z * x_mask, g=g)
         return o, x_mask, (z, z_p, m_p, logs_p)
 
+    def _infer_window(self, phone, phone_lengths, pitch, nsff0, sid, noise, head, length, length2):
+        """``infer`` on frames head .. head+length only (see the torch reference)."""
+        t = phone.shape[1]
+        check_window(head, length, t)
+        flow_head = max(head - FLOW_CONTEXT, 0)
+        dec_head = head - flow_head
+        g = self.emb_g(sid)[:, None]  # (B, 1, gin)
+        m_p, logs_p, x_mask = self.enc_p(phone, pitch if self.USE_F0 else None, phone_lengths)
+        m_p, logs_p, x_mask = (a[:, flow_head:] for a in (m_p, logs_p, x_mask))
+        if noise is not None:
+            z_noise = mx.array(noise[Z_P][:, :, flow_head:], dtype=mx.float32).transpose(0, 2, 1)
+        else:
+            z_noise = mx.random.normal(m_p.shape)
+        z_p = (m_p + mx.exp(logs_p) * z_noise * Z_P_SCALE) * x_mask
+        z = self.flow(z_p, x_mask, g=g, reverse=True)
+        z = z[:, dec_head:dec_head + length]
+        x_mask = x_mask[:, dec_head:dec_head + length]
+        n = length if length2 is None else int(length2)
+        x = _resize(z * x_mask, n)
+        if not self.USE_F0:
+            return self.dec(x, g=g), x_mask, (z, z_p, m_p, logs_p)
+        hop = self.dec.upp
+        f0 = nsff0[:, head:head + length]
+        phase0 = sine_noise = None
+        if noise is not None:
+            phase0, sine_noise = noise[SINE_PHASE], noise[SINE_NOISE][:, head * hop:(head + length) * hop]
+        if n == length:
+            o = self.dec(x, f0, g=g, phase0=phase0, sine_noise=sine_noise)
+            return o, x_mask, (z, z_p, m_p, logs_p)
+        har = _resize(self.dec.m_source(f0, hop, phase0=phase0, noise=sine_noise), n * hop)
+        return _nsf_body(self.dec, x, har, g), x_mask, (z, z_p, m_p, logs_p)
+
     def __call__(self, *args, **kwargs):
         return self.infer(*args, **kwargs)
+
+
+def _resize(x, n: int):
+    """Linear resize along T of (B, T, C) to n frames, as torch's ``F.interpolate(size=n)``."""
+    if x.shape[1] == n:
+        return x
+    i0, i1, w0, w1 = linear_resize_weights(x.shape[1], n)
+    return x[:, mx.array(i0)] * mx.array(w0)[None, :, None] + x[:, mx.array(i1)] * mx.array(w1)[None, :, None]
+
+
+def _nsf_body(dec, x, har, g):
+    """GeneratorNSF after its source: x (B, n, C), har (B, n*hop, 1) -> (B, n*hop, 1)."""
+    x = dec.conv_pre(x)
+    if g is not None:
+        x = x + dec.cond(g)
+    for i in range(dec.num_upsamples):
+        x = dec._stage(i, dec.ups[i](leaky_relu(x, LRELU_SLOPE)) + dec.noise_convs[i](har))
+    return dec._post(x)
 
 
 class SynthesizerTrnMs256NSFsid(Synthesizer):

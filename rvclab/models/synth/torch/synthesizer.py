@@ -20,12 +20,15 @@ from typing import Any
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from rvclab.models.synth.config import (
     FLOW_DILATION_RATE,
     FLOW_KERNEL_SIZE,
     FLOW_LAYERS,
+    LRELU_SLOPE,
+    POST_LRELU_SLOPE,
     SYNTH_PHONE_DIMS,
     SYNTHESIZER_CLASSES,
     SynthConfig,
@@ -45,6 +48,7 @@ from rvclab.models.synth.torch.modules import (
     TextEncoder,
 )
 from rvclab.models.synth.torch.vocoder import Generator, GeneratorNSF, SineGen, SourceModuleHnNSF
+from rvclab.models.synth.window import FLOW_CONTEXT, check_window
 
 __all__ = [
     "FFN", "WN", "Encoder", "Flip", "Generator", "GeneratorNSF", "LayerNorm",
@@ -115,7 +119,9 @@ class Synthesizer(nn.Module):
                                           gin_channels=c.gin_channels)
         self.emb_g = nn.Embedding(c.spk_embed_dim, c.gin_channels)
 
-    def infer(self, phone, phone_lengths, pitch, nsff0, sid, noise: Mapping[str, Any]):
+    def infer(self, phone, phone_lengths, pitch, nsff0, sid, noise: Mapping[str, Any],
+              skip_head: int | None = None, return_length: int | None = None,
+              return_length2: int | None = None):
         """One inference pass, as upstream's ``infer`` with the noise given explicitly.
 
         phone (B, T, 256|768) float @ 100 fps; phone_lengths (B,) int; pitch (B, T) int coarse
@@ -123,7 +129,19 @@ class Synthesizer(nn.Module):
         sid (B,) int speaker id; noise: :func:`rvclab.models.synth.noise.make_noise` output (numpy or
         torch). Returns (audio (B, 1, T*hop) in [-1, 1] @ sr, x_mask (B, 1, T),
         (z, z_p, m_p, logs_p) each (B, inter, T)), as upstream.
+
+        Streaming (upstream's realtime arguments, frames @ 100 fps): with ``skip_head`` and
+        ``return_length`` the TextEncoder still reads all T frames, the flow runs from
+        ``skip_head - FLOW_CONTEXT`` on and only ``return_length`` frames from ``skip_head`` are
+        decoded: audio (B, 1, return_length*hop). ``return_length2`` (formant shift) stretches the
+        decoder input and excitation linearly to that many frames first: audio
+        (B, 1, return_length2*hop). The noise is still drawn for all T frames and sliced at the
+        same positions, so the kept frames see the draws a full ``infer`` gives them. Defaults
+        (None) leave the call as above.
         """
+        if skip_head is not None and return_length is not None:
+            return self._infer_window(phone, phone_lengths, pitch, nsff0, sid, noise, int(skip_head),
+                                      int(return_length), return_length2)
         b, t = phone.shape[0], phone.shape[1]
         check_noise(noise, self.config, b, t)
         nz = noise_to_torch(noise, phone.device)
@@ -138,9 +156,53 @@ class Synthesizer(nn.Module):
             o = self.dec(z * x_mask, g=g)
         return o, x_mask, (z, z_p, m_p, logs_p)
 
+    def _infer_window(self, phone, phone_lengths, pitch, nsff0, sid, noise, head: int, length: int,
+                      length2: int | None):
+        """``infer`` on frames head .. head+length only (see ``infer``)."""
+        b, t = phone.shape[0], phone.shape[1]
+        check_window(head, length, t)
+        check_noise(noise, self.config, b, t)
+        nz = noise_to_torch(noise, phone.device)
+        flow_head = max(head - FLOW_CONTEXT, 0)
+        dec_head = head - flow_head
+        g = self.emb_g(sid).unsqueeze(-1)  # (B, gin, 1)
+        m_p, logs_p, x_mask = self.enc_p(phone, pitch if self.USE_F0 else None, phone_lengths)
+        m_p, logs_p, x_mask = (a[:, :, flow_head:] for a in (m_p, logs_p, x_mask))
+        z_p = (m_p + torch.exp(logs_p) * nz[Z_P][:, :, flow_head:].to(m_p) * Z_P_SCALE) * x_mask
+        z = self.flow(z_p, x_mask, g=g, reverse=True)
+        z = z[:, :, dec_head:dec_head + length]
+        x_mask = x_mask[:, :, dec_head:dec_head + length]
+        n = length if length2 is None else int(length2)
+        x = z * x_mask
+        if n != length:
+            x = F.interpolate(x, size=n, mode="linear")
+        if not self.USE_F0:
+            return self.dec(x, g=g), x_mask, (z, z_p, m_p, logs_p)
+        hop = self.dec.upp
+        f0 = nsff0[:, head:head + length]
+        sine_noise = nz[SINE_NOISE][:, head * hop:(head + length) * hop]
+        if n == length:
+            o = self.dec(x, f0, g=g, phase0=nz[SINE_PHASE], sine_noise=sine_noise)
+            return o, x_mask, (z, z_p, m_p, logs_p)
+        har = self.dec.m_source(f0, hop, nz[SINE_PHASE], sine_noise).transpose(1, 2)  # (B, 1, L*hop)
+        har = F.interpolate(har, size=n * hop, mode="linear")
+        return _nsf_body(self.dec, x, har, g), x_mask, (z, z_p, m_p, logs_p)
+
     def forward(self, *args, **kwargs):
         """Inference only (training's forward needs the posterior encoder and slicing)."""
         return self.infer(*args, **kwargs)
+
+
+def _nsf_body(dec: GeneratorNSF, x, har, g):
+    """GeneratorNSF after its source: x (B, C, n), har (B, 1, n*hop) -> (B, 1, n*hop); the path
+    upstream takes when the decoder stretches its inputs (formant shift)."""
+    x = dec.conv_pre(x)
+    if g is not None:
+        x = x + dec.cond(g)
+    for i in range(dec.num_upsamples):
+        x = dec.ups[i](F.leaky_relu(x, LRELU_SLOPE))
+        x = dec._stage(i, x + dec.noise_convs[i](har))
+    return torch.tanh(dec.conv_post(F.leaky_relu(x, POST_LRELU_SLOPE)))
 
 
 class SynthesizerTrnMs256NSFsid(Synthesizer):

@@ -1,0 +1,86 @@
+# %% [markdown]
+# # 08 · Realtime streaming
+#
+# `StreamConverter` converts block by block with RVC WebUI's realtime semantics, on torch or MLX
+# (docs/streaming.md). This notebook shows the buffers, the latency budget, the block times and the
+# quality measured by `scripts/stream_bench.py` (rows in `docs/bench/stream_cpu.json`), then streams
+# a shipped clip and plays it against offline conversion. The voice is seeded, not trained.
+
+# %%
+# %matplotlib inline
+import json
+from pathlib import Path
+from rvclab.audio import clip, load_audio
+from rvclab.stream import StreamConfig
+from rvclab.views import stream as sv
+rows = json.loads(Path("../docs/bench/stream_cpu.json").read_text())["rows"]
+print(len(rows), "benchmark rows:", sorted({r["part"] for r in rows}))
+
+# %% [markdown]
+# ## The buffers
+#
+# The input buffer holds `extra` of context, the crossfade, the SOLA search span and the newest
+# block; HuBERT and F0 read it all (F0 only its newest end), the synthesizer decodes only from
+# `skip_head` = extra on, and one block is played.
+
+# %%
+sv.buffer_diagram(StreamConfig(block=0.25, crossfade=0.05, extra=2.5))
+
+# %% [markdown]
+# ## The latency budget
+#
+# block + crossfade + SOLA search + resampler (0: linear-phase FIRs with compensated delay).
+
+# %%
+sv.latency_bars()
+
+# %% [markdown]
+# ## Block times on this CPU
+#
+# Compute time per block, per backend, against the block's own length (the deadline).
+
+# %%
+sv.block_time_hist(rows, "voice_v2_40k.pth", "fcpe")
+
+# %%
+sv.block_time_hist(rows, "voice_v1_32k.pth", "rmvpe")
+
+# %% [markdown]
+# ## Streamed vs offline
+#
+# Log-mel correlation of the streamed output with offline conversion per block size and extra
+# (dotted: offline against offline with another noise seed), and where in the block the
+# differences sit.
+
+# %%
+sv.quality_curve(rows)
+
+# %% [markdown]
+# ## Listen: offline vs streaming
+#
+# Two seconds of a shipped clip, MLX, fcpe, block 0.25 s, extra 1 s.
+
+# %%
+from rvclab.pipeline.conversion import VoiceModel, convert_voice
+from rvclab.stream.compare import stream_audio
+from rvclab.voices import default_voice
+voice = VoiceModel(default_voice("voice_v1_32k.pth"))
+audio = load_audio(clip("librivox_male_0880"), 16000)[:32000]
+offline = convert_voice(audio, voice, sr=16000, f0_method="fcpe", rms_mix_rate=1.0, protect=0.5, backend="mlx")
+conv, streamed = stream_audio(voice, audio, "mlx", StreamConfig(block=0.25, extra=1.0, f0_method="fcpe"))
+print(f"{len(streamed.blocks)} blocks, latency {conv.latency['total'] * 1000:.0f} ms (algorithmic)")
+
+# %%
+# NBVAL_IGNORE_OUTPUT
+# (the players carry audio bytes)
+from rvclab.views.players import ab_player
+ab_player(offline.audio, streamed.audio, voice.sr, labels=("offline", "streaming"))
+
+# %% [markdown]
+# ## Try other settings
+#
+# Move the sliders and press run: the clip is streamed again and played against offline.
+
+# %%
+# NBVAL_IGNORE_OUTPUT
+sv.stream_explorer(voice, audio, offline.audio)
