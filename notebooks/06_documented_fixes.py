@@ -11,12 +11,13 @@
 # ## The mechanism
 #
 # `fixes.reintroduce(name)` swaps named attributes (a rule in a converter table, a method of an MLX
-# module class, a helper function) for their buggy variants, which live in `rvclab/fixes_*.py`, and
+# module class, a helper function) for their buggy variants, which live in `rvclab/fixes/`, and
 # puts the originals back on exit, also after an exception. The model files have no toggle checks.
 
 # %%
-from rvclab.fixes import registry as fixes, synth as fixes_synth
+from rvclab.fixes import e2e, registry as fixes, synth as fixes_synth
 from rvclab.views import fixes as fv, widgets
+from rvclab.voices import default_voice
 before = fixes.snapshot()
 with fixes.reintroduce("flow_reverse_order"):
     during = fixes.snapshot()
@@ -52,6 +53,7 @@ rows[fix.name] = fixes.make_row(fix, bug, fixed)
 print(fv.report(rows[fix.name]))
 
 # %%
+# display-only: the figures drawn here are printed by fv.report in the cell above
 fv.plot_fix(rows["layout_transposes"])
 
 # %% [markdown]
@@ -81,6 +83,7 @@ rows[fix.name] = fixes.make_row(fix, bug, fixed)
 print(fv.report(rows[fix.name]))
 
 # %%
+# display-only: the figures drawn here are printed by fv.report in the cell above
 fv.plot_fix(rows["layernorm_gamma_beta"])
 
 # %% [markdown]
@@ -99,6 +102,7 @@ rows[fix.name] = fixes.make_row(fix, bug, fixed)
 print(fv.report(rows[fix.name]))
 
 # %%
+# display-only: the figures drawn here are printed by fv.report in the cell above
 fv.plot_fix(rows["rel_pos_not_transposed"])
 
 # %% [markdown]
@@ -117,6 +121,7 @@ rows[fix.name] = fixes.make_row(fix, bug, fixed)
 print(fv.report(rows[fix.name]))
 
 # %%
+# display-only: the figures drawn here are printed by fv.report in the cell above
 fv.plot_fix(rows["rel_to_abs_off_by_one"])
 
 # %% [markdown]
@@ -146,6 +151,7 @@ rows[fix.name] = fixes.make_row(fix, bug, fixed)
 print(fv.report(rows[fix.name]))
 
 # %%
+# display-only: the figures drawn here are printed by fv.report in the cell above
 fv.plot_fix(rows["flow_index_mapping"])
 
 # %% [markdown]
@@ -164,6 +170,7 @@ rows[fix.name] = fixes.make_row(fix, bug, fixed)
 print(fv.report(rows[fix.name]))
 
 # %%
+# display-only: the figures drawn here are printed by fv.report in the cell above
 fv.plot_fix(rows["flow_reverse_order"])
 
 # %% [markdown]
@@ -182,6 +189,7 @@ rows[fix.name] = fixes.make_row(fix, bug, fixed)
 print(fv.report(rows[fix.name]))
 
 # %%
+# display-only: the figures drawn here are printed by fv.report in the cell above
 fv.plot_fix(rows["wavenet_cond_slicing"])
 
 # %% [markdown]
@@ -200,6 +208,7 @@ rows[fix.name] = fixes.make_row(fix, bug, fixed)
 print(fv.report(rows[fix.name]))
 
 # %%
+# display-only: the figures drawn here are printed by fv.report in the cell above
 fv.plot_fix(rows["weight_norm_fusion"])
 
 # %% [markdown]
@@ -218,6 +227,7 @@ rows[fix.name] = fixes.make_row(fix, bug, fixed)
 print(fv.report(rows[fix.name]))
 
 # %%
+# display-only: the figures drawn here are printed by fv.report in the cell above
 fv.plot_fix(rows["conv_weight_layouts"])
 
 # %% [markdown]
@@ -236,6 +246,7 @@ rows[fix.name] = fixes.make_row(fix, bug, fixed)
 print(fv.report(rows[fix.name]))
 
 # %%
+# display-only: the figures drawn here are printed by fv.report in the cell above
 fv.plot_fix(rows["rmvpe_shortcut_no_bn"])
 
 # %% [markdown]
@@ -254,6 +265,7 @@ rows[fix.name] = fixes.make_row(fix, bug, fixed)
 print(fv.report(rows[fix.name]))
 
 # %%
+# display-only: the figures drawn here are printed by fv.report in the cell above
 fv.plot_fix(rows["pytorch_gru"])
 
 # %% [markdown]
@@ -272,6 +284,7 @@ rows[fix.name] = fixes.make_row(fix, bug, fixed)
 print(fv.report(rows[fix.name]))
 
 # %%
+# display-only: the figures drawn here are printed by fv.report in the cell above
 fv.plot_fix(rows["mel_reflect_pad"])
 
 # %% [markdown]
@@ -290,6 +303,7 @@ rows[fix.name] = fixes.make_row(fix, bug, fixed)
 print(fv.report(rows[fix.name]))
 
 # %%
+# display-only: the figures drawn here are printed by fv.report in the cell above
 fv.plot_fix(rows["mel_htk"])
 
 # %% [markdown]
@@ -308,6 +322,7 @@ rows[fix.name] = fixes.make_row(fix, bug, fixed)
 print(fv.report(rows[fix.name]))
 
 # %%
+# display-only: the figures drawn here are printed by fv.report in the cell above
 fv.plot_fix(rows["rmvpe_chunking"])
 
 # %% [markdown]
@@ -335,6 +350,7 @@ rows[fix.name] = fixes.make_row(fix, bug, fixed)
 print(fv.report(rows[fix.name]))
 
 # %%
+# display-only: the figures drawn here are printed by fv.report in the cell above
 fv.plot_fix(rows["faiss_openmp_macos"])
 
 # %% [markdown]
@@ -359,6 +375,7 @@ print(fv.report(rows[fix.name]))
 # (18%, ~20 Hz) is the size seen at the low end, a voice near 100 Hz.
 
 # %%
+# display-only: the figures drawn here are printed by fv.report in the cell above
 fv.plot_fix(rows["rmvpe_mel_fmax"])
 
 # %% [markdown]
@@ -377,6 +394,7 @@ rows[fix.name] = fixes.make_row(fix, bug, fixed)
 print(fv.report(rows[fix.name]))
 
 # %%
+# display-only: the figures drawn here are printed by fv.report in the cell above
 fv.plot_fix(rows["sinegen_phase_fp16"])
 
 # %% [markdown]
@@ -395,6 +413,7 @@ rows[fix.name] = fixes.make_row(fix, bug, fixed)
 print(fv.report(rows[fix.name]))
 
 # %%
+# display-only: the figures drawn here are printed by fv.report in the cell above
 fv.plot_fix(rows["hubert_gelu_tanh"])
 
 # %% [markdown]
@@ -413,6 +432,7 @@ rows[fix.name] = fixes.make_row(fix, bug, fixed)
 print(fv.report(rows[fix.name]))
 
 # %%
+# display-only: the figures drawn here are printed by fv.report in the cell above
 fv.plot_fix(rows["rmvpe_batchnorm_train"])
 
 # %% [markdown]
@@ -431,6 +451,7 @@ rows[fix.name] = fixes.make_row(fix, bug, fixed)
 print(fv.report(rows[fix.name]))
 
 # %%
+# display-only: the figures drawn here are printed by fv.report in the cell above
 fv.plot_fix(rows["rmvpe_cents_map"])
 
 # %% [markdown]
@@ -455,4 +476,23 @@ assert all(r["bug_visible"] and r["fixed_within_goal"] for r in rows.values()), 
 # orders of magnitude out; restored, everything is back under 1.
 
 # %%
+# display-only: every row drawn here is printed and asserted above
 fv.plot_summary(list(rows.values()))
+
+# %% [markdown]
+# ## End to end
+#
+# Each toggle that breaks the content features or the synthesizer, carried through a whole
+# conversion: the seeded v2 40k voice converts 1 s of speech on torch and on MLX (same noise and
+# chunking, F0 by pm on both), the MLX side with the bug on, against the end-to-end goals (wave and
+# log-mel correlation >= 0.9999). `tests/test_fixes_e2e.py` checks every row against the registry.
+
+# %%
+e2e_rows = e2e.measure(default_voice())
+print(fv.e2e_report(e2e_rows))
+assert all(r["as_expected"] and r["fixed_within_goal"] for r in e2e_rows), "an end-to-end row misbehaves"
+
+# %%
+# NBVAL_IGNORE_OUTPUT
+# (bug-off figures: fp32 rounding digits vary between machines)
+widgets.rows_table(fv.e2e_table(e2e_rows))

@@ -24,6 +24,7 @@ print(len(rows), "benchmark rows:", sorted({r["part"] for r in rows}))
 # `skip_head` = extra on, and one block is played.
 
 # %%
+# display-only: a drawing of the buffer sizes; the latency they add is printed by the streaming cell below
 sv.buffer_diagram(StreamConfig(block=0.25, crossfade=0.05, extra=2.5))
 
 # %% [markdown]
@@ -32,6 +33,7 @@ sv.buffer_diagram(StreamConfig(block=0.25, crossfade=0.05, extra=2.5))
 # block + crossfade + SOLA search + resampler (0: linear-phase FIRs with compensated delay).
 
 # %%
+# display-only: the budget's total is printed by the streaming cell below
 sv.latency_bars()
 
 # %% [markdown]
@@ -40,9 +42,11 @@ sv.latency_bars()
 # Compute time per block, per backend, against the block's own length (the deadline).
 
 # %%
+# display-only: compute times differ on every machine; the rows are in docs/bench/stream_cpu.json
 sv.block_time_hist(rows, "voice_v2_40k.pth", "fcpe")
 
 # %%
+# display-only: compute times differ on every machine; the rows are in docs/bench/stream_cpu.json
 sv.block_time_hist(rows, "voice_v1_32k.pth", "rmvpe")
 
 # %% [markdown]
@@ -53,6 +57,7 @@ sv.block_time_hist(rows, "voice_v1_32k.pth", "rmvpe")
 # differences sit.
 
 # %%
+# display-only: drawn from docs/bench/stream_cpu.json, which docs/streaming.md tabulates
 sv.quality_curve(rows)
 
 # %% [markdown]
