@@ -37,7 +37,7 @@ CARRY_LIMIT=$((64 * 1024 * 1024))  # bytes a device call may carry, the working 
 PARTS=".gpuwheels/p0 .gpuwheels/p1 .gpuwheels/p2"
 
 suite() {  # $1: output folder, $2: python
-  "$2" -m pytest -p no:cacheprovider --strict-markers -m gpu tests/test_gpu.py -rs \
+  "$2" -m pytest -p no:cacheprovider --strict-markers -m gpu tests/test_gpu.py tests/test_gru_fused.py -rs \
     --junitxml "$1/gpu_tests.xml" 2>&1 | tee "$1/gpu_tests.log"
 }
 
