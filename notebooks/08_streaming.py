@@ -9,11 +9,11 @@
 # %%
 # %matplotlib inline
 import json
-from pathlib import Path
 from rvclab.audio import clip, load_audio
+from rvclab.paths import ROOT
 from rvclab.stream import StreamConfig
 from rvclab.views import stream as sv
-rows = json.loads(Path("../docs/bench/stream_cpu.json").read_text())["rows"]
+rows = json.loads((ROOT / "docs" / "bench" / "stream_cpu.json").read_text())["rows"]
 print(len(rows), "benchmark rows:", sorted({r["part"] for r in rows}))
 
 # %% [markdown]

@@ -179,7 +179,8 @@ def test_conversion_repr_is_short(small_voice, short_clip):
     out = convert_voice(short_clip, small_voice, sr=16000)
     text = repr(out)
     assert len(text) < 300 and "array" not in text and "[" not in text, text
-    assert f"({out.audio.size},) float32 @ 40000 Hz" in text and "backend torch" in text and "1 chunk" in text
+    assert f"({out.audio.size},) float32 @ 40000 Hz" in text and "1 chunk" in text, text
+    assert f"backend {DEFAULT_BACKEND}" in text, text
 
 
 def test_api_default_backend_is_documented():
