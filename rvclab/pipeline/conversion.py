@@ -30,7 +30,7 @@ from rvclab.checkpoints import safetensors_metadata
 from rvclab.models.fcpe import f0 as fcpe_f0
 from rvclab.models.hubert.io import load_hubert
 from rvclab.models.rmvpe import f0 as rmvpe_f0
-from rvclab.models.synth.noise import make_noise
+from rvclab.models.synth.noise import NOISE_KINDS, make_noise
 from rvclab.models.synth.rules import config_from_metadata, load_mlx_voice
 from rvclab.pipeline import steps
 from rvclab.pipeline.index import FeatureIndex, load_index
@@ -221,6 +221,7 @@ def convert_voice(
     backend: str = DEFAULT_BACKEND,
     backends: dict | None = None,
     noise_seed: int = 0,
+    noise: str = "numpy",
     hubert_path: str | os.PathLike | None = None,
     pad_config: steps.PadConfig = steps.FP32_CONFIG,
     progress: bool | None = None,
@@ -237,7 +238,9 @@ def convert_voice(
 
     Parameters as RVC WebUI/Applio name them (docs/parameters.md). ``index`` is a path or a
     loaded :class:`rvclab.pipeline.index.FeatureIndex`. ``noise_seed`` seeds the synthesizer's random
-    draws (chunk i uses ``noise_seed + i``), identically on both backends. ``backend``: "mlx"
+    draws (chunk i uses ``noise_seed + i``), identically on both backends; ``noise`` picks the
+    generator (:data:`rvclab.models.synth.noise.NOISE_KINDS`): "numpy" (PCG64 on the host) or
+    "counter" (drawn on the synthesizer's device, the same bits on both backends). ``backend``: "mlx"
     (:data:`DEFAULT_BACKEND`, as the CLI) or "torch"; ``backends`` overrides single stages.
 
     ``progress``: a bar per chunk on stderr (default: when stderr is a terminal).
@@ -246,6 +249,8 @@ def convert_voice(
     or anywhere, stops the conversion).
     """
     chosen = _resolve_backends(backend, backends)
+    if noise not in NOISE_KINDS:
+        raise PipelineError(f"noise must be one of {NOISE_KINDS}, got {noise!r}")
     voice = model if isinstance(model, VoiceModel) else VoiceModel(model)
     x16 = _to_16k(audio, sr)
     if x16.size < MIN_SECONDS * SAMPLE_RATE_16K:
@@ -305,7 +310,8 @@ def convert_voice(
             frames = frames[:n]
             del feats, feats0
             t = time.perf_counter()
-            wave = chunk.trim(_synthesize(synth, voice, frames, pitch, pitchf, sid, noise_seed + i, chosen["synth"]))
+            wave = chunk.trim(_synthesize(synth, voice, frames, pitch, pitchf, sid, noise_seed + i, chosen["synth"],
+                                          noise))
             timings["synth"] += time.perf_counter() - t
             if filled + wave.shape[0] > out.shape[0]:  # never for RVC's synthesizers; kept safe
                 out = np.concatenate([out[:filled], np.empty(filled + wave.shape[0] - out.shape[0], np.float32)])
@@ -366,12 +372,17 @@ def _features(hubert, chunk16: np.ndarray, version: str, backend: str) -> np.nda
     return np.array(out[0].astype(mx.float32))
 
 
-def _synthesize(synth, voice: VoiceModel, frames, pitch, pitchf, sid, seed, backend) -> np.ndarray:
+def _synthesize(synth, voice: VoiceModel, frames, pitch, pitchf, sid, seed, backend, kind="numpy") -> np.ndarray:
     """Synthesizer on one chunk: (n, C) features @ 100 fps -> (n * hop,) float32 @ voice.sr."""
     n = frames.shape[0]
-    noise = make_noise(voice.config, 1, n, seed)
+    noise = make_noise(voice.config, 1, n, seed) if kind == "numpy" else None
     if backend == "torch":
         import torch
+
+        if noise is None:
+            from rvclab.models.synth.torch.noise import counter_noise_torch
+
+            noise = counter_noise_torch(voice.config, 1, n, seed, device=_torch_device(synth))
 
         args = [torch.from_numpy(frames[None].astype(np.float32)), torch.tensor([n])]
         args += [torch.from_numpy(pitch[None].astype(np.int64)), torch.from_numpy(pitchf[None])] if voice.has_f0 \
@@ -382,6 +393,10 @@ def _synthesize(synth, voice: VoiceModel, frames, pitch, pitchf, sid, seed, back
             wave = synth.infer(*args, torch.tensor([sid], device=dev), noise)[0]
         return wave[0, 0].float().cpu().numpy()
     mx = import_mlx()
+    if noise is None:
+        from rvclab.models.synth.mlx.noise import counter_noise_mlx
+
+        noise = counter_noise_mlx(voice.config, 1, n, seed)
     args = [mx.array(frames[None].astype(np.float32)), mx.array([n])]
     args += [mx.array(pitch[None].astype(np.int32)), mx.array(pitchf[None])] if voice.has_f0 else [None, None]
     wave = synth.infer(*args, mx.array([sid]), noise)[0]
