@@ -28,6 +28,7 @@ from rvclab import __version__, runtime
 from rvclab.bench import memory as bench_memory
 from rvclab.bench.stages import BACKENDS, STAGE_NAMES, StageOptions, build, count_flops, mlx_sync, torch_sync_for
 from rvclab.checkpoints import atomic_write
+from rvclab.models.synth.noise import NOISE_KINDS
 
 STAGE_CHOICES = ("matmul", *STAGE_NAMES, "all")
 MATMUL_SIZES = {"cpu": (1024, 2048), "gpu": (4096, 8192)}
@@ -199,6 +200,7 @@ def bench_stage(stage: str, seconds: list[float], opts: StageOptions, *, warmup:
                    "gflops": flops["n"] / t[b]["median_s"] / 1e9}
             if stage == "crepe":
                 row["model"] = f"crepe-{opts.crepe_model}"
+            row.update(runners[b].details())
             if peak_gflops:
                 row["peak_gflops"] = peak_gflops
                 row["pct_of_peak"] = 100.0 * row["gflops"] / peak_gflops
@@ -287,6 +289,7 @@ def add_arguments(s: argparse.ArgumentParser) -> None:
     s.add_argument("--warmup", type=int, default=1)
     s.add_argument("--f0-method", default="rmvpe", help="F0 method of the e2e stage")
     s.add_argument("--crepe-model", default="full", choices=("full", "tiny"))
+    s.add_argument("--noise", default="numpy", choices=NOISE_KINDS, help="noise generator of the e2e stage")
     s.add_argument("--no-memory", action="store_true", help="skip peak-memory measurement")
     s.add_argument("--memory-only", action="store_true", help="one call per backend: peak memory and time")
     s.add_argument("--backends", default="torch,mlx", choices=("torch,mlx", "torch", "mlx"),
@@ -309,7 +312,8 @@ def run_cli(args) -> int:
         if not torch.cuda.is_available():
             print("rvclab bench: --device gpu needs CUDA, and torch sees none", file=sys.stderr)
             return 2
-    opts = StageOptions(device=args.device, f0_method=args.f0_method, crepe_model=args.crepe_model)
+    opts = StageOptions(device=args.device, f0_method=args.f0_method, crepe_model=args.crepe_model,
+                        noise=args.noise)
     meta = {**machine_info(args.device), "command": "rvclab bench " + " ".join(_argv_of(args))}
     rows: list[dict] = []
     peak = None
@@ -362,6 +366,8 @@ def _argv_of(args) -> list[str]:
         out.append(f"--f0-method {args.f0_method}")
     if args.crepe_model != "full":
         out.append(f"--crepe-model {args.crepe_model}")
+    if args.noise != "numpy":
+        out.append(f"--noise {args.noise}")
     out += [flag for flag, on in (("--no-memory", args.no_memory), ("--memory-only", args.memory_only)) if on]
     if args.memory_only and args.backends != "torch,mlx":
         out.append(f"--backends {args.backends}")
