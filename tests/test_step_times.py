@@ -8,7 +8,7 @@ from rvclab.pipeline.conversion import NETWORK_STEPS, STEP_NAMES, convert_voice
 from rvclab.voices import default_voice
 
 
-@pytest.mark.parametrize("backend", ["mlx"])  # torch: the same recorder, in tests/test_pipeline.py's runs
+@pytest.mark.parametrize("backend", ["mlx"])  # one backend keeps this short
 def test_conversion_records_every_step(backend):
     x = bench_stages.speech(0.6)
     run = convert_voice(x, default_voice("voice_v2_48k.pth"), sr=16000, backend=backend, profile=True)

@@ -29,6 +29,7 @@ from rvclab.bench import memory as bench_memory
 from rvclab.bench.stages import BACKENDS, STAGE_NAMES, StageOptions, build, count_flops, mlx_sync, torch_sync_for
 from rvclab.checkpoints import atomic_write
 from rvclab.models.synth.noise import NOISE_KINDS
+from rvclab.precision import PRECISIONS
 
 STAGE_CHOICES = ("matmul", *STAGE_NAMES, "all")
 MATMUL_SIZES = {"cpu": (1024, 2048), "gpu": (4096, 8192)}
@@ -290,6 +291,8 @@ def add_arguments(s: argparse.ArgumentParser) -> None:
     s.add_argument("--f0-method", default="rmvpe", help="F0 method of the e2e stage")
     s.add_argument("--crepe-model", default="full", choices=("full", "tiny"))
     s.add_argument("--noise", default="numpy", choices=NOISE_KINDS, help="noise generator of the e2e stage")
+    s.add_argument("--precision", default="fp32", choices=PRECISIONS,
+                   help="precision mode of the e2e stage (rvclab.precision); other stages run fp32")
     s.add_argument("--no-memory", action="store_true", help="skip peak-memory measurement")
     s.add_argument("--memory-only", action="store_true", help="one call per backend: peak memory and time")
     s.add_argument("--backends", default="torch,mlx", choices=("torch,mlx", "torch", "mlx"),
@@ -303,6 +306,8 @@ def run_cli(args) -> int:
         seconds = parse_seconds(args.seconds)
         if args.repeats < 1 or args.warmup < 0:
             raise BenchUsageError("--repeats must be >= 1 and --warmup >= 0")
+        if args.precision != "fp32" and set(stages) - {"e2e", "matmul"}:
+            raise BenchUsageError(f"--precision {args.precision}: only the e2e stage runs other modes so far")
     except BenchUsageError as exc:
         print(f"rvclab bench: {exc}", file=sys.stderr)
         return 2
@@ -313,8 +318,9 @@ def run_cli(args) -> int:
             print("rvclab bench: --device gpu needs CUDA, and torch sees none", file=sys.stderr)
             return 2
     opts = StageOptions(device=args.device, f0_method=args.f0_method, crepe_model=args.crepe_model,
-                        noise=args.noise)
-    meta = {**machine_info(args.device), "command": "rvclab bench " + " ".join(_argv_of(args))}
+                        noise=args.noise, precision=args.precision)
+    meta = {**machine_info(args.device), "precision": args.precision,
+            "command": "rvclab bench " + " ".join(_argv_of(args))}
     rows: list[dict] = []
     peak = None
     if not args.memory_only:
@@ -368,6 +374,8 @@ def _argv_of(args) -> list[str]:
         out.append(f"--crepe-model {args.crepe_model}")
     if args.noise != "numpy":
         out.append(f"--noise {args.noise}")
+    if args.precision != "fp32":
+        out.append(f"--precision {args.precision}")
     out += [flag for flag, on in (("--no-memory", args.no_memory), ("--memory-only", args.memory_only)) if on]
     if args.memory_only and args.backends != "torch,mlx":
         out.append(f"--backends {args.backends}")

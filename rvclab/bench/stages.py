@@ -43,6 +43,7 @@ class StageOptions:
     crepe_model: str = "full"
     voice: str = SYNTH_VOICE
     noise: str = "numpy"
+    precision: str = "fp32"  # rvclab.precision mode of the e2e stage (the others run fp32)
 
     @property
     def torch_device(self) -> str:
@@ -226,7 +227,7 @@ def _e2e(backend: str, audio: np.ndarray, opts: StageOptions):
 
     def call():
         last[:] = [convert_voice(audio, voice, sr=SAMPLE_RATE, f0_method=opts.f0_method, backend=backend,
-                                 noise_seed=0, noise=opts.noise, profile=True)]
+                                 noise_seed=0, noise=opts.noise, profile=True, precision=opts.precision)]
         return last[0].audio
 
     call.last = last

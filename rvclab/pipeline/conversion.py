@@ -36,7 +36,9 @@ from rvclab.pipeline import steps
 from rvclab.pipeline.index import FeatureIndex, load_index
 from rvclab.pipeline.pieces import mlx_module_by_module, release_memory
 from rvclab.pitch import estimate_f0
-from rvclab.runtime import import_mlx
+from rvclab.precision import check_finite as check_output
+from rvclab.precision import configure_mlx, mlx_dtype, mlx_model, resolve, torch_precision, wants_tf32
+from rvclab.runtime import IS_MACOS, import_mlx
 from rvclab.weights import default_hubert
 
 STAGES = ("features", "f0", "synth")
@@ -274,6 +276,7 @@ def convert_voice(
     keep_features: bool = False,
     on_chunk: Callable[[int, int], None] | None = None,
     profile: bool = False,
+    precision: str | dict | None = None,
 ) -> Conversion:
     """Convert ``audio`` with voice ``model``; returns a :class:`Conversion` whose ``audio`` is the
     converted (N,) float32 waveform at ``sr`` Hz (the voice's rate, or ``resample_sr``).
@@ -296,6 +299,10 @@ def convert_voice(
     or anywhere, stops the conversion).
     ``profile``: wait for the devices after every step, so ``Conversion.steps`` splits the time
     exactly (benchmarks); off, the steps are timed without waiting.
+    ``precision``: "fp32" | "tf32" | "fp16" | "bf16", or {stage: mode} (:mod:`rvclab.precision`);
+    None: the backends as they are set (float32; TF32 as torch's flags and ``MLX_ENABLE_TF32``
+    stand). A mode the device cannot run raises PrecisionError; a network output with NaN/Inf
+    raises PrecisionOverflow naming the stage.
     """
     chosen = _resolve_backends(backend, backends)
     if noise not in NOISE_KINDS:
@@ -315,6 +322,7 @@ def convert_voice(
     curve = steps.read_f0_curve(f0_curve) if isinstance(f0_curve, str | os.PathLike) else f0_curve
     hubert = embedder(chosen["features"], hubert_path)
     synth = voice.model(chosen["synth"])
+    modes = _precision_modes(precision, chosen, synth)
     release_memory()  # what loading files and models left in the heap
 
     timings: dict[str, float] = {"features": 0.0, "f0": 0.0, "synth": 0.0}
@@ -340,7 +348,7 @@ def convert_voice(
             if chosen["f0"] == "mlx" and f0_method in MLX_F0_MODELS:
                 pieces.enter_context(mlx_module_by_module(MLX_F0_MODELS[f0_method]()))
             kwargs = {"filter_radius": filter_radius} if f0_method == "harvest" else {}
-            with step("f0_network"):  # log-mel and decoding included
+            with step("f0_network"), _torch_mode(chosen["f0"], modes["f0"], synth):  # log-mel, decoding incl.
                 f0 = estimate_f0(padded.astype(np.float32), f0_method, backend=chosen["f0"], n_frames=p_len,
                                  **kwargs).f0  # the whole clip, as upstream
             with step("postprocess_f0"):
@@ -356,7 +364,8 @@ def convert_voice(
         filled, feats_kept = 0, []
         for i, chunk in enumerate(chunks):
             t = time.perf_counter()
-            feats = _features(hubert, chunk.audio(padded), voice.version, chosen["features"], step)
+            feats = _features(hubert, chunk.audio(padded), voice.version, chosen["features"], step,
+                              modes["features"])
             with step("index_blend"):
                 feats0 = feats.copy()  # protect mixes it back even without an index, as upstream
                 feats = feats if feature_index is None else feature_index.blend(feats, index_rate)
@@ -371,7 +380,7 @@ def convert_voice(
             del feats, feats0
             t = time.perf_counter()
             wave = chunk.trim(_synthesize(synth, voice, frames, pitch, pitchf, sid, noise_seed + i, chosen["synth"],
-                                          noise, step))
+                                          noise, step, modes["synth"]))
             timings["synth"] += time.perf_counter() - t
             with step("write_output"):
                 if filled + wave.shape[0] > out.shape[0]:  # never for RVC's synthesizers; kept safe
@@ -422,7 +431,41 @@ def _torch_device(module):
     return next(module.parameters()).device
 
 
-def _features(hubert, chunk16: np.ndarray, version: str, backend: str, step=None) -> np.ndarray:
+def _precision_modes(precision, chosen: dict[str, str], synth) -> dict[str, str | None]:
+    """{stage: mode} valid on every device the conversion uses; MLX's TF32 switch set or checked.
+    None: every stage None (nothing set)."""
+    if precision is None:
+        return dict.fromkeys(STAGES)
+    devices = set()
+    if "torch" in chosen.values():
+        devices.add("cuda" if _torch_device(synth).type == "cuda" or _torch_on_cuda() else "cpu")
+    if "mlx" in chosen.values():
+        mx = import_mlx()
+        devices.add("cpu" if mx.default_device() == mx.cpu else ("metal" if IS_MACOS else "cuda"))
+    modes = {}
+    for device in sorted(devices):
+        modes = resolve(precision, device)
+    if "mlx" in chosen.values() and any(d != "cpu" for d in devices):
+        configure_mlx(wants_tf32({s: m for s, m in modes.items() if chosen[s] == "mlx"}))
+    return modes
+
+
+def _torch_on_cuda() -> bool:
+    """Whether the cached torch F0/HuBERT models were moved to CUDA (benchmarks do)."""
+    return any(getattr(m, "device", None) == "cuda" for m in rmvpe_f0._MODELS.values())
+
+
+@contextmanager
+def _torch_mode(backend: str, mode: str, synth):
+    """torch's flags for ``mode`` around a stage run by torch; nothing for MLX (set at load)."""
+    if backend != "torch":
+        yield
+        return
+    with torch_precision(mode, _torch_device(synth).type):
+        yield
+
+
+def _features(hubert, chunk16: np.ndarray, version: str, backend: str, step=None, mode=None) -> np.ndarray:
     """(N,) float32 @ 16 kHz -> (T, 256|768) float32 @ 50 fps."""
     step = step or StepTimes()
     if backend == "torch":
@@ -431,22 +474,22 @@ def _features(hubert, chunk16: np.ndarray, version: str, backend: str, step=None
         with torch.no_grad():
             with step("copy_in"):
                 x = torch.from_numpy(chunk16)[None].to(_torch_device(hubert))
-            with step("hubert"):
+            with step("hubert"), torch_precision(mode, x.device.type):
                 out = hubert.extract_features(x, version=version)
         with step("copy_out"):
-            return out[0].float().cpu().numpy()
+            return check_output("features (HuBERT)", mode, out[0].float().cpu().numpy())
     mx = import_mlx()
     with step("copy_in"):
-        x = mx.array(chunk16)[None]
+        x = mx.array(chunk16)[None].astype(mlx_dtype(mode))
     with step("hubert"):
-        out = hubert.extract_features(x, version=version)
+        out = mlx_model(hubert, mode).extract_features(x, version=version)
         mx.eval(out)
     with step("copy_out"):
-        return np.array(out[0].astype(mx.float32))
+        return check_output("features (HuBERT)", mode, np.array(out[0].astype(mx.float32)))
 
 
 def _synthesize(synth, voice: VoiceModel, frames, pitch, pitchf, sid, seed, backend, kind="numpy",
-                step=None) -> np.ndarray:
+                step=None, mode=None) -> np.ndarray:
     """Synthesizer on one chunk: (n, C) features @ 100 fps -> (n * hop,) float32 @ voice.sr."""
     n = frames.shape[0]
     step = step or StepTimes()
@@ -467,10 +510,10 @@ def _synthesize(synth, voice: VoiceModel, frames, pitch, pitchf, sid, seed, back
                 if voice.has_f0 else [None, None]
             args = [a if a is None else a.to(dev) for a in args]
             noise = {k: (torch.from_numpy(v) if isinstance(v, np.ndarray) else v).to(dev) for k, v in noise.items()}
-        with torch.no_grad(), step("synth"):
+        with torch.no_grad(), step("synth"), torch_precision(mode, dev.type):
             wave = synth.infer(*args, torch.tensor([sid], device=dev), noise)[0]
         with step("copy_out"):
-            return wave[0, 0].float().cpu().numpy()
+            return check_output("synth", mode, wave[0, 0].float().cpu().numpy())
     mx = import_mlx()
     with step("noise"):
         if kind == "numpy":
@@ -480,11 +523,11 @@ def _synthesize(synth, voice: VoiceModel, frames, pitch, pitchf, sid, seed, back
 
             noise = counter_noise_mlx(voice.config, 1, n, seed)
     with step("copy_in"):
-        args = [mx.array(frames[None].astype(np.float32)), mx.array([n])]
+        args = [mx.array(frames[None].astype(np.float32)).astype(mlx_dtype(mode)), mx.array([n])]
         args += [mx.array(pitch[None].astype(np.int32)), mx.array(pitchf[None])] if voice.has_f0 else [None, None]
         noise = {k: mx.array(v) for k, v in noise.items()}
     with step("synth"):
-        wave = synth.infer(*args, mx.array([sid]), noise)[0]
+        wave = mlx_model(synth, mode).infer(*args, mx.array([sid]), noise)[0]
         mx.eval(wave)
     with step("copy_out"):
-        return np.array(wave[0, :, 0].astype(mx.float32))
+        return check_output("synth", mode, np.array(wave[0, :, 0].astype(mx.float32)))
