@@ -19,6 +19,7 @@ import matplotlib  # noqa: E402
 
 matplotlib.use("Agg")
 
+from rvclab import precision  # noqa: E402
 from rvclab.bench import report as rep  # noqa: E402
 from rvclab.checkpoints import atomic_write  # noqa: E402
 from rvclab.views import bench as plots  # noqa: E402
@@ -182,6 +183,32 @@ def step_lines(e2e: list[dict], alone: list[dict]) -> list[str]:
     return lines
 
 
+def precision_lines(rows: list[dict]) -> list[str]:
+    """Precision modes: what each device runs, the defaults, and each mode's quality against fp32."""
+    lines = ["## Precision modes (issue #20)", "",
+             "`convert_voice(..., precision=\"fp32\"|\"tf32\"|\"fp16\"|\"bf16\")`, or one mode per stage "
+             "(`{\"features\": ..., \"f0\": ..., \"synth\": ...}`), and `rvclab bench --stage e2e --precision`; "
+             "every benchmark row records its mode. `rvclab/precision.py` holds the registry:", "",
+             "| device | modes | default |", "|---|---|---|"]
+    lines += [f"| {d} | {', '.join(m)} | {precision.DEFAULT[d]} |" for d, m in precision.SUPPORTED.items()]
+    lines += ["", "fp32 turns TF32 off on both backends (torch's matmul and cuDNN flags, `MLX_ENABLE_TF32=0` before "
+              "MLX loads); tf32 turns it on for both. fp16 and bf16: torch under `torch.autocast`, MLX on a copy of "
+              "the model cast to the half type; the F0 stage runs fp32 or tf32 only (its log-mel front end is "
+              "float32). `precision=None` (the default) leaves both backends as they are set. NaN or Inf in a "
+              "network's output raises `PrecisionOverflow` naming the stage. The CPU keeps fp32 (the half modes "
+              "were not timed on this CPU). Quality against fp32 (bars: `rvclab.tolerances.PRECISION_BARS`):", "",
+              "| mode | backend | reference | synth spectral corr | synth max abs | HuBERT worst cosine | "
+              "goal met | device | load at start |", "|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        lines.append(f"| {r['precision']} | {r['backend']} | {r['reference']} | {r['synth_spec_corr']:.7f} | "
+                     f"{r['synth_max_abs']:.2e} | {r['hubert_cos']:.6f} | {'yes' if r['ok'] else 'no'} | "
+                     f"{r['device']} | {fmt_num(r['loadavg_start'][0] if 'loadavg_start' in r else None)} |")
+    if rows:
+        lines += ["", f"Source: `{rows[0]['command']}` ({rows[0]['date']}); the GPU rows, tf32 included, come "
+                  "from `scripts/gpu_bench.sh steps`.", ""]
+    return lines
+
+
 def bound_gib(values: list[float]) -> float:
     """The stated bound: the largest measured peak rounded up to the next half GiB."""
     return math.ceil(max(values) / GiB * 2) / 2
@@ -290,6 +317,7 @@ def main() -> int:
                    "its own (its rows are in the same file; the sources below list both runs).", ""]
     md += primitive_lines(rep.load("primitives_cpu"))
     md += step_lines(rep.load("steps_cpu"), rep.load("numpy_steps_cpu"))
+    md += precision_lines(rep.load("precision_cpu"))
     md += ["## Sources", "", *sources(cpu_rows + cpu_mem + gpu_rows + gpu_scale), "",
            "GPU runs: `scripts/gpu_bench.sh` (three device calls; the header says how).", ""]
     atomic_write(OUT, lambda tmp: tmp.write_text("\n".join(md)))

@@ -52,7 +52,8 @@ def main(argv=None) -> int:
                 _features(embedder(backend), x, "v2", backend, mode=own)
             wave = _synthesize(voice.model(backend), voice, frames, pitch, pitchf, 0, 0, backend, mode=mode)
             feats = _features(embedder(backend), x, "v2", backend, mode=mode)
-            row = {**meta, "stage": "precision", "precision": mode, "backend": backend,
+            row = {**meta, "command": "python scripts/precision_parity.py " + " ".join(argv or sys.argv[1:]),
+                   "stage": "precision", "precision": mode, "backend": backend,
                    "reference": "torch fp32" if (backend == "torch" or mode == "tf32") else f"{backend} fp32",
                    "synth_spec_corr": metrics.spectral_corr(wave, base_wave, voice.sr),
                    "synth_max_abs": metrics.max_abs(wave, base_wave),
