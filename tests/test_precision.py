@@ -77,3 +77,11 @@ def test_cpu_modes_meet_their_bars(voice, backend):
     # the fp32 model is left as it was (the half copy is separate)
     again = _synthesize(synth, voice, frames, pitch, pitchf, 0, 0, backend, mode="fp32")
     np.testing.assert_array_equal(again, ref_wave)
+
+
+def test_bench_precision_only_where_it_runs(capsys):
+    from rvclab.bench import run as bench
+
+    assert bench.main(["--stage", "synth", "--precision", "fp16"]) == 2
+    assert "only the e2e stage" in capsys.readouterr().err
+    assert bench.precision_as_set().startswith("as set: MLX_ENABLE_TF32=")

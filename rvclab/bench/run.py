@@ -291,13 +291,22 @@ def add_arguments(s: argparse.ArgumentParser) -> None:
     s.add_argument("--f0-method", default="rmvpe", help="F0 method of the e2e stage")
     s.add_argument("--crepe-model", default="full", choices=("full", "tiny"))
     s.add_argument("--noise", default="numpy", choices=NOISE_KINDS, help="noise generator of the e2e stage")
-    s.add_argument("--precision", default="fp32", choices=PRECISIONS,
-                   help="precision mode of the e2e stage (rvclab.precision); other stages run fp32")
+    s.add_argument("--precision", default=None, choices=PRECISIONS,
+                   help="precision mode of the e2e stage (rvclab.precision); default: the backends as set")
     s.add_argument("--no-memory", action="store_true", help="skip peak-memory measurement")
     s.add_argument("--memory-only", action="store_true", help="one call per backend: peak memory and time")
     s.add_argument("--backends", default="torch,mlx", choices=("torch,mlx", "torch", "mlx"),
                    help="with --memory-only: which backends, in this order")
     s.add_argument("--json", dest="json_out", default=None, help="write JSON rows to this file (atomically)")
+
+
+def precision_as_set() -> str:
+    """The precision a run without --precision computes in: the backends' own settings."""
+    import torch
+
+    tf32 = os.environ.get("MLX_ENABLE_TF32", "unset (on)")
+    return (f"as set: MLX_ENABLE_TF32={tf32}, torch matmul allow_tf32={torch.backends.cuda.matmul.allow_tf32}, "
+            f"cudnn allow_tf32={torch.backends.cudnn.allow_tf32}")
 
 
 def run_cli(args) -> int:
@@ -306,7 +315,7 @@ def run_cli(args) -> int:
         seconds = parse_seconds(args.seconds)
         if args.repeats < 1 or args.warmup < 0:
             raise BenchUsageError("--repeats must be >= 1 and --warmup >= 0")
-        if args.precision != "fp32" and set(stages) - {"e2e", "matmul"}:
+        if args.precision is not None and set(stages) - {"e2e", "matmul"}:
             raise BenchUsageError(f"--precision {args.precision}: only the e2e stage runs other modes so far")
     except BenchUsageError as exc:
         print(f"rvclab bench: {exc}", file=sys.stderr)
@@ -319,7 +328,7 @@ def run_cli(args) -> int:
             return 2
     opts = StageOptions(device=args.device, f0_method=args.f0_method, crepe_model=args.crepe_model,
                         noise=args.noise, precision=args.precision)
-    meta = {**machine_info(args.device), "precision": args.precision,
+    meta = {**machine_info(args.device), "precision": args.precision or precision_as_set(),
             "command": "rvclab bench " + " ".join(_argv_of(args))}
     rows: list[dict] = []
     peak = None
@@ -374,7 +383,7 @@ def _argv_of(args) -> list[str]:
         out.append(f"--crepe-model {args.crepe_model}")
     if args.noise != "numpy":
         out.append(f"--noise {args.noise}")
-    if args.precision != "fp32":
+    if args.precision is not None:
         out.append(f"--precision {args.precision}")
     out += [flag for flag, on in (("--no-memory", args.no_memory), ("--memory-only", args.memory_only)) if on]
     if args.memory_only and args.backends != "torch,mlx":

@@ -43,7 +43,7 @@ class StageOptions:
     crepe_model: str = "full"
     voice: str = SYNTH_VOICE
     noise: str = "numpy"
-    precision: str = "fp32"  # rvclab.precision mode of the e2e stage (the others run fp32)
+    precision: str | None = None  # rvclab.precision mode of the e2e stage; None: backends as set
 
     @property
     def torch_device(self) -> str:
