@@ -1,7 +1,8 @@
 """Precision modes of the networks: one registry, applied alike to torch and MLX.
 
-``precision="fp32"|"tf32"|"fp16"|"bf16"`` for every stage, or ``{"features": ..., "f0": ...,
-"synth": ...}`` per stage (missing stages take the device's default, :data:`DEFAULT`).
+``precision="fp32"|"tf32"|"fp16"|"bf16"`` for every stage (a half mode leaves the stages without
+a half path, :data:`HALF_STAGES`, in fp32), or ``{"features": ..., "f0": ..., "synth": ...}`` per
+stage (missing stages take the device's default, :data:`DEFAULT`).
 
 * fp32: float32 weights and activations, TF32 off (torch's matmul and cuDNN flags False;
   ``MLX_ENABLE_TF32=0``).
@@ -75,7 +76,10 @@ def resolve(precision, device: str) -> dict[str, str]:
         raise PrecisionError(f"precision: unknown device {device!r}; devices {tuple(SUPPORTED)}")
     chosen = dict.fromkeys(STAGES, DEFAULT[device])
     if isinstance(precision, str):
-        chosen = dict.fromkeys(STAGES, precision)
+        # one mode for every stage: a stage without a half path keeps fp32 (explicit per-stage
+        # requests for one are refused below)
+        half = precision in MODES and MODES[precision].dtype != "float32"
+        chosen = {s: "fp32" if half and s not in HALF_STAGES else precision for s in STAGES}
     elif isinstance(precision, dict):
         unknown = set(precision) - set(STAGES)
         if unknown:

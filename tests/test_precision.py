@@ -24,7 +24,8 @@ def test_resolve_per_device_and_stage():
     with pytest.raises(precision.PrecisionError, match="unknown stage"):
         precision.resolve({"vocoder": "fp16"}, "cuda")
     with pytest.raises(precision.PrecisionError, match=r"f0: that stage runs \('fp32', 'tf32'\) only"):
-        precision.resolve("fp16", "cuda")
+        precision.resolve({"f0": "fp16"}, "cuda")
+    assert precision.resolve("fp16", "cuda") == {"features": "fp16", "f0": "fp32", "synth": "fp16"}
     assert set(precision.SUPPORTED["metal"]) == {"fp32", "fp16", "bf16"}
 
 
@@ -85,3 +86,19 @@ def test_bench_precision_only_where_it_runs(capsys):
     assert bench.main(["--stage", "synth", "--precision", "fp16"]) == 2
     assert "only the e2e stage" in capsys.readouterr().err
     assert bench.precision_as_set().startswith("as set: MLX_ENABLE_TF32=")
+
+
+def test_mixed_backends_never_ask_an_mlx_synth_for_torch_weights():
+    """features and F0 by torch, the synthesizer by MLX (notebook 05's stage swap)."""
+    from rvclab.pipeline import conversion
+
+    class MlxLike(dict):  # MLX modules are dicts: parameters() gives a dict, not an iterator
+        def parameters(self):
+            return {}
+
+    chosen = {"features": "torch", "f0": "torch", "synth": "mlx"}
+    assert conversion._precision_modes(None, chosen, MlxLike()) == dict.fromkeys(precision.STAGES)
+    assert conversion._precision_modes("bf16", chosen, MlxLike())["synth"] == "bf16"
+    for mode in (None, "fp32", "bf16"):
+        with conversion._torch_mode(chosen, "f0", mode, MlxLike()):
+            pass

@@ -348,7 +348,7 @@ def convert_voice(
             if chosen["f0"] == "mlx" and f0_method in MLX_F0_MODELS:
                 pieces.enter_context(mlx_module_by_module(MLX_F0_MODELS[f0_method]()))
             kwargs = {"filter_radius": filter_radius} if f0_method == "harvest" else {}
-            with step("f0_network"), _torch_mode(chosen["f0"], modes["f0"], synth):  # log-mel, decoding incl.
+            with step("f0_network"), _torch_mode(chosen, "f0", modes["f0"], synth):  # log-mel, decoding incl.
                 f0 = estimate_f0(padded.astype(np.float32), f0_method, backend=chosen["f0"], n_frames=p_len,
                                  **kwargs).f0  # the whole clip, as upstream
             with step("postprocess_f0"):
@@ -438,7 +438,7 @@ def _precision_modes(precision, chosen: dict[str, str], synth) -> dict[str, str 
         return dict.fromkeys(STAGES)
     devices = set()
     if "torch" in chosen.values():
-        devices.add("cuda" if _torch_device(synth).type == "cuda" or _torch_on_cuda() else "cpu")
+        devices.add(_torch_device_type(chosen, synth))
     if "mlx" in chosen.values():
         mx = import_mlx()
         devices.add("cpu" if mx.default_device() == mx.cpu else ("metal" if IS_MACOS else "cuda"))
@@ -450,18 +450,27 @@ def _precision_modes(precision, chosen: dict[str, str], synth) -> dict[str, str 
     return modes
 
 
+def _torch_device_type(chosen: dict[str, str], synth) -> str:
+    """"cuda" or "cpu": where the conversion's torch models run (the synthesizer's device when torch
+    runs it, else where the cached torch F0 models were put)."""
+    if chosen["synth"] == "torch":
+        return _torch_device(synth).type
+    return "cuda" if _torch_on_cuda() else "cpu"
+
+
 def _torch_on_cuda() -> bool:
     """Whether the cached torch F0/HuBERT models were moved to CUDA (benchmarks do)."""
     return any(getattr(m, "device", None) == "cuda" for m in rmvpe_f0._MODELS.values())
 
 
 @contextmanager
-def _torch_mode(backend: str, mode: str, synth):
-    """torch's flags for ``mode`` around a stage run by torch; nothing for MLX (set at load)."""
-    if backend != "torch":
+def _torch_mode(chosen: dict[str, str], stage: str, mode: str | None, synth):
+    """torch's flags for ``mode`` around a stage run by torch; nothing for MLX (set at load) or
+    for mode None (torch as it is set)."""
+    if chosen[stage] != "torch" or mode is None:
         yield
         return
-    with torch_precision(mode, _torch_device(synth).type):
+    with torch_precision(mode, _torch_device_type(chosen, synth)):
         yield
 
 
