@@ -188,35 +188,6 @@ E2E_SPEC_CORR_MIN = E2E_CHECKS["spec_corr"].goal
 ALL_CHECKS = {"synth": SYNTH_CHECKS, "hubert": HUBERT_CHECKS, "rmvpe": RMVPE_CHECKS,
               **F0_CHECKS, "e2e": E2E_CHECKS}
 
-# --- Generic activation checks used by the layer tracer ---------------------------------------
-# Seed's stated rule of thumb: activations RMSE < 0.01. Ours, per layer, relative to the layer's
-# RMS, is far stricter; the tracer marks the first layer past it.
-TRACE_REL_MAX_ABS = 1e-4
-
-# --- Convolution kernels (rvclab/mlx/ops.py), fp32 ----------------------------------------------
-# max |MLX - torch| / max |torch| for conv1d / conv_transpose1d / conv2d, both paths.
-OPS_CONV_REL_MAX_ABS = 1e-5
-
-# --- Documented fixes (rvclab/fixes/registry.py): what a re-introduced bug must do to its metric --------
-# With the bug off every metric is back within the parity goals above; with it on it must cross
-# these thresholds (a toggle that changes nothing fails tests/test_fixes.py).
-# Seed's fix 1 (missing transposes): corr -0.056; fix 5 (flow mapping): RMS ~0.5.
-FIX_CORR_MAX = 0.9  # waveform correlation below this (weight norm, conv layouts)
-FIX_TEXTENC_MAX_ABS_MIN = 1e-3  # TextEncoder max abs above 100x SYNTH_TEXTENC_MAX_ABS
-FIX_FLOW_MAX_ABS_MIN = 1e-2  # reverse flow alone (same z_p) above 1000x SYNTH_FLOW_MAX_ABS
-FIX_WAVE_MAX_ABS_MIN = 1e-3  # waveform max abs above 10x SYNTH_WAVE_MAX_ABS
-# Seed's fix 11: GRU max diff 0.26 before its fix; ours must show at least 100x the parity goal.
-FIX_GRU_MAX_ABS_MIN = 1e-2
-RMVPE_GRU_MAX_ABS = 1e-3  # BiGRU output alone, same input (seed's GRU after its fix: 0.0039)
-FIX_SALIENCE_MAX_ABS_MIN = 1e-3  # RMVPE salience max abs above 10x RMVPE_SALIENCE_MAX_ABS
-FIX_HUBERT_MAX_ABS_REL_MIN = 1e-3  # HuBERT features, 10x HUBERT_MAX_ABS_REL
-# Seed: RMVPE F0 about 18% low. The mel readout (a tone's peak band read on the correct mel axis)
-# must be off by more than 5% with a wrong mel range, and within 1% with the right one.
-FIX_F0_REL_ERR_MIN = 0.05
-MEL_READOUT_REL_ERR_MAX = 0.01
-FIX_F0_CENTS_MIN = 10.0  # RMVPE decoding: F0 median cents error above 10x F0_MEDIAN_CENTS_MAX
-
-
 # --- precision modes (rvclab.precision): each reduced mode against fp32 on the same backend ----
 # Figures: the worst of torch and MLX, synthesizer on 60 frames of the v2-48k voice, HuBERT on
 # 0.6 s of speech, CPU. Guards: the tighter of the goal and 10x today's distance from perfect.
@@ -250,3 +221,32 @@ PRECISION_BARS = {
                       unit="agreement", higher_is_better=True, measured_by=_TF32_BY),
     ),
 }
+
+# --- Generic activation checks used by the layer tracer ---------------------------------------
+# Seed's stated rule of thumb: activations RMSE < 0.01. Ours, per layer, relative to the layer's
+# RMS, is far stricter; the tracer marks the first layer past it.
+TRACE_REL_MAX_ABS = 1e-4
+
+# --- Convolution kernels (rvclab/mlx/ops.py), fp32 ----------------------------------------------
+# max |MLX - torch| / max |torch| for conv1d / conv_transpose1d / conv2d, both paths.
+OPS_CONV_REL_MAX_ABS = 1e-5
+
+# --- Documented fixes (rvclab/fixes/registry.py): what a re-introduced bug must do to its metric --------
+# With the bug off every metric is back within the parity goals above; with it on it must cross
+# these thresholds (a toggle that changes nothing fails tests/test_fixes.py).
+# Seed's fix 1 (missing transposes): corr -0.056; fix 5 (flow mapping): RMS ~0.5.
+FIX_CORR_MAX = 0.9  # waveform correlation below this (weight norm, conv layouts)
+FIX_TEXTENC_MAX_ABS_MIN = 1e-3  # TextEncoder max abs above 100x SYNTH_TEXTENC_MAX_ABS
+FIX_FLOW_MAX_ABS_MIN = 1e-2  # reverse flow alone (same z_p) above 1000x SYNTH_FLOW_MAX_ABS
+FIX_WAVE_MAX_ABS_MIN = 1e-3  # waveform max abs above 10x SYNTH_WAVE_MAX_ABS
+# Seed's fix 11: GRU max diff 0.26 before its fix; ours must show at least 100x the parity goal.
+FIX_GRU_MAX_ABS_MIN = 1e-2
+RMVPE_GRU_MAX_ABS = 1e-3  # BiGRU output alone, same input (seed's GRU after its fix: 0.0039)
+FIX_SALIENCE_MAX_ABS_MIN = 1e-3  # RMVPE salience max abs above 10x RMVPE_SALIENCE_MAX_ABS
+FIX_HUBERT_MAX_ABS_REL_MIN = 1e-3  # HuBERT features, 10x HUBERT_MAX_ABS_REL
+# Seed: RMVPE F0 about 18% low. The mel readout (a tone's peak band read on the correct mel axis)
+# must be off by more than 5% with a wrong mel range, and within 1% with the right one.
+FIX_F0_REL_ERR_MIN = 0.05
+MEL_READOUT_REL_ERR_MAX = 0.01
+FIX_F0_CENTS_MIN = 10.0  # RMVPE decoding: F0 median cents error above 10x F0_MEDIAN_CENTS_MAX
+
