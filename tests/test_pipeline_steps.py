@@ -248,7 +248,8 @@ def _interp_whole(values, size):
 
 @pytest.mark.parametrize("out_sr", [32000, 44100, 48000])
 def test_output_stage_in_blocks_equals_the_whole_array_formula(out_sr):
-    """Outputs longer than several blocks: identical to the one-pass formulas, bit for bit."""
+    """Outputs longer than several blocks: the one-pass formulas (the RMS frames and the final
+    scaling bit for bit, the envelope mix within one int16 step)."""
     rng = np.random.default_rng(out_sr)
     src = rng.standard_normal(16000 * 30 + 7) * 0.3
     out = (rng.standard_normal(out_sr * 30 + 11) * 0.4).astype(np.float32)
@@ -257,7 +258,8 @@ def test_output_stage_in_blocks_equals_the_whole_array_formula(out_sr):
     rms_in = _interp_whole(_rms_whole(src, 16000), out.size)
     rms_out = np.maximum(_interp_whole(_rms_whole(out, out_sr), out.size), 1e-6)
     want = (out * (rms_in**0.75 * rms_out**-0.75)).astype(np.float32)
-    np.testing.assert_array_equal(ps.change_rms(src, 16000, out, out_sr, 0.25), want)
+    # the envelope mix runs in float32 (mix_rms_): within one int16 step of the float64 formula
+    assert np.abs(ps.change_rms(src, 16000, out, out_sr, 0.25) - want).max() < 1 / 32768
     loud = out * 4
     np.testing.assert_array_equal(ps.finalize_audio(loud), loud / np.float32(float(np.abs(loud).max()) / 0.99))
 

@@ -26,6 +26,9 @@ BENCH_FILES = {  # kind: the one current file of docs/bench the report reads
     "memory_e2e_cpu": "bench_memory_e2e_cpu.json",
     "memory_e2e_gpu": "bench_memory_e2e_gpu.json",
     "primitives_cpu": "bench_primitives_cpu.json",
+    "steps_cpu": "bench_steps_cpu.json",  # scripts/step_breakdown.py: convert_voice step by step
+    "numpy_steps_cpu": "bench_numpy_steps_cpu.json",  # scripts/bench_numpy_steps.py: the steps alone
+    "precision_cpu": "parity_precision_cpu.json",  # scripts/precision_parity.py: each mode against fp32
 }
 
 # Goals of issue #10 (MLX time / torch time unless said otherwise).

@@ -28,6 +28,8 @@ from rvclab import __version__, runtime
 from rvclab.bench import memory as bench_memory
 from rvclab.bench.stages import BACKENDS, STAGE_NAMES, StageOptions, build, count_flops, mlx_sync, torch_sync_for
 from rvclab.checkpoints import atomic_write
+from rvclab.models.synth.noise import NOISE_KINDS
+from rvclab.precision import PRECISIONS
 
 STAGE_CHOICES = ("matmul", *STAGE_NAMES, "all")
 MATMUL_SIZES = {"cpu": (1024, 2048), "gpu": (4096, 8192)}
@@ -199,6 +201,7 @@ def bench_stage(stage: str, seconds: list[float], opts: StageOptions, *, warmup:
                    "gflops": flops["n"] / t[b]["median_s"] / 1e9}
             if stage == "crepe":
                 row["model"] = f"crepe-{opts.crepe_model}"
+            row.update(runners[b].details())
             if peak_gflops:
                 row["peak_gflops"] = peak_gflops
                 row["pct_of_peak"] = 100.0 * row["gflops"] / peak_gflops
@@ -287,11 +290,23 @@ def add_arguments(s: argparse.ArgumentParser) -> None:
     s.add_argument("--warmup", type=int, default=1)
     s.add_argument("--f0-method", default="rmvpe", help="F0 method of the e2e stage")
     s.add_argument("--crepe-model", default="full", choices=("full", "tiny"))
+    s.add_argument("--noise", default="numpy", choices=NOISE_KINDS, help="noise generator of the e2e stage")
+    s.add_argument("--precision", default=None, choices=PRECISIONS,
+                   help="precision mode of the e2e stage (rvclab.precision); default: the backends as set")
     s.add_argument("--no-memory", action="store_true", help="skip peak-memory measurement")
     s.add_argument("--memory-only", action="store_true", help="one call per backend: peak memory and time")
     s.add_argument("--backends", default="torch,mlx", choices=("torch,mlx", "torch", "mlx"),
                    help="with --memory-only: which backends, in this order")
     s.add_argument("--json", dest="json_out", default=None, help="write JSON rows to this file (atomically)")
+
+
+def precision_as_set() -> str:
+    """The precision a run without --precision computes in: the backends' own settings."""
+    import torch
+
+    tf32 = os.environ.get("MLX_ENABLE_TF32", "unset (on)")
+    return (f"as set: MLX_ENABLE_TF32={tf32}, torch matmul allow_tf32={torch.backends.cuda.matmul.allow_tf32}, "
+            f"cudnn allow_tf32={torch.backends.cudnn.allow_tf32}")
 
 
 def run_cli(args) -> int:
@@ -300,6 +315,8 @@ def run_cli(args) -> int:
         seconds = parse_seconds(args.seconds)
         if args.repeats < 1 or args.warmup < 0:
             raise BenchUsageError("--repeats must be >= 1 and --warmup >= 0")
+        if args.precision is not None and set(stages) - {"e2e", "matmul"}:
+            raise BenchUsageError(f"--precision {args.precision}: only the e2e stage runs other modes so far")
     except BenchUsageError as exc:
         print(f"rvclab bench: {exc}", file=sys.stderr)
         return 2
@@ -309,8 +326,10 @@ def run_cli(args) -> int:
         if not torch.cuda.is_available():
             print("rvclab bench: --device gpu needs CUDA, and torch sees none", file=sys.stderr)
             return 2
-    opts = StageOptions(device=args.device, f0_method=args.f0_method, crepe_model=args.crepe_model)
-    meta = {**machine_info(args.device), "command": "rvclab bench " + " ".join(_argv_of(args))}
+    opts = StageOptions(device=args.device, f0_method=args.f0_method, crepe_model=args.crepe_model,
+                        noise=args.noise, precision=args.precision)
+    meta = {**machine_info(args.device), "precision": args.precision or precision_as_set(),
+            "command": "rvclab bench " + " ".join(_argv_of(args))}
     rows: list[dict] = []
     peak = None
     if not args.memory_only:
@@ -362,6 +381,10 @@ def _argv_of(args) -> list[str]:
         out.append(f"--f0-method {args.f0_method}")
     if args.crepe_model != "full":
         out.append(f"--crepe-model {args.crepe_model}")
+    if args.noise != "numpy":
+        out.append(f"--noise {args.noise}")
+    if args.precision is not None:
+        out.append(f"--precision {args.precision}")
     out += [flag for flag, on in (("--no-memory", args.no_memory), ("--memory-only", args.memory_only)) if on]
     if args.memory_only and args.backends != "torch,mlx":
         out.append(f"--backends {args.backends}")

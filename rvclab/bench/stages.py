@@ -23,7 +23,7 @@ from rvclab.models.rmvpe import gru
 from rvclab.models.rmvpe.io import ensure_default_weights
 from rvclab.models.synth.noise import make_noise
 from rvclab.models.synth.parity import clip_inputs
-from rvclab.pipeline.conversion import VoiceModel, convert_voice, embedder
+from rvclab.pipeline.conversion import NETWORK_STEPS, VoiceModel, convert_voice, embedder
 from rvclab.runtime import import_mlx, torch_cuda_graph_enabled
 from rvclab.voices import default_voice
 
@@ -35,12 +35,15 @@ SAMPLE_RATE = 16000
 
 @dataclass
 class StageOptions:
-    """What a stage runs on: ``device`` 'cpu' or 'gpu'; F0 method of e2e; CREPE capacity."""
+    """What a stage runs on: ``device`` 'cpu' or 'gpu'; F0 method and noise generator of e2e;
+    CREPE capacity."""
 
     device: str = "cpu"
     f0_method: str = "rmvpe"
     crepe_model: str = "full"
     voice: str = SYNTH_VOICE
+    noise: str = "numpy"
+    precision: str | None = None  # rvclab.precision mode of the e2e stage; None: backends as set
 
     @property
     def torch_device(self) -> str:
@@ -220,8 +223,23 @@ def _synth(backend: str, audio: np.ndarray, opts: StageOptions):
 def _e2e(backend: str, audio: np.ndarray, opts: StageOptions):
     voice = voice_model(opts)
     place_pipeline_models(opts)
-    return lambda: convert_voice(audio, voice, sr=SAMPLE_RATE, f0_method=opts.f0_method, backend=backend,
-                                 noise_seed=0).audio
+    last: list = []
+
+    def call():
+        last[:] = [convert_voice(audio, voice, sr=SAMPLE_RATE, f0_method=opts.f0_method, backend=backend,
+                                 noise_seed=0, noise=opts.noise, profile=True, precision=opts.precision)]
+        return last[0].audio
+
+    call.last = last
+    return call
+
+
+def step_breakdown(conversion) -> dict:
+    """A benchmark row's view of :attr:`Conversion.steps`: every step's seconds, the networks'
+    sum and the rest (numpy steps and copies)."""
+    steps = dict(conversion.steps)
+    network = sum(v for k, v in steps.items() if k in NETWORK_STEPS)
+    return {"steps_s": steps, "network_s": network, "non_network_s": sum(steps.values()) - network}
 
 
 BUILDERS = {"hubert": _hubert, "rmvpe": _rmvpe, "crepe": _crepe, "fcpe": _fcpe, "synth": _synth, "e2e": _e2e}
@@ -245,8 +263,13 @@ def build(stage: str, backend: str, seconds: float, opts: StageOptions) -> Runne
         raise ValueError(f"unknown backend '{backend}'; choose from {', '.join(BACKENDS)}")
     call = BUILDERS[stage](backend, speech(seconds), opts)
     sync = mlx_sync if backend == "mlx" else torch_sync_for(opts.device)
-    details = (lambda: rmvpe_paths(backend)) if stage == "rmvpe" or (stage == "e2e" and opts.f0_method == "rmvpe") \
+    paths = (lambda: rmvpe_paths(backend)) if stage == "rmvpe" or (stage == "e2e" and opts.f0_method == "rmvpe") \
         else dict
+    if stage == "e2e":
+        def details(paths=paths, last=call.last):
+            return {**paths(), "noise": opts.noise, **(step_breakdown(last[0]) if last else {})}
+    else:
+        details = paths
     return Runner(call=call, sync=sync, stage=stage, backend=backend, seconds=float(seconds), details=details)
 
 

@@ -18,7 +18,7 @@ import os
 import sys
 import time
 from collections.abc import Callable
-from contextlib import ExitStack
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -30,13 +30,15 @@ from rvclab.checkpoints import safetensors_metadata
 from rvclab.models.fcpe import f0 as fcpe_f0
 from rvclab.models.hubert.io import load_hubert
 from rvclab.models.rmvpe import f0 as rmvpe_f0
-from rvclab.models.synth.noise import make_noise
+from rvclab.models.synth.noise import NOISE_KINDS, make_noise
 from rvclab.models.synth.rules import config_from_metadata, load_mlx_voice
 from rvclab.pipeline import steps
 from rvclab.pipeline.index import FeatureIndex, load_index
 from rvclab.pipeline.pieces import mlx_module_by_module, release_memory
 from rvclab.pitch import estimate_f0
-from rvclab.runtime import import_mlx
+from rvclab.precision import check_finite as check_output
+from rvclab.precision import configure_mlx, mlx_dtype, mlx_model, resolve, torch_precision, wants_tf32
+from rvclab.runtime import IS_MACOS, import_mlx
 from rvclab.weights import default_hubert
 
 STAGES = ("features", "f0", "synth")
@@ -56,6 +58,47 @@ MLX_F0_MODELS = {"rmvpe": lambda: rmvpe_f0.get_estimator("mlx").model, "fcpe": l
 
 class PipelineError(ValueError):
     """A conversion that cannot run as asked; the message says why."""
+
+
+# Steps of one conversion, in order, as Conversion.steps names them. NETWORK_STEPS are the
+# networks' own time; "copy_in"/"copy_out" move arrays to and from the networks' device.
+NETWORK_STEPS = ("f0_network", "hubert", "synth")
+STEP_NAMES = ("load_input", "highpass", "plan_chunks", "frame_rms", "pad_audio", "f0_network",
+              "postprocess_f0", "copy_in", "hubert", "copy_out", "index_blend", "features_to_frames",
+              "noise", "synth", "write_output", "mix_rms", "finalize")
+
+
+class StepTimes:
+    """Seconds per step of one conversion; ``sync()`` (if given) waits for device work before a
+    step's clock stops."""
+
+    def __init__(self, sync: Callable[[], None] | None = None):
+        self.sync = sync
+        self.times: dict[str, float] = {}
+
+    @contextmanager
+    def __call__(self, name: str):
+        t = time.perf_counter()
+        try:
+            yield
+        finally:
+            if self.sync is not None:
+                self.sync()
+            self.times[name] = self.times.get(name, 0.0) + time.perf_counter() - t
+
+
+def _device_sync(chosen: dict[str, str]) -> Callable[[], None]:
+    """Waits for queued device work of the backends in use (torch CUDA; MLX's default stream)."""
+    waits = []
+    if "torch" in chosen.values():
+        import torch
+
+        if torch.cuda.is_available() and torch.cuda.is_initialized():
+            waits.append(torch.cuda.synchronize)
+    if "mlx" in chosen.values():
+        mx = import_mlx()
+        waits.append(lambda: mx.synchronize())
+    return lambda: [w() for w in waits]
 
 
 # --- models -----------------------------------------------------------------------------------
@@ -131,6 +174,10 @@ class Conversion:
         coarse: (p_len,) int32 coarse pitch ids 1..255 (zeros for a model without F0).
         chunks: the :class:`rvclab.pipeline.steps.Chunk` pieces, converted one after another.
         timings: {"features", "f0", "synth"} -> seconds spent in each stage.
+        steps: every step's seconds, summed over chunks (:data:`STEP_NAMES`): the networks
+            ("hubert", "rmvpe"/the F0 method, "synth"), the copies to and from their device
+            ("copy_in", "copy_out") and each numpy step; with ``profile=True`` each step waits for
+            its device work, so asynchronous work is not counted in the next step.
         features: per chunk, (2T, C) float32 synthesizer input features at 100 fps, kept only
             with ``keep_features=True`` (empty otherwise: they grow with the input).
     """
@@ -143,6 +190,7 @@ class Conversion:
     chunks: list
     timings: dict[str, float] = field(default_factory=dict)
     features: list = field(default_factory=list)
+    steps: dict[str, float] = field(default_factory=dict)
 
     def __repr__(self) -> str:
         seconds = self.audio.shape[0] / self.sr if self.sr else 0.0
@@ -221,11 +269,14 @@ def convert_voice(
     backend: str = DEFAULT_BACKEND,
     backends: dict | None = None,
     noise_seed: int = 0,
+    noise: str = "numpy",
     hubert_path: str | os.PathLike | None = None,
     pad_config: steps.PadConfig = steps.FP32_CONFIG,
     progress: bool | None = None,
     keep_features: bool = False,
     on_chunk: Callable[[int, int], None] | None = None,
+    profile: bool = False,
+    precision: str | dict | None = None,
 ) -> Conversion:
     """Convert ``audio`` with voice ``model``; returns a :class:`Conversion` whose ``audio`` is the
     converted (N,) float32 waveform at ``sr`` Hz (the voice's rate, or ``resample_sr``).
@@ -237,17 +288,29 @@ def convert_voice(
 
     Parameters as RVC WebUI/Applio name them (docs/parameters.md). ``index`` is a path or a
     loaded :class:`rvclab.pipeline.index.FeatureIndex`. ``noise_seed`` seeds the synthesizer's random
-    draws (chunk i uses ``noise_seed + i``), identically on both backends. ``backend``: "mlx"
+    draws (chunk i uses ``noise_seed + i``), identically on both backends; ``noise`` picks the
+    generator (:data:`rvclab.models.synth.noise.NOISE_KINDS`): "numpy" (PCG64 on the host) or
+    "counter" (drawn on the synthesizer's device, the same bits on both backends). ``backend``: "mlx"
     (:data:`DEFAULT_BACKEND`, as the CLI) or "torch"; ``backends`` overrides single stages.
 
     ``progress``: a bar per chunk on stderr (default: when stderr is a terminal).
     ``keep_features``: keep each chunk's synthesizer input in ``Conversion.features``.
     ``on_chunk(i, n)``: called after chunk i of n is converted (a KeyboardInterrupt raised there,
     or anywhere, stops the conversion).
+    ``profile``: wait for the devices after every step, so ``Conversion.steps`` splits the time
+    exactly (benchmarks); off, the steps are timed without waiting.
+    ``precision``: "fp32" | "tf32" | "fp16" | "bf16", or {stage: mode} (:mod:`rvclab.precision`);
+    None: the backends as they are set (float32; TF32 as torch's flags and ``MLX_ENABLE_TF32``
+    stand). A mode the device cannot run raises PrecisionError; a network output with NaN/Inf
+    raises PrecisionOverflow naming the stage.
     """
     chosen = _resolve_backends(backend, backends)
+    if noise not in NOISE_KINDS:
+        raise PipelineError(f"noise must be one of {NOISE_KINDS}, got {noise!r}")
     voice = model if isinstance(model, VoiceModel) else VoiceModel(model)
-    x16 = _to_16k(audio, sr)
+    step = StepTimes(_device_sync(chosen) if profile else None)
+    with step("load_input"):
+        x16 = _to_16k(audio, sr)
     if x16.size < MIN_SECONDS * SAMPLE_RATE_16K:
         name = audio if isinstance(audio, str | os.PathLike) else "audio"
         raise AudioError(f"{name}: {x16.size / SAMPLE_RATE_16K:.3f} s is too short (minimum {MIN_SECONDS} s)")
@@ -259,15 +322,20 @@ def convert_voice(
     curve = steps.read_f0_curve(f0_curve) if isinstance(f0_curve, str | os.PathLike) else f0_curve
     hubert = embedder(chosen["features"], hubert_path)
     synth = voice.model(chosen["synth"])
+    modes = _precision_modes(precision, chosen, synth)
     release_memory()  # what loading files and models left in the heap
 
     timings: dict[str, float] = {"features": 0.0, "f0": 0.0, "synth": 0.0}
-    x = steps.highpass(steps.normalize_input(x16))
+    with step("highpass"):
+        x = steps.highpass(steps.normalize_input(x16))
     del x16
     pad = steps.padding_for(voice.sr, pad_config)
-    chunks = steps.plan_chunks(x, pad)
-    source_rms = steps.frame_rms(x, SAMPLE_RATE_16K)  # all change_rms needs of the input
-    padded = steps.pad_audio(x, pad)
+    with step("plan_chunks"):
+        chunks = steps.plan_chunks(x, pad)
+    with step("frame_rms"):
+        source_rms = steps.frame_rms(x, SAMPLE_RATE_16K)  # all change_rms needs of the input
+    with step("pad_audio"):
+        padded = steps.pad_audio(x, pad)
     del x
     p_len = padded.shape[0] // steps.WINDOW
     show = sys.stderr.isatty() if progress is None else bool(progress)
@@ -280,9 +348,11 @@ def convert_voice(
             if chosen["f0"] == "mlx" and f0_method in MLX_F0_MODELS:
                 pieces.enter_context(mlx_module_by_module(MLX_F0_MODELS[f0_method]()))
             kwargs = {"filter_radius": filter_radius} if f0_method == "harvest" else {}
-            f0 = estimate_f0(padded.astype(np.float32), f0_method, backend=chosen["f0"], n_frames=p_len,
-                             **kwargs).f0  # the whole clip, as upstream
-            coarse, f0bak = steps.postprocess_f0(f0, f0_up_key, curve, pad_config.x_pad, p_len)
+            with step("f0_network"), _torch_mode(chosen, "f0", modes["f0"], synth):  # log-mel, decoding incl.
+                f0 = estimate_f0(padded.astype(np.float32), f0_method, backend=chosen["f0"], n_frames=p_len,
+                                 **kwargs).f0  # the whole clip, as upstream
+            with step("postprocess_f0"):
+                coarse, f0bak = steps.postprocess_f0(f0, f0_up_key, curve, pad_config.x_pad, p_len)
             del f0
             timings["f0"] += time.perf_counter() - t
             release_memory(chosen["f0"] == "mlx")
@@ -294,23 +364,29 @@ def convert_voice(
         filled, feats_kept = 0, []
         for i, chunk in enumerate(chunks):
             t = time.perf_counter()
-            feats = _features(hubert, chunk.audio(padded), voice.version, chosen["features"])
-            feats0 = feats.copy()
-            feats = feats if feature_index is None else feature_index.blend(feats, index_rate)
+            feats = _features(hubert, chunk.audio(padded), voice.version, chosen["features"], step,
+                              modes["features"])
+            with step("index_blend"):
+                feats0 = feats.copy()  # protect mixes it back even without an index, as upstream
+                feats = feats if feature_index is None else feature_index.blend(feats, index_rate)
             timings["features"] += time.perf_counter() - t
             pitch = chunk.frames(coarse) if voice.has_f0 else None
             pitchf = chunk.frames(f0bak) if voice.has_f0 else None
             n_samples = chunk.audio_stop - chunk.audio_start
-            frames, n, pitch, pitchf = steps.features_to_frames(feats, feats0, n_samples, pitch, pitchf, protect)
-            frames = frames[:n]
+            with step("features_to_frames"):
+                frames, n, pitch, pitchf = steps.features_to_frames(feats, feats0, n_samples, pitch, pitchf,
+                                                                    protect)
+                frames = frames[:n]
             del feats, feats0
             t = time.perf_counter()
-            wave = chunk.trim(_synthesize(synth, voice, frames, pitch, pitchf, sid, noise_seed + i, chosen["synth"]))
+            wave = chunk.trim(_synthesize(synth, voice, frames, pitch, pitchf, sid, noise_seed + i, chosen["synth"],
+                                          noise, step, modes["synth"]))
             timings["synth"] += time.perf_counter() - t
-            if filled + wave.shape[0] > out.shape[0]:  # never for RVC's synthesizers; kept safe
-                out = np.concatenate([out[:filled], np.empty(filled + wave.shape[0] - out.shape[0], np.float32)])
-            out[filled : filled + wave.shape[0]] = wave
-            filled += wave.shape[0]
+            with step("write_output"):
+                if filled + wave.shape[0] > out.shape[0]:  # never for RVC's synthesizers; kept safe
+                    out = np.concatenate([out[:filled], np.empty(filled + wave.shape[0] - out.shape[0], np.float32)])
+                out[filled : filled + wave.shape[0]] = wave
+                filled += wave.shape[0]
             if keep_features:
                 feats_kept.append(frames)
             del frames, wave
@@ -320,13 +396,16 @@ def convert_voice(
                 on_chunk(i, len(chunks))
     del padded
     out = out[:filled]
-    if rms_mix_rate != 1:
-        steps.mix_rms_(out, voice.sr, source_rms, rms_mix_rate)
+    with step("mix_rms"):
+        if rms_mix_rate != 1:
+            steps.mix_rms_(out, voice.sr, source_rms, rms_mix_rate)
     out_sr = voice.sr
-    if resample_sr >= 16000 and resample_sr != voice.sr:
-        out, out_sr = resample(out, voice.sr, resample_sr), resample_sr
-    return Conversion(audio=steps.finalize_audio_(out), sr=out_sr, backends=chosen, f0=f0bak,
-                      coarse=coarse, chunks=chunks, timings=timings, features=feats_kept)
+    with step("finalize"):
+        if resample_sr >= 16000 and resample_sr != voice.sr:
+            out, out_sr = resample(out, voice.sr, resample_sr), resample_sr
+        out = steps.finalize_audio_(out)
+    return Conversion(audio=out, sr=out_sr, backends=chosen, f0=f0bak, coarse=coarse, chunks=chunks,
+                      timings=timings, features=feats_kept, steps=step.times)
 
 
 def _output_bound(chunks: list, voice_sr: int) -> int:
@@ -352,37 +431,112 @@ def _torch_device(module):
     return next(module.parameters()).device
 
 
-def _features(hubert, chunk16: np.ndarray, version: str, backend: str) -> np.ndarray:
+def _precision_modes(precision, chosen: dict[str, str], synth) -> dict[str, str | None]:
+    """{stage: mode} valid on every device the conversion uses; MLX's TF32 switch set or checked.
+    None: every stage None (nothing set)."""
+    if precision is None:
+        return dict.fromkeys(STAGES)
+    devices = set()
+    if "torch" in chosen.values():
+        devices.add(_torch_device_type(chosen, synth))
+    if "mlx" in chosen.values():
+        mx = import_mlx()
+        devices.add("cpu" if mx.default_device() == mx.cpu else ("metal" if IS_MACOS else "cuda"))
+    modes = {}
+    for device in sorted(devices):
+        modes = resolve(precision, device)
+    if "mlx" in chosen.values() and any(d != "cpu" for d in devices):
+        configure_mlx(wants_tf32({s: m for s, m in modes.items() if chosen[s] == "mlx"}))
+    return modes
+
+
+def _torch_device_type(chosen: dict[str, str], synth) -> str:
+    """"cuda" or "cpu": where the conversion's torch models run (the synthesizer's device when torch
+    runs it, else where the cached torch F0 models were put)."""
+    if chosen["synth"] == "torch":
+        return _torch_device(synth).type
+    return "cuda" if _torch_on_cuda() else "cpu"
+
+
+def _torch_on_cuda() -> bool:
+    """Whether the cached torch F0/HuBERT models were moved to CUDA (benchmarks do)."""
+    return any(getattr(m, "device", None) == "cuda" for m in rmvpe_f0._MODELS.values())
+
+
+@contextmanager
+def _torch_mode(chosen: dict[str, str], stage: str, mode: str | None, synth):
+    """torch's flags for ``mode`` around a stage run by torch; nothing for MLX (set at load) or
+    for mode None (torch as it is set)."""
+    if chosen[stage] != "torch" or mode is None:
+        yield
+        return
+    with torch_precision(mode, _torch_device_type(chosen, synth)):
+        yield
+
+
+def _features(hubert, chunk16: np.ndarray, version: str, backend: str, step=None, mode=None) -> np.ndarray:
     """(N,) float32 @ 16 kHz -> (T, 256|768) float32 @ 50 fps."""
+    step = step or StepTimes()
     if backend == "torch":
         import torch
 
         with torch.no_grad():
-            x = torch.from_numpy(chunk16)[None].to(_torch_device(hubert))
-            out = hubert.extract_features(x, version=version)
-        return out[0].float().cpu().numpy()
+            with step("copy_in"):
+                x = torch.from_numpy(chunk16)[None].to(_torch_device(hubert))
+            with step("hubert"), torch_precision(mode, x.device.type):
+                out = hubert.extract_features(x, version=version)
+        with step("copy_out"):
+            return check_output("features (HuBERT)", mode, out[0].float().cpu().numpy())
     mx = import_mlx()
-    out = hubert.extract_features(mx.array(chunk16)[None], version=version)
-    return np.array(out[0].astype(mx.float32))
+    with step("copy_in"):
+        x = mx.array(chunk16)[None].astype(mlx_dtype(mode))
+    with step("hubert"):
+        out = mlx_model(hubert, mode).extract_features(x, version=version)
+        mx.eval(out)
+    with step("copy_out"):
+        return check_output("features (HuBERT)", mode, np.array(out[0].astype(mx.float32)))
 
 
-def _synthesize(synth, voice: VoiceModel, frames, pitch, pitchf, sid, seed, backend) -> np.ndarray:
+def _synthesize(synth, voice: VoiceModel, frames, pitch, pitchf, sid, seed, backend, kind="numpy",
+                step=None, mode=None) -> np.ndarray:
     """Synthesizer on one chunk: (n, C) features @ 100 fps -> (n * hop,) float32 @ voice.sr."""
     n = frames.shape[0]
-    noise = make_noise(voice.config, 1, n, seed)
+    step = step or StepTimes()
     if backend == "torch":
         import torch
 
-        args = [torch.from_numpy(frames[None].astype(np.float32)), torch.tensor([n])]
-        args += [torch.from_numpy(pitch[None].astype(np.int64)), torch.from_numpy(pitchf[None])] if voice.has_f0 \
-            else [None, None]
         dev = _torch_device(synth)
-        args = [a if a is None else a.to(dev) for a in args]
-        with torch.no_grad():
+        with step("noise"):
+            if kind == "numpy":
+                noise = make_noise(voice.config, 1, n, seed)
+            else:
+                from rvclab.models.synth.torch.noise import counter_noise_torch
+
+                noise = counter_noise_torch(voice.config, 1, n, seed, device=dev)
+        with step("copy_in"):
+            args = [torch.from_numpy(frames[None].astype(np.float32)), torch.tensor([n])]
+            args += [torch.from_numpy(pitch[None].astype(np.int64)), torch.from_numpy(pitchf[None])] \
+                if voice.has_f0 else [None, None]
+            args = [a if a is None else a.to(dev) for a in args]
+            noise = {k: (torch.from_numpy(v) if isinstance(v, np.ndarray) else v).to(dev) for k, v in noise.items()}
+        with torch.no_grad(), step("synth"), torch_precision(mode, dev.type):
             wave = synth.infer(*args, torch.tensor([sid], device=dev), noise)[0]
-        return wave[0, 0].float().cpu().numpy()
+        with step("copy_out"):
+            return check_output("synth", mode, wave[0, 0].float().cpu().numpy())
     mx = import_mlx()
-    args = [mx.array(frames[None].astype(np.float32)), mx.array([n])]
-    args += [mx.array(pitch[None].astype(np.int32)), mx.array(pitchf[None])] if voice.has_f0 else [None, None]
-    wave = synth.infer(*args, mx.array([sid]), noise)[0]
-    return np.array(wave[0, :, 0].astype(mx.float32))
+    with step("noise"):
+        if kind == "numpy":
+            noise = make_noise(voice.config, 1, n, seed)
+        else:
+            from rvclab.models.synth.mlx.noise import counter_noise_mlx
+
+            noise = counter_noise_mlx(voice.config, 1, n, seed)
+    with step("copy_in"):
+        args = [mx.array(frames[None].astype(np.float32)).astype(mlx_dtype(mode)), mx.array([n])]
+        args += [mx.array(pitch[None].astype(np.int32)), mx.array(pitchf[None])] if voice.has_f0 else [None, None]
+        noise = {k: mx.array(v) for k, v in noise.items()}
+    with step("synth"):
+        wave = mlx_model(synth, mode).infer(*args, mx.array([sid]), noise)[0]
+        mx.eval(wave)
+    with step("copy_out"):
+        return check_output("synth", mode, np.array(wave[0, :, 0].astype(mx.float32)))

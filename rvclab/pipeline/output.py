@@ -90,19 +90,68 @@ def mix_rms_(output: np.ndarray, output_sr: int, source_rms: np.ndarray, rate: f
 
     Takes the input's half-second RMS frames rather than the input, so a caller can let the
     16 kHz input go before the output exists. Returns ``output`` (M,), modified.
+    The envelopes are interpolated and mixed in float32, as one power of their ratio,
+    (rms_in / max(rms_out, 1e-6))**(1 - rate): within 1e-6 of the float64 form (well under one
+    int16 step of the output).
     """
     if rate == 1:
         return output
     size = output.shape[0]
-    source_rms = np.asarray(source_rms, dtype=np.float64)
-    output_rms = frame_rms(output, output_sr)
-    for a in range(0, size, BLOCK_SAMPLES):
-        b = min(size, a + BLOCK_SAMPLES)
-        rms_in = _interp_range(source_rms, size, a, b)
-        rms_out = np.maximum(_interp_range(output_rms, size, a, b), RMS_FLOOR)
-        gain = np.power(rms_in, 1 - rate) * np.power(rms_out, rate - 1)
-        output[a:b] = (output[a:b] * gain).astype(output.dtype)
+    source_rms = np.asarray(source_rms, dtype=np.float32)
+    output_rms = frame_rms(output, output_sr).astype(np.float32)
+    exponent, floor = np.float32(1 - rate), np.float32(RMS_FLOOR)
+    if source_rms.shape[0] != output_rms.shape[0]:
+        for a in range(0, size, BLOCK_SAMPLES):
+            b = min(size, a + BLOCK_SAMPLES)
+            ratio = _lerp(source_rms, *_interp_weights(source_rms.shape[0], size, a, b))
+            ratio /= np.maximum(_lerp(output_rms, *_interp_weights(output_rms.shape[0], size, a, b)), floor)
+            np.power(ratio, exponent, out=ratio)
+            output[a:b] *= ratio.astype(output.dtype, copy=False)
+        return output
+    # equal frame counts (the usual case): one pass per source frame k, over the outputs whose
+    # interpolation reads frames k and k + 1, with no index arrays
+    n = source_rms.shape[0]
+    step = n / size
+    bounds = [0] + [max(0, -((n - (2 * k + 1) * size) // (2 * n))) for k in range(1, n)] + [size]
+    for k in range(n):
+        a, b = min(bounds[k], size), min(bounds[k + 1], size)
+        if b <= a:
+            continue
+        k1 = min(k + 1, n - 1)
+        frac = np.arange(b - a, dtype=np.float32)
+        frac *= np.float32(step)
+        frac += np.float32((a + 0.5) * step - 0.5 - k)
+        np.maximum(frac, np.float32(0), out=frac)  # positions before the first frame hold it
+        ratio = source_rms[k] + (source_rms[k1] - source_rms[k]) * frac
+        ratio /= np.maximum(output_rms[k] + (output_rms[k1] - output_rms[k]) * frac, floor)
+        np.power(ratio, exponent, out=ratio)
+        output[a:b] *= ratio.astype(output.dtype, copy=False)
     return output
+
+
+def _interp_weights(n: int, size: int, start: int, stop: int):
+    """Source indices and float32 weights of outputs ``start:stop`` of :func:`interp_linear`.
+
+    The block's first position is split (in float64) into its integer and fractional parts; the
+    rest advance from it in float32 over at most one block (errors ~1e-6 of a frame).
+    """
+    step = n / size
+    first = max((start + 0.5) * step - 0.5, 0.0)
+    base = int(first)
+    local = np.arange(stop - start, dtype=np.float32)
+    local *= np.float32(step)
+    local += np.float32((start + 0.5) * step - 0.5 - base)
+    np.maximum(local, np.float32(-base), out=local)  # the clamp at position 0
+    whole = np.floor(local)
+    i0 = whole.astype(np.int64) + base
+    frac = local - whole
+    return i0, np.minimum(i0 + 1, n - 1), frac
+
+
+def _lerp(values: np.ndarray, i0: np.ndarray, i1: np.ndarray, frac: np.ndarray) -> np.ndarray:
+    """values[i0] * (1 - frac) + values[i1] * frac in ``values``' dtype (float32 here)."""
+    lo = values[i0]
+    return lo + (values[i1] - lo) * frac
 
 
 def finalize_audio(audio: np.ndarray) -> np.ndarray:

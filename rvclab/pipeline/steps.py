@@ -193,7 +193,9 @@ def split_points(audio: np.ndarray, pad: Padding) -> list[int]:
     No splits when N + window <= t_max (the window-padded length is what upstream compares).
     Otherwise, for each t = t_center, 2*t_center, ... < N, the first quietest sample of
     :func:`quietness` in [t - t_query, t + t_query) (clipped at N). Not yet rounded to frames.
-    Only those windows are summed (:func:`quietness_range`), so memory does not grow with N.
+    Each window is searched with cumulative sums (:func:`quietest`), and the sums within their
+    rounding bound of the minimum are recomputed as :func:`quietness_range` does, so the choice is
+    upstream's, tie for tie.
     """
     x = np.asarray(audio)
     n = x.shape[0]
@@ -202,9 +204,43 @@ def split_points(audio: np.ndarray, pad: Padding) -> list[int]:
     points = []
     for t in range(pad.t_center, n, pad.t_center):
         span = range(n)[t - pad.t_query : t + pad.t_query]  # the slice upstream takes of the sums
-        seg = quietness_range(x, span.start, span.stop, pad.window)
-        points.append(t - pad.t_query + int(np.flatnonzero(seg == seg.min())[0]))
+        points.append(t - pad.t_query + quietest(x, span.start, span.stop, pad.window))
     return points
+
+
+def quietest(audio: np.ndarray, start: int, stop: int, window: int = WINDOW) -> int:
+    """Offset from ``start`` of the first minimum of :func:`quietness` over ``start:stop``.
+
+    Window sums as differences of one float64 cumulative sum of |x| (O(n), not O(n * window));
+    every sum within the cumulative sum's worst-case rounding error of the smallest is recomputed
+    in upstream's order (:func:`quietness_range`), and the first exact minimum among them wins.
+    """
+    x = np.asarray(audio)
+    n = x.shape[0]
+    half = window // 2
+    idx = np.abs(np.arange(start - half, stop - half + window - 1))
+    idx = np.where(idx >= n, 2 * (n - 1) - idx, idx)
+    mag = np.abs(x[idx].astype(np.float64, copy=False))
+    csum = np.concatenate(([0.0], np.cumsum(mag)))
+    sums = csum[window:] - csum[:-window]  # (stop - start,)
+    # Recursive summation of m non-negative terms errs by at most gamma_m * total, gamma_m =
+    # m u / (1 - m u) (Higham, Accuracy and Stability, 4.3): each difference is within 2 gamma_m
+    # * total (+ its own rounding) of the true window sum, and upstream's sums in x's dtype within
+    # gamma_window of it; any sum that can equal upstream's minimum lies within ``bound``.
+    def gamma(m: int, dtype) -> float:
+        u = float(np.finfo(dtype).eps) / 2
+        return m * u / (1 - m * u)
+
+    lowest = float(sums.min())
+    err = 2 * gamma(mag.shape[0], np.float64) * float(csum[-1]) + gamma(1, np.float64) * float(sums.max())
+    bound = 2 * err + 4 * gamma(window, x.dtype) * (lowest + err)
+    near = np.flatnonzero(sums <= lowest + bound)
+    if near.shape[0] == 1:
+        return int(near[0])
+    exact = np.zeros(near.shape[0], dtype=x.dtype)
+    for i in range(window):  # upstream's order of accumulation, on the candidates only
+        exact += np.abs(x[idx[near + i]])
+    return int(near[np.flatnonzero(exact == exact.min())[0]])
 
 
 def plan_chunks(audio: np.ndarray, pad: Padding) -> list[Chunk]:
@@ -329,7 +365,10 @@ def postprocess_f0(
 # --- features -----------------------------------------------------------------------------
 def repeat_x2(feats: np.ndarray) -> np.ndarray:
     """(T, C) @ 50 fps -> (2T, C) @ 100 fps: each frame twice (nearest, scale factor 2)."""
-    return np.repeat(np.asarray(feats), 2, axis=0)
+    x = np.asarray(feats)
+    out = np.empty((2 * x.shape[0], *x.shape[1:]), dtype=x.dtype)
+    out.reshape(x.shape[0], 2, *x.shape[1:])[:] = x[:, None]
+    return out
 
 
 def protect_weights(pitchf: np.ndarray, protect: float) -> np.ndarray:
@@ -378,6 +417,9 @@ def features_to_frames(
                 f"protect: features have {up.shape[0]} frames but F0 has {w.shape[0]}; "
                 "expected equal counts after trimming"
             )
-        base = repeat_x2(feats0)
-        up = (up * w + base * (1 - w)).astype(up.dtype)
+        # only frames with w != 1 change (w = 1 gives up * 1 + base * 0 = up exactly)
+        rows = np.flatnonzero(w[:, 0] != 1)
+        wr = w[rows]
+        base = np.asarray(feats0)[rows // 2]
+        up[rows] = (up[rows] * wr + base * (1 - wr)).astype(up.dtype)
     return up, p_len, pitch, pitchf

@@ -92,3 +92,44 @@ def scaling(points: dict[str, list[dict]], title: str, what: str = "time"):
     fig.tight_layout()
     plt.close(fig)  # shown once, as the returned figure
     return fig
+
+
+STEP_GROUPS = {  # Conversion.steps -> the bar segment it is drawn in
+    "f0_network": "F0 network", "hubert": "HuBERT", "synth": "synthesizer",
+    "copy_in": "copies", "copy_out": "copies", "noise": "noise",
+}
+GROUP_COLORS = {"F0 network": "#2ca02c", "HuBERT": "#9467bd", "synthesizer": "#1f77b4", "copies": "#ff7f0e",
+                "noise": "#d62728", "numpy steps": "#7f7f7f"}
+
+
+def step_stack(rows: list[dict], title: str):
+    """One stacked bar per row with ``steps_s`` (a conversion's steps, :mod:`rvclab.bench.stages`):
+    the networks, the copies, the noise and the numpy steps, in seconds; each bar is labelled with
+    backend, device, precision and length, and topped by end to end over the networks' sum."""
+    rows = [r for r in rows if r.get("steps_s")]
+    fig, ax = plt.subplots(figsize=(8, 3.6))
+    if not rows:
+        ax.text(0.5, 0.5, "no rows with steps yet", ha="center", va="center", transform=ax.transAxes)
+        plt.close(fig)
+        return fig
+    x = np.arange(len(rows))
+    bottom = np.zeros(len(rows))
+    for group, color in GROUP_COLORS.items():
+        heights = np.array([sum(v for k, v in r["steps_s"].items() if STEP_GROUPS.get(k, "numpy steps") == group)
+                            for r in rows])
+        ax.bar(x, heights, 0.6, bottom=bottom, color=color, label=group)
+        bottom += heights
+    for xi, r, top in zip(x, rows, bottom, strict=True):
+        network = sum(v for k, v in r["steps_s"].items() if k in ("f0_network", "hubert", "synth"))
+        wall = r.get("wall_s", r.get("median_s", top))
+        ax.text(xi, top * 1.02, f"{wall / network:.3f}x", ha="center", va="bottom", fontsize=8)
+    labels = [f"{r['backend']} {r.get('device', 'cpu')}\n{r.get('precision', 'fp32')} {r['seconds_audio']:g} s"
+              for r in rows]
+    ax.set_xticks(x, labels, fontsize=8)
+    ax.set_ylabel("seconds")
+    ax.set_title(title + " — end to end / networks above each bar")
+    ax.set_ylim(top=bottom.max() * 1.15)
+    ax.legend(fontsize=7, loc="upper left")
+    fig.tight_layout()
+    plt.close(fig)  # shown once, as the returned figure
+    return fig
