@@ -66,7 +66,8 @@ sv.quality_curve(rows)
 # Two seconds of a shipped clip, MLX, fcpe, block 0.25 s, extra 1 s.
 
 # %%
-from rvclab.pipeline.conversion import VoiceModel, convert_voice
+from rvclab.pipeline.networks import VoiceModel
+from rvclab.pipeline.conversion import convert_voice
 from rvclab.stream.compare import stream_audio
 from rvclab.voices import default_voice
 voice = VoiceModel(default_voice("voice_v1_32k.pth"))

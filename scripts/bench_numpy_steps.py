@@ -23,7 +23,7 @@ from rvclab.bench.run import machine_info, write_json_atomic
 from rvclab.bench.stages import speech
 from rvclab.models.synth import noise as nz
 from rvclab.pipeline import steps
-from rvclab.pipeline.conversion import VoiceModel
+from rvclab.pipeline.networks import VoiceModel
 from rvclab.voices import default_voice
 
 OUT_SR = 48000

@@ -16,7 +16,7 @@ from rvclab import metrics
 from rvclab.bench.run import machine_info, write_json_atomic
 from rvclab.bench.stages import StageOptions, place_pipeline_models, speech, voice_model
 from rvclab.models.synth.parity import clip_inputs
-from rvclab.pipeline.conversion import _features, _synthesize, embedder
+from rvclab.pipeline.networks import embedder, features, synthesize
 from rvclab.pitch import estimate_f0
 from rvclab.precision import torch_precision
 from rvclab.tolerances import PRECISION_BARS
@@ -38,8 +38,8 @@ def main(argv=None) -> int:
     frames, pitch, pitchf = inp["phone"][0], inp["pitch"][0], inp["f0"][0]
     x = speech(args.seconds)
     meta = machine_info(args.device)
-    ref = {"wave": _synthesize(voice.model("torch"), voice, frames, pitch, pitchf, 0, 0, "torch", mode="fp32"),
-           "feats": _features(embedder("torch"), x, "v2", "torch", mode="fp32")}
+    ref = {"wave": synthesize(voice.model("torch"), voice, frames, pitch, pitchf, 0, 0, "torch", mode="fp32"),
+           "feats": features(embedder("torch"), x, "v2", "torch", mode="fp32")}
     with torch_precision("fp32", tdev):
         ref["f0"] = estimate_f0(x, "rmvpe", backend="torch").f0
     rows = []
@@ -47,11 +47,11 @@ def main(argv=None) -> int:
         for backend in ("torch", "mlx"):
             own = "fp32" if mode != "tf32" or backend == "torch" else mode
             base_wave = ref["wave"] if backend == "torch" or mode == "tf32" else \
-                _synthesize(voice.model(backend), voice, frames, pitch, pitchf, 0, 0, backend, mode=own)
+                synthesize(voice.model(backend), voice, frames, pitch, pitchf, 0, 0, backend, mode=own)
             base_feats = ref["feats"] if backend == "torch" or mode == "tf32" else \
-                _features(embedder(backend), x, "v2", backend, mode=own)
-            wave = _synthesize(voice.model(backend), voice, frames, pitch, pitchf, 0, 0, backend, mode=mode)
-            feats = _features(embedder(backend), x, "v2", backend, mode=mode)
+                features(embedder(backend), x, "v2", backend, mode=own)
+            wave = synthesize(voice.model(backend), voice, frames, pitch, pitchf, 0, 0, backend, mode=mode)
+            feats = features(embedder(backend), x, "v2", backend, mode=mode)
             row = {**meta, "command": "python scripts/precision_parity.py " + " ".join(argv or sys.argv[1:]),
                    "stage": "precision", "precision": mode, "backend": backend,
                    "reference": "torch fp32" if (backend == "torch" or mode == "tf32") else f"{backend} fp32",

@@ -27,7 +27,7 @@ sys.path.insert(0, str(ROOT))
 from rvclab.audio import clip, load_audio, resample  # noqa: E402
 from rvclab.bench.run import machine_info  # noqa: E402
 from rvclab.bench.stages import StageOptions, place_pipeline_models  # noqa: E402
-from rvclab.pipeline.conversion import VoiceModel  # noqa: E402
+from rvclab.pipeline.networks import VoiceModel  # noqa: E402
 from rvclab.runtime import import_mlx  # noqa: E402
 from rvclab.stream import StreamConfig, StreamConverter  # noqa: E402
 from rvclab.stream.compare import backend_parity, stream_vs_offline  # noqa: E402

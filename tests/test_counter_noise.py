@@ -6,13 +6,14 @@ import pytest
 
 from rvclab.models.synth import noise as nz
 from rvclab.models.synth.config import SynthConfig
-from rvclab.pipeline.conversion import PipelineError, convert_voice
+from rvclab.pipeline.conversion import convert_voice
+from rvclab.pipeline.networks import PipelineError
 from rvclab.runtime import import_mlx
 
 
 @pytest.fixture(scope="module")
 def config():
-    from rvclab.pipeline.conversion import VoiceModel
+    from rvclab.pipeline.networks import VoiceModel
     from rvclab.voices import default_voice
 
     cfg = VoiceModel(default_voice("voice_v2_48k.pth")).config

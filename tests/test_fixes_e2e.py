@@ -10,7 +10,7 @@ import pytest
 from rvclab.fixes import e2e
 from rvclab.fixes import registry as fixes
 from rvclab.models.synth.config import SynthConfig
-from rvclab.pipeline.conversion import STAGES
+from rvclab.pipeline.networks import STAGES
 from rvclab.tolerances import E2E_SPEC_CORR_MIN, E2E_WAVE_CORR_MIN
 
 SELECTED = [f.name for f in e2e.selected()]

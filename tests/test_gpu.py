@@ -60,7 +60,7 @@ from rvclab.models.synth.parity import (
     torch_voice,
 )
 from rvclab.models.synth.torch.vocoder import SineGen as TorchSineGen
-from rvclab.pipeline.conversion import VoiceModel, embedder
+from rvclab.pipeline.networks import VoiceModel, embedder
 from rvclab.pipeline.parity import run_case
 from rvclab.voices import default_voice
 from rvclab.weights import default_hubert, default_rmvpe

@@ -15,8 +15,9 @@ import pytest
 from rvclab.audio import clip, load_audio
 from rvclab.models.synth.config import SynthConfig
 from rvclab.models.synth.seeded import make_one
-from rvclab.pipeline import conversion, pieces
-from rvclab.pipeline.conversion import VoiceModel, convert_voice
+from rvclab.pipeline import conversion, networks, pieces
+from rvclab.pipeline.conversion import convert_voice
+from rvclab.pipeline.networks import VoiceModel
 from rvclab.pipeline.parity import SMALL_CHUNKS
 
 # Numpy memory a conversion may add per second of input, beyond what it had at a shorter length:
@@ -98,10 +99,10 @@ def test_mlx_synthesizer_runs_layer_by_layer_with_the_same_output(voice):
     frames = rng.standard_normal((60, 768)).astype(np.float32)
     pitchf = np.full(60, 150.0, np.float32)
     pitch = np.full(60, 50, np.int32)
-    whole = conversion._synthesize(synth, voice, frames, pitch, pitchf, 0, 0, "mlx")
+    whole = networks.synthesize(synth, voice, frames, pitch, pitchf, 0, 0, "mlx")
     seen = []
     with pieces.mlx_module_by_module(synth, on_piece=seen.append):
-        layered = conversion._synthesize(synth, voice, frames, pitch, pitchf, 0, 0, "mlx")
+        layered = networks.synthesize(synth, voice, frames, pitch, pitchf, 0, 0, "mlx")
     assert np.array_equal(whole, layered)
     assert {"enc_p", "flow", "dec.ups.0", "dec.resblocks.0"} <= set(seen) and len(seen) > 100
     assert _not_swapped(synth)

@@ -13,7 +13,8 @@ from rvclab import metrics
 from rvclab.audio import AudioError, clip, load_audio
 from rvclab.models.synth.config import SynthConfig
 from rvclab.pipeline.batch import add_arguments
-from rvclab.pipeline.conversion import DEFAULT_BACKEND, PipelineError, VoiceModel, convert_voice
+from rvclab.pipeline.conversion import DEFAULT_BACKEND, convert_voice
+from rvclab.pipeline.networks import PipelineError, VoiceModel
 from rvclab.pipeline.parity import SMALL_CHUNKS, build_test_index, run_case
 from rvclab.tolerances import E2E_CHECKS, E2E_WAVE_CORR_MIN, guard_failures
 

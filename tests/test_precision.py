@@ -7,7 +7,8 @@ import pytest
 from rvclab import metrics, precision
 from rvclab.bench.stages import speech
 from rvclab.models.synth.parity import clip_inputs
-from rvclab.pipeline.conversion import VoiceModel, _features, _synthesize, embedder
+from rvclab.pipeline import networks
+from rvclab.pipeline.networks import VoiceModel, embedder, features, synthesize
 from rvclab.tolerances import PRECISION_BARS
 from rvclab.voices import default_voice
 
@@ -63,12 +64,12 @@ def test_cpu_modes_meet_their_bars(voice, backend):
     inp = clip_inputs(voice.config, 30, 0)
     frames, pitch, pitchf = inp["phone"][0], inp["pitch"][0], inp["f0"][0]
     synth, hubert, x = voice.model(backend), embedder(backend), speech(0.4)
-    ref_wave = _synthesize(synth, voice, frames, pitch, pitchf, 0, 0, backend, mode="fp32")
-    ref_feats = _features(hubert, x, "v2", backend, mode="fp32")
+    ref_wave = synthesize(synth, voice, frames, pitch, pitchf, 0, 0, backend, mode="fp32")
+    ref_feats = features(hubert, x, "v2", backend, mode="fp32")
     for mode in ("fp16", "bf16"):
         bars = PRECISION_BARS[mode]
-        wave = _synthesize(synth, voice, frames, pitch, pitchf, 0, 0, backend, mode=mode)
-        feats = _features(hubert, x, "v2", backend, mode=mode)
+        wave = synthesize(synth, voice, frames, pitch, pitchf, 0, 0, backend, mode=mode)
+        feats = features(hubert, x, "v2", backend, mode=mode)
         got = {"synth_spec_corr": metrics.spectral_corr(wave, ref_wave, voice.sr),
                "synth_max_abs": metrics.max_abs(wave, ref_wave),
                "hubert_cos": metrics.worst_cosine(metrics.cosine_per_frame(feats, ref_feats))}
@@ -76,7 +77,7 @@ def test_cpu_modes_meet_their_bars(voice, backend):
             assert bars[name].guard_ok(value), (mode, name, value)
         assert got["synth_max_abs"] > 0  # the mode really ran in a reduced type
     # the fp32 model is left as it was (the half copy is separate)
-    again = _synthesize(synth, voice, frames, pitch, pitchf, 0, 0, backend, mode="fp32")
+    again = synthesize(synth, voice, frames, pitch, pitchf, 0, 0, backend, mode="fp32")
     np.testing.assert_array_equal(again, ref_wave)
 
 
@@ -90,15 +91,13 @@ def test_bench_precision_only_where_it_runs(capsys):
 
 def test_mixed_backends_never_ask_an_mlx_synth_for_torch_weights():
     """features and F0 by torch, the synthesizer by MLX (notebook 05's stage swap)."""
-    from rvclab.pipeline import conversion
-
     class MlxLike(dict):  # MLX modules are dicts: parameters() gives a dict, not an iterator
         def parameters(self):
             return {}
 
     chosen = {"features": "torch", "f0": "torch", "synth": "mlx"}
-    assert conversion._precision_modes(None, chosen, MlxLike()) == dict.fromkeys(precision.STAGES)
-    assert conversion._precision_modes("bf16", chosen, MlxLike())["synth"] == "bf16"
+    assert networks.precision_modes(None, chosen, MlxLike()) == dict.fromkeys(precision.STAGES)
+    assert networks.precision_modes("bf16", chosen, MlxLike())["synth"] == "bf16"
     for mode in (None, "fp32", "bf16"):
-        with conversion._torch_mode(chosen, "f0", mode, MlxLike()):
+        with networks.torch_mode(chosen, "f0", mode, MlxLike()):
             pass

@@ -37,7 +37,7 @@ def models(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def voice(models):
-    from rvclab.pipeline.conversion import VoiceModel
+    from rvclab.pipeline.networks import VoiceModel
 
     return VoiceModel(models[0])
 

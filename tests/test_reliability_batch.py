@@ -93,7 +93,8 @@ def test_batch_interrupted_by_sigint_keeps_complete_outputs_and_resumes(models, 
 
 @pytest.mark.parametrize("backend", ["torch", "mlx"])
 def test_two_conversions_in_threads_match_one_at_a_time(backend, models):
-    from rvclab.pipeline.conversion import VoiceModel, convert_voice
+    from rvclab.pipeline.conversion import convert_voice
+    from rvclab.pipeline.networks import VoiceModel
 
     voice = VoiceModel(models[0])
     clips = [speech_like(0.4, seed=11), speech_like(0.4, seed=12) * 0.5]

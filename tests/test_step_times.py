@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 
 from rvclab.bench import stages as bench_stages
-from rvclab.pipeline.conversion import NETWORK_STEPS, STEP_NAMES, convert_voice
+from rvclab.pipeline.conversion import convert_voice
+from rvclab.pipeline.networks import NETWORK_STEPS, STEP_NAMES
 from rvclab.voices import default_voice
 
 

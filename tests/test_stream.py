@@ -17,7 +17,7 @@ from rvclab.cli.exit_codes import EXIT_INTERRUPTED
 from rvclab.models.synth.config import SynthConfig
 from rvclab.models.synth.noise import make_noise
 from rvclab.models.synth.parity import clip_inputs, models_from_voice, torch_voice
-from rvclab.pipeline.conversion import VoiceModel
+from rvclab.pipeline.networks import VoiceModel
 from rvclab.runtime import import_mlx
 from rvclab.stream import StreamConfig, StreamConverter, StreamError, plan_frames
 from rvclab.stream import run as stream_run

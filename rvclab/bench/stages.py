@@ -23,7 +23,8 @@ from rvclab.models.rmvpe import gru
 from rvclab.models.rmvpe.io import ensure_default_weights
 from rvclab.models.synth.noise import make_noise
 from rvclab.models.synth.parity import clip_inputs
-from rvclab.pipeline.conversion import NETWORK_STEPS, VoiceModel, convert_voice, embedder
+from rvclab.pipeline.conversion import convert_voice
+from rvclab.pipeline.networks import NETWORK_STEPS, VoiceModel, embedder
 from rvclab.runtime import import_mlx, torch_cuda_graph_enabled
 from rvclab.voices import default_voice
 

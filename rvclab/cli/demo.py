@@ -17,7 +17,8 @@ from rvclab import metrics
 from rvclab.audio import SAMPLE_RATE_16K, clip, load_audio, save_audio_atomic
 from rvclab.checkpoints import atomic_write, check_writable_dir
 from rvclab.info import collect
-from rvclab.pipeline.conversion import VoiceModel, convert_voice
+from rvclab.pipeline.conversion import convert_voice
+from rvclab.pipeline.networks import VoiceModel
 from rvclab.views import demo as report
 from rvclab.voices import default_voice
 from rvclab.weights import default_hubert, default_rmvpe

@@ -18,7 +18,7 @@ import numpy as np
 from rvclab.audio import load_audio_native, resample, save_audio_atomic
 from rvclab.checkpoints import atomic_write
 from rvclab.cli.exit_codes import EXIT_BAD_INPUT, EXIT_INTERRUPTED, EXIT_OK
-from rvclab.pipeline.conversion import VoiceModel
+from rvclab.pipeline.networks import VoiceModel
 from rvclab.stream import StreamConfig, StreamConverter
 from rvclab.stream.config import GATE_OFF_DB
 from rvclab.stream.run import run_live, stream_file

@@ -20,7 +20,8 @@ from rvclab.audio import SAMPLE_RATE_16K, clip, load_audio
 from rvclab.convert import ConversionError
 from rvclab.fixes.registry import E2E, FEATURES, REGISTRY, SYNTH, Fix, get
 from rvclab.fixes.toggle import swapped
-from rvclab.pipeline.conversion import VoiceModel, convert_voice
+from rvclab.pipeline.conversion import convert_voice
+from rvclab.pipeline.networks import VoiceModel
 from rvclab.pipeline.parity import compare
 from rvclab.tolerances import E2E_SPEC_CORR_MIN, E2E_WAVE_CORR_MIN
 

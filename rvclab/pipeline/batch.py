@@ -33,8 +33,9 @@ from tqdm.auto import tqdm
 from rvclab.audio import AUDIO_EXTENSIONS, OUTPUT_FORMATS, is_audio_name, is_hidden_name, save_audio_atomic
 from rvclab.checkpoints import check_writable_dir
 from rvclab.pipeline import provenance
-from rvclab.pipeline.conversion import BACKENDS, DEFAULT_BACKEND, VoiceModel, convert_voice, embedder
+from rvclab.pipeline.conversion import BACKENDS, DEFAULT_BACKEND, convert_voice
 from rvclab.pipeline.index import load_index
+from rvclab.pipeline.networks import VoiceModel, embedder
 from rvclab.pitch import METHODS
 from rvclab.weights import default_hubert
 

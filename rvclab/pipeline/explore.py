@@ -16,8 +16,9 @@ import numpy as np
 
 from rvclab import metrics
 from rvclab.audio import SAMPLE_RATE_16K, data_clips, load_audio
-from rvclab.pipeline.conversion import VoiceModel, _features, convert_voice, embedder
+from rvclab.pipeline.conversion import convert_voice
 from rvclab.pipeline.index import build_index, load_index, write_index
+from rvclab.pipeline.networks import VoiceModel, embedder, features
 from rvclab.tolerances import E2E_SPEC_CORR_MIN, E2E_WAVE_CORR_MIN
 from rvclab.voices import default_voice as seeded_voice
 from rvclab.voices import seeded_voices
@@ -114,7 +115,7 @@ def _ceiling(value: float) -> str:
 def features_of(clips, version: str, seconds: float | None = None, backend: str = "torch") -> np.ndarray:
     """HuBERT features (N, 256|768) @ 50 fps of ``clips`` (each cut to ``seconds``), stacked."""
     hub = embedder(backend)
-    return np.concatenate([_features(hub, load_clip(c, seconds), version, backend) for c in clips])
+    return np.concatenate([features(hub, load_clip(c, seconds), version, backend) for c in clips])
 
 
 def index_from_clips(clips, version: str, out_dir: str | Path | None = None, seconds: float | None = None,

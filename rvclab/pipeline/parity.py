@@ -11,8 +11,9 @@ import numpy as np
 from rvclab import metrics
 from rvclab.audio import data_clips, load_audio
 from rvclab.pipeline import steps as pipeline_steps
-from rvclab.pipeline.conversion import VoiceModel, _features, convert_voice, embedder
+from rvclab.pipeline.conversion import convert_voice
 from rvclab.pipeline.index import build_index, load_index, write_index
+from rvclab.pipeline.networks import VoiceModel, embedder, features
 from rvclab.tolerances import E2E_CHECKS, verdicts
 from rvclab.voices import default_voice
 
@@ -67,7 +68,7 @@ def run_case(voice, audio16, *, f0_method: str, index=None, pad_config=pipeline_
 def build_test_index(voice, clips: list, out_dir: Path):
     """A FAISS index of the HuBERT features of ``clips`` (torch), in RVC's file naming."""
     hub = embedder("torch")
-    feats = np.concatenate([_features(hub, load_audio(c, 16000), voice.version, "torch") for c in clips])
+    feats = np.concatenate([features(hub, load_audio(c, 16000), voice.version, "torch") for c in clips])
     index, _ = build_index(feats, version=voice.version)
     path = write_index(index, out_dir, "parity", voice.version, force=True)
     return load_index(path, voice.version)

@@ -15,7 +15,8 @@ import numpy as np
 
 from rvclab import metrics
 from rvclab.audio import log_mel, resample
-from rvclab.pipeline.conversion import VoiceModel, convert_voice
+from rvclab.pipeline.conversion import convert_voice
+from rvclab.pipeline.networks import VoiceModel
 from rvclab.pipeline.steps import FP32_CONFIG, FRAME_RATE
 from rvclab.stream.config import StreamConfig
 from rvclab.stream.converter import StreamConverter

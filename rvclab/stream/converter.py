@@ -20,7 +20,8 @@ import numpy as np
 from rvclab.audio import HOP_16K, check_finite
 from rvclab.models.synth.config import coarse_pitch
 from rvclab.models.synth.noise import make_noise
-from rvclab.pipeline.conversion import BACKENDS, VoiceModel, _features, _load_index, _torch_device, embedder
+from rvclab.pipeline.conversion import BACKENDS
+from rvclab.pipeline.networks import VoiceModel, embedder, features, torch_device, voice_index
 from rvclab.pitch import estimate_f0
 from rvclab.runtime import import_mlx
 from rvclab.stream import dsp
@@ -68,7 +69,7 @@ class StreamConverter:
         if self.config.sid < 0 or self.config.sid >= int(self.voice.config.spk_embed_dim):
             raise StreamError(f"sid {self.config.sid} out of range: the model has "
                               f"{self.voice.config.spk_embed_dim} speakers")
-        self.index = _load_index(index, self.voice.version) if index is not None and self.config.index_rate > 0 \
+        self.index = voice_index(index, self.voice.version) if index is not None and self.config.index_rate > 0 \
             else None
         self.hubert = embedder(backend, hubert_path)
         self.synth = self.voice.model(backend)
@@ -136,7 +137,7 @@ class StreamConverter:
         f, cfg = self.frames, self.config
         p_len = f.frames_total
         t = time.perf_counter()
-        feats = _features(self.hubert, self.input16, self.voice.version, self.backend)
+        feats = features(self.hubert, self.input16, self.voice.version, self.backend)
         feats = np.concatenate([feats, feats[-1:]], axis=0)
         if self.index is not None:
             head = f.skip_head // 2
@@ -189,7 +190,7 @@ def run_synth(synth, backend: str, phone, pitch, pitchf, sid: int, noise, skip_h
     if backend == "torch":
         import torch
 
-        dev = _torch_device(synth)
+        dev = torch_device(synth)
         args = [torch.from_numpy(phone[None].astype(np.float32)), torch.tensor([n])]
         args += [torch.from_numpy(pitch[None].astype(np.int64)), torch.from_numpy(pitchf[None])] \
             if pitch is not None else [None, None]

@@ -13,7 +13,7 @@ from IPython.display import display
 from rvclab.audio import data_clips
 from rvclab.f0.compare import METHODS, track
 from rvclab.pipeline import explore as vc_views
-from rvclab.pipeline.conversion import VoiceModel
+from rvclab.pipeline.networks import VoiceModel
 from rvclab.pipeline.steps import coarse_pitch, shift_f0
 from rvclab.pitch import available_methods
 from rvclab.views.players import ab_player, audio_player, pitch_buzz
