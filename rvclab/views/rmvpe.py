@@ -21,6 +21,7 @@ from rvclab.models.rmvpe.walkthrough import (
     rounded,
     stages,
 )
+from rvclab.views.plots import legend_outside
 
 __all__ = [
     "bug_table", "closest_to_seed", "decode_frame", "estimators", "f0_overlay", "plot_f0",
@@ -67,7 +68,7 @@ def plot_f0(tracks: dict, title: str = ""):
     ax.set_xlabel("frame (10 ms)")
     ax.set_ylabel("F0 (Hz)")
     ax.set_title(title)
-    ax.legend()
+    legend_outside(ax)
     return fig
 
 
