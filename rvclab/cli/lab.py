@@ -1,4 +1,5 @@
-"""``rvclab lab``: JupyterLab on the project's notebooks, with this environment as the ``python3`` kernel.
+"""``rvclab lab``: JupyterLab on the project's notebooks, with this environment as the ``python3`` kernel,
+without JupyterLab's news pop-up and update check (:data:`QUIET_ARGS`, :func:`write_page_config`).
 
 Listens on 127.0.0.1 only, on a free port (or ``--port``), with a token made here: the printed URL is
 the one to open. Kernels inherit the server's environment (``RVCLAB_WEIGHTS`` among it). Needs the
@@ -27,6 +28,11 @@ from rvclab.paths import ROOT
 NOTEBOOKS = ROOT / "notebooks"
 HOST = "127.0.0.1"
 WIDGETS_EXTENSION = "@jupyter-widgets/jupyterlab-manager"
+# JupyterLab's news pop-up ("get notified about official Jupyter news?") and its update check: the
+# frontend plugin is disabled in a page_config.json of a config dir the server reads first, and the
+# server neither fetches news (news_url None) nor checks for updates (jupyterlab.NeverCheckForUpdate).
+ANNOUNCEMENTS_PLUGIN = "@jupyterlab/apputils-extension:announcements"
+QUIET_ARGS = ("--LabApp.news_url=None", "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate")
 START_TIMEOUT_S = 60.0  # s to wait for the server to answer
 START_ENV = "RVCLAB_LAB_START_S"  # overrides START_TIMEOUT_S for ``rvclab lab`` (tests on a busy machine)
 
@@ -80,6 +86,21 @@ def write_kernelspec(data_dir: str | os.PathLike) -> Path:
     return path
 
 
+def write_page_config(config_dir: str | os.PathLike) -> Path:
+    """Write ``<config_dir>/labconfig/page_config.json`` disabling :data:`ANNOUNCEMENTS_PLUGIN`.
+
+    ``config_dir`` goes first on the server's ``JUPYTER_CONFIG_PATH``; the user's own Jupyter
+    configuration is left as it is. Returns the page_config.json path.
+    """
+    folder = Path(config_dir) / "labconfig"
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "page_config.json"
+    text = json.dumps({"disabledExtensions": {ANNOUNCEMENTS_PLUGIN: True}}, indent=1) + "\n"
+    if not path.exists() or path.read_text() != text:
+        path.write_text(text)
+    return path
+
+
 def widgets_extension_dir() -> Path | None:
     """Where the ipywidgets JupyterLab extension is installed, or None."""
     for base in jupyter_path("labextensions"):
@@ -90,14 +111,16 @@ def widgets_extension_dir() -> Path | None:
 
 
 def default_data_dir() -> Path:
-    """Where ``rvclab lab`` keeps its kernelspec: inside this environment (sys.prefix)."""
+    """Where ``rvclab lab`` keeps its kernelspec and its page config (``config/``): inside this
+    environment (sys.prefix)."""
     return Path(sys.prefix) / "share" / "rvclab" / "jupyter"
 
 
 class LabServer:
     """A JupyterLab server process on ``root_dir``; ``url`` carries the token.
 
-    ``data_dir`` holds the kernelspec (see :func:`write_kernelspec`); ``settings_dir`` (optional)
+    ``data_dir`` holds the kernelspec (see :func:`write_kernelspec`) and, in ``config/``, the page
+    config that turns the news pop-up off (:func:`write_page_config`); ``settings_dir`` (optional)
     replaces the user's JupyterLab settings; ``env`` adds variables for the server and its kernels.
     ``expose_app`` sets ``window.jupyterapp`` in the page (for tests driving the browser);
     ``extra_args`` go to ``jupyter lab`` as they are.
@@ -115,6 +138,7 @@ class LabServer:
         self.port = port if port is not None else free_port()
         self.token = secrets.token_hex(24)
         self.data_dir = Path(data_dir) if data_dir else default_data_dir()
+        self.config_dir = self.data_dir / "config"
         self.settings_dir = Path(settings_dir) if settings_dir else None
         self.open_browser = open_browser
         self.expose_app = expose_app
@@ -135,7 +159,7 @@ class LabServer:
         cmd = [sys.executable, "-m", "jupyterlab",
                f"--ServerApp.ip={HOST}", f"--ServerApp.port={self.port}", "--ServerApp.port_retries=0",
                f"--ServerApp.root_dir={self.root_dir}", f"--IdentityProvider.token={self.token}",
-               f"--ServerApp.open_browser={self.open_browser}"]
+               f"--ServerApp.open_browser={self.open_browser}", *QUIET_ARGS]
         if hasattr(os, "geteuid") and os.geteuid() == 0:  # a fresh Debian machine or a container
             cmd.append("--allow-root")
         if self.expose_app:
@@ -147,6 +171,8 @@ class LabServer:
         env.update(self.extra_env)
         paths = [str(self.data_dir)] + [p for p in env.get("JUPYTER_PATH", "").split(os.pathsep) if p]
         env["JUPYTER_PATH"] = os.pathsep.join(paths)
+        configs = [str(self.config_dir)] + [p for p in env.get("JUPYTER_CONFIG_PATH", "").split(os.pathsep) if p]
+        env["JUPYTER_CONFIG_PATH"] = os.pathsep.join(configs)
         if self.settings_dir is not None:
             env["JUPYTERLAB_SETTINGS_DIR"] = str(self.settings_dir)
         return env
@@ -157,6 +183,7 @@ class LabServer:
             raise LabError(f"the ipywidgets JupyterLab extension ({WIDGETS_EXTENSION}) is not installed; "
                            f"run: {sys.executable} -m pip install jupyterlab_widgets")
         write_kernelspec(self.data_dir)
+        write_page_config(self.config_dir)
         log = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL  # noqa: SIM115
         try:
             self.process = subprocess.Popen(self.command(), env=self.environment(), stdout=log,
