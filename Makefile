@@ -50,11 +50,14 @@ lint: setup
 # a new NN_name.py without its .ipynb gets one.
 notebooks-sync: setup
 	$(VENV)/bin/jupytext --sync $(NOTEBOOKS) $(filter-out $(NOTEBOOKS:.ipynb=.py),$(wildcard notebooks/*.py))
+	$(PY) scripts/stamp_notebooks.py $(wildcard notebooks/*.ipynb)
 
 # Execute and store outputs: `make notebooks-run NB=notebooks/05_voice_conversion.ipynb` (all without NB).
+# The one writer of the stored outputs nbval compares against (`rvclab lab` refuses to save over them).
 notebooks-run: notebooks-sync
 	cd notebooks && ../$(PY) -m jupyter nbconvert --to notebook --execute --inplace \
 		--ExecutePreprocessor.timeout=1200 $(notdir $(or $(NB),$(NOTEBOOKS)))
+	$(PY) scripts/stamp_notebooks.py $(or $(NB),$(NOTEBOOKS))
 
 clean:
 	rm -rf $(VENV) out build *.egg-info

@@ -78,11 +78,12 @@ widgets.rmvpe_clip_picker(data_clips(), lambda p: W.f0_overlay(est_t, est_m, p),
 
 # %%
 rows = W.bug_table(est_t, audio[:24000])
-widgets.f0_agreement_table(W.rounded(rows, 3))
+table = W.rounded(rows, 3)  # what the table shows, and what the answer below reads
+widgets.f0_agreement_table(table)
 
 # %%
 best = W.closest_to_seed(rows)
 print("closest to the seed's -18%:", best["bug"], "->", round(best["apparent_rel_err"], 2))
 
-# %% [markdown]
-# **Answer.** A mel filterbank built for the wrong frequency range is the bug that gives ~18% low: fmax = 22050 Hz (`fmax=None` at 44.1 kHz) gives -17.5% on this clip and fmax = 16000 (sr instead of sr/2) -13%: every harmonic lands lower on the mel axis than the trained network expects, so it reads a lower pitch, by a nearly constant ratio. The other mel slips give -23% to -27% (Slaney scale, fmin 50) or +41% (fmin 0). The decoding bugs give exact, input-independent errors: -68% (cents offset dropped), -4.5% (4-bin map shift), ~0 (window), so none of them is 18%. GRU gate order, BatchNorm mode and padding corrupt voicing (7%-93% agreement) and the salience shape rather than scaling F0 by a constant ratio; their size on the trained network cannot be measured with seeded weights. Our port uses upstream's filterbank (HTK, 30-8000 Hz) on both backends.
+# %%
+W.bug_answer(table)

@@ -238,8 +238,11 @@ def lab(tmp_path_factory):
     assert os.environ.get("RVCLAB_WEIGHTS"), "tests/conftest.py sets RVCLAB_WEIGHTS to a temp folder"
     env = {"JUPYTER_CONFIG_DIR": str(tmp / "config"), "JUPYTER_DATA_DIR": str(tmp / "data"),
            "JUPYTER_RUNTIME_DIR": str(tmp / "runtime")}
+    _write_reopen_probe(served / REOPEN_PROBE)
+    copies = sorted(served.glob("*.ipynb"))  # served as `rvclab lab` serves the project's: trusted, read-only
     server = LabServer(served, data_dir=tmp / "kernelspec", settings_dir=settings, expose_app=True, env=env,
-                       log_path=tmp / "lab.log", extra_args=("--LabApp.extension_manager=readonly",))
+                       log_path=tmp / "lab.log", trust=copies, read_only=copies,
+                       extra_args=("--LabApp.extension_manager=readonly",))
     server.start(timeout=HANG_S)
     try:
         yield server
@@ -553,3 +556,111 @@ def _scroll_to_showcase(driver) -> None:
         if (cell) cell.scrollIntoView({block: 'start'});
         document.activeElement && document.activeElement.blur();""")
     time.sleep(0.5)
+
+
+# --- Stored notebooks as a user first meets them, and a notebook reopened after a run ----------------
+WIDGET_NOTEBOOKS = [p for p in NOTEBOOKS
+                    if any(WIDGET_VIEW in o.get("data", {}) for c in json.loads(p.read_text())["cells"]
+                           for o in c.get("outputs", []))]
+RAW_WIDGET_TEXT = ("HBox(", "VBox(", "Error displaying widget", "model not found", "Loading widget")
+
+# Opens a notebook (its kernel starts, no cell runs); once every saved widget output has rendered or
+# failed: the texts a broken widget shows, the widget count and whether JupyterLab thinks it modified.
+OPEN_AS_SAVED = """
+const [path, done] = [arguments[0], arguments[arguments.length - 1]];
+(async () => {
+  const app = window.jupyterapp;
+  await app.started; await app.restored;
+  const panel = await app.commands.execute('docmanager:open', {path, factory: 'Notebook'});
+  await panel.context.ready;
+  await panel.sessionContext.ready;
+  window.rvclabPanel = panel;
+  done({ok: true});
+})().catch(e => done({error: String((e && e.stack) || e)}));
+"""
+SAVED_STATE = """
+const panel = window.rvclabPanel, node = panel.node;
+const views = panel.content.widgets.filter(c => c.model.type === 'code')
+  .flatMap(c => c.model.outputs.toJSON()).filter(o => o.data && o.data[arguments[0]]).length;
+const areas = [...node.querySelectorAll('.jp-OutputArea-output')];
+const rendered = areas.filter(a => a.matches('.jupyter-widgets') || a.querySelector('.jupyter-widgets')).length;
+return {views, rendered,
+        text: areas.map(a => a.innerText).join('\\n'), dirty: panel.context.model.dirty,
+        kernel: panel.sessionContext.session && panel.sessionContext.session.kernel.status};
+"""
+CLOSE = """
+const done = arguments[arguments.length - 1];
+const panel = window.rvclabPanel;
+panel.sessionContext.shutdown().then(() => { panel.dispose(); done(true); }, e => done(String(e)));
+"""
+
+
+def _open_as_saved(driver, path: str) -> dict:
+    opened = driver.execute_async_script(OPEN_AS_SAVED, path)
+    assert "error" not in opened, f"{path}: JupyterLab could not open it: {opened.get('error')}"
+
+    def settled():
+        s = driver.execute_script(SAVED_STATE, WIDGET_VIEW)
+        broken = any(t in s["text"] for t in RAW_WIDGET_TEXT[:4])
+        loading = RAW_WIDGET_TEXT[4] in s["text"]
+        return s if s["kernel"] == "idle" and (broken or (s["rendered"] >= s["views"] and not loading)) else None
+
+    return _wait(settled, HANG_S, f"{path}: its saved widgets to render")
+
+
+@pytest.mark.parametrize("notebook", WIDGET_NOTEBOOKS, ids=[p.stem for p in WIDGET_NOTEBOOKS])
+def test_stored_notebook_opens_clean(notebook, lab, browser):
+    """Opened and not run: every saved widget shows from its saved state (no raw ``HBox(...)`` text, no
+    "Error displaying widget: model not found") and JupyterLab does not mark the notebook modified."""
+    state = _open_as_saved(browser, notebook.name)
+    try:
+        shown = [t for t in RAW_WIDGET_TEXT if t in state["text"]]
+        assert not shown, f"{notebook.name}: opened as saved, it shows {shown}"
+        assert state["views"] and state["rendered"] >= state["views"], state
+        assert state["dirty"] is False, f"{notebook.name}: marked modified on open (tests/test_notebook_pairs.py)"
+    finally:
+        browser.execute_async_script(CLOSE)
+
+
+def test_notebook_reopened_after_a_run_shows_its_widgets(lab, browser):
+    """A stored notebook is run (new widgets), the save is refused (it is a reference notebook), the kernel
+    shut down, the notebook reopened: its stored widgets show, not "model not found", and it opens
+    unmodified. The file on disk is unchanged."""
+    path = lab.root_dir / REOPEN_PROBE
+    before = path.read_bytes()
+    started = browser.execute_async_script(OPEN_AND_RUN, REOPEN_PROBE, None, "pass")
+    assert "error" not in started, started
+    _wait(lambda: browser.execute_script("return window.rvclabRun.done && window.rvclabRun"), HANG_S,
+          "the probe notebook to run")
+    saved = browser.execute_async_script("""
+        const done = arguments[arguments.length - 1];
+        window.rvclabPanel.context.save().then(() => done('saved'), e => done(String(e)));""")
+    assert saved != "saved" and "reference outputs" in saved, saved
+    browser.execute_async_script(CLOSE)
+    assert path.read_bytes() == before, "a reference notebook was overwritten"
+
+    state = _open_as_saved(browser, REOPEN_PROBE)
+    try:
+        shown = [t for t in RAW_WIDGET_TEXT if t in state["text"]]
+        assert not shown and "stored widget" in state["text"], (shown, state["text"][:300])
+        assert state["dirty"] is False, state
+    finally:
+        browser.execute_async_script(CLOSE)
+
+
+REOPEN_PROBE = "zz_reopen_probe.ipynb"
+
+
+def _write_reopen_probe(path: Path) -> None:
+    """A one-cell notebook executed as `make notebooks-run` executes ours (its widget state stored)."""
+    import nbformat
+    from nbclient import NotebookClient
+
+    from rvclab.cli.lab import stamp_notebook
+
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell("import ipywidgets as w\n"
+                                          "w.VBox([w.HTML('<b>stored widget</b>'), w.IntSlider(value=7)])")]
+    NotebookClient(nb, timeout=HANG_S, kernel_name="python3").execute()
+    nbformat.write(nb, path)
+    stamp_notebook(path)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import queue
+import re
 import signal
 import subprocess
 import sys
@@ -12,7 +13,7 @@ import threading
 import urllib.request
 from pathlib import Path
 
-from rvclab.cli.lab import START_ENV, free_port, port_in_use, widgets_extension_dir
+from rvclab.cli.lab import ANNOUNCEMENTS_PLUGIN, START_ENV, free_port, port_in_use, widgets_extension_dir
 
 ROOT = Path(__file__).resolve().parents[1]
 HANG_S = 600  # s: only a hung server takes this long, however busy the machine
@@ -64,7 +65,13 @@ def test_rvclab_lab_prints_a_working_url_and_stops_on_sigterm(tmp_path):
         served = {item["name"] for item in api("contents")["content"]}
         assert {p.name for p in (ROOT / "notebooks").glob("*.ipynb")} <= served
         with urllib.request.urlopen(url, timeout=HANG_S) as page:  # the printed URL opens the lab page
-            assert page.status == 200 and b"jupyter" in page.read().lower()
+            body = page.read().decode()
+            assert page.status == 200 and "jupyter" in body.lower()
+        # no news pop-up: the announcements plugin is disabled and the server fetches no news
+        config = json.loads(re.search(r'<script id="jupyter-config-data" type="application/json">(.*?)</script>',
+                                      body, re.S).group(1))
+        assert ANNOUNCEMENTS_PLUGIN in config["disabledExtensions"], config["disabledExtensions"]
+        assert config["news"] == {"disabled": True}, config.get("news")
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=HANG_S) == 0
     finally:

@@ -107,3 +107,28 @@ def test_missing_cell_and_missing_pair_are_named(pair_copy):
     assert difference is not None and f"{py.name} has" in difference
     py.unlink()
     assert f"has no pair {py.name}" in pair_difference(pair_copy)
+
+
+WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
+WIDGET_STATE = "application/vnd.jupyter.widget-state+json"
+
+
+@pytest.mark.parametrize("ipynb", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
+def test_stored_notebook_opens_unmodified_with_its_widgets(ipynb, tmp_path):
+    """JupyterLab marks a notebook modified on open when it has to add anything: a kernelspec other
+    than the one `rvclab lab` starts, an older nbformat minor or missing cell ids. A widget output
+    whose model is not in the saved widget state shows "model not found" without a kernel."""
+    import json
+
+    from rvclab.cli.lab import NOTEBOOK_KERNELSPEC, stamp_notebook
+
+    copy = tmp_path / ipynb.name
+    shutil.copy2(ipynb, copy)
+    assert not stamp_notebook(copy), f"{ipynb.name} is not stamped: python scripts/stamp_notebooks.py {ipynb}"
+    nb = json.loads(ipynb.read_text(encoding="utf-8"))
+    assert nb["metadata"]["kernelspec"] == NOTEBOOK_KERNELSPEC and "language_info" in nb["metadata"]
+    views = [o["data"][WIDGET_VIEW]["model_id"] for c in nb["cells"] if c["cell_type"] == "code"
+             for o in c["outputs"] if WIDGET_VIEW in o.get("data", {})]
+    state = nb["metadata"].get("widgets", {}).get(WIDGET_STATE, {}).get("state", {})
+    missing = [m for m in views if m not in state]
+    assert not missing, f"{ipynb.name}: widget outputs without saved state (re-run with make notebooks-run): {missing}"

@@ -124,3 +124,36 @@ def test_index_from_clips_writes_rvc_name(tmp_path):
     assert path.parent == tmp_path and path.name.startswith("added_IVF") and path.name.endswith("_clips_v2.index")
     assert index.dim == 768 and report.n_input == index.vectors.shape[0] >= 40
     assert vc_views.other_clips(clips[1]) == [c for c in vc_views.data_clips() if c.name != clips[1].name]
+
+
+def test_explorer_offers_only_audio_and_a_failed_run_clears_the_plots(small_voice):
+    from rvclab.views import widgets
+
+    def failing_runner(audio, voice, **kw):
+        raise RuntimeError("no luck")
+
+    box = widgets.conversion_explorer(clips=[clip("librivox_male_0880"), small_voice], voices=[small_voice],
+                                      methods=["pm"], seconds=0.5, runner=failing_runner)
+    assert list(box.controls["clip"].options) == [clip("librivox_male_0880").name]  # the .pth is no clip
+    out = box.children[5]
+    out.outputs = ({"output_type": "display_data", "data": {"text/plain": "previous run's plot"}},)
+    box.button.click()
+    assert isinstance(box.last["error"], RuntimeError)
+    assert out.outputs == (), "the previous run's plots stay under the error"
+    assert "failed" in box.children[4].value and "no luck" in box.children[4].value
+    with pytest.raises(ValueError, match="no audio clips"):
+        widgets.conversion_explorer(clips=[small_voice], voices=[small_voice], methods=["pm"])
+
+
+def test_f0_axes_read_plain_hz_and_legends_sit_beside_the_data():
+    from rvclab.views import widgets
+
+    f0 = np.where(np.arange(200) % 50 < 30, np.linspace(70, 300, 200), 0.0)
+    for fig in (widgets.f0_overlay(f0, f0 * 1.001), widgets.f0_tracks_plot({"a": f0, "b": f0 * 1.01})):
+        ax = fig.axes[0]
+        fig.canvas.draw()
+        labels = [t.get_text() for t in ax.get_yticklabels() if t.get_text()]
+        assert labels and all(t.isdigit() for t in labels), labels  # "100", not "10^2" or "7x10^1"
+        assert {"100", "200"} <= set(labels), labels
+        legend = ax.get_legend().get_window_extent()
+        assert legend.x0 >= ax.get_window_extent().x1, "legend overlaps the axes"

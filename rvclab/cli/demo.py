@@ -11,6 +11,8 @@ Every file is written atomically; nothing outside ``out/`` and ``weights/`` is t
 from __future__ import annotations
 
 import json
+import platform
+from datetime import UTC, datetime
 from pathlib import Path
 
 from rvclab import metrics
@@ -72,7 +74,14 @@ def run_demo(out: Path) -> int:
     }
     text = json.dumps(numbers, indent=2)
     atomic_write(out / "parity.json", lambda tmp: tmp.write_text(text, encoding="utf-8"))
-    page = report.write_report(out, source, numbers, t, m)
+    about = {
+        "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"), "rvclab version": info["rvclab"],
+        "device": f"{platform.machine()} CPU ({platform.processor() or info['platform']}); torch {info['torch']}, "
+                  f"MLX {info['mlx']} on {info['mlx_device']}",
+        "models": f"voice {voice_path.name}, HuBERT {hubert_path.name}, RMVPE {rmvpe_path.name} (seeded); "
+                  f"F0 {DEMO_F0}",
+    }
+    page = report.write_report(out, source, numbers, t, m, about)
     print("== parity ==")
     for key in PRINTED:
         print(f"  {key:18s} {numbers[key]:.9g}")

@@ -3,6 +3,7 @@ the conversion explorer (torch and MLX on a chosen clip, voice and parameters)."
 
 from __future__ import annotations
 
+import html
 from pathlib import Path
 
 import ipywidgets as w
@@ -10,15 +11,17 @@ import matplotlib.pyplot as plt
 import numpy as np
 from IPython.display import display
 
-from rvclab.audio import data_clips
+from rvclab.audio import data_clips, is_audio_name
 from rvclab.f0.compare import METHODS, track
 from rvclab.pipeline import explore as vc_views
 from rvclab.pipeline.networks import VoiceModel
 from rvclab.pipeline.steps import coarse_pitch, shift_f0
 from rvclab.pitch import available_methods
 from rvclab.views.players import ab_player, audio_player, pitch_buzz
-from rvclab.views.plots import f0_overlay, f0_tracks_plot, spectrogram_diff
+from rvclab.views.plots import f0_overlay, f0_tracks_plot, hz_log_axis, legend_outside, spectrogram_diff
 from rvclab.views.tables import conversion_table
+
+EXPLORER_LABEL_WIDTH = "130px"  # fits "pitch (semitones)" and "rms_mix_rate" at JupyterLab's font
 
 
 def f0_method_picker(audio_16k: np.ndarray, methods=None):
@@ -84,9 +87,8 @@ def pitch_shift_view(f0: np.ndarray, fps: int = 100, value: int = 0):
                                        gridspec_kw={"height_ratios": [2, 1]})
         ax.plot(t, np.where(voiced, f0, np.nan), lw=1.0, color="0.6", label="input F0")
         ax.plot(t, np.where(voiced, shifted, np.nan), lw=1.6, color="tab:purple", label=f"shifted {key:+d}")
-        ax.set_yscale("log")
-        ax.set_ylabel("F0 (Hz)")
-        ax.legend(fontsize=8, loc="upper right")
+        hz_log_axis(ax)
+        legend_outside(ax)
         ax_c.step(t, coarse, where="mid", lw=1.0, color="tab:purple")
         ax_c.set_ylim(0, 256)
         ax_c.set_ylabel("coarse id")
@@ -118,15 +120,19 @@ def conversion_explorer(clips=None, voices=None, *, methods=None, seconds: float
     (the button), ``rvclab-status`` (the status line).
     """
     runner = runner or vc_views.convert_both
-    clips = [Path(c) for c in (clips or data_clips())]
+    clips = [Path(c) for c in (clips or data_clips()) if is_audio_name(c)]  # AUDIO_EXTENSIONS only
+    if not clips:
+        raise ValueError("conversion_explorer: no audio clips among those given (extensions: "
+                         "rvclab.audio.AUDIO_EXTENSIONS)")
     voices = [Path(v) for v in (voices or vc_views.voice_paths())]
     methods = list(methods or available_methods())
     default_voice = next((v for v in voices if v.name == vc_views.DEFAULT_VOICE), voices[0])
     by_name = {p.name: p for p in clips + voices}  # options show names; paths differ per checkout
     p0 = vc_views.Params()
-    style = {"description_width": "110px"}
+    style = {"description_width": EXPLORER_LABEL_WIDTH}  # wide enough for the longest label
     controls = {
-        "clip": w.Dropdown(options=list(by_name), value=clips[0].name, description="clip", style=style),
+        "clip": w.Dropdown(options=[c.name for c in clips], value=clips[0].name, description="clip",
+                           style=style),
         "voice": w.Dropdown(options=[v.name for v in voices], value=default_voice.name, description="voice",
                             style=style),
         "f0_method": w.Dropdown(options=methods, value=p0.f0_method if p0.f0_method in methods else methods[0],
@@ -139,7 +145,8 @@ def conversion_explorer(clips=None, voices=None, *, methods=None, seconds: float
         "rms_mix_rate": w.FloatSlider(value=p0.rms_mix_rate, min=0, max=1, step=0.05, description="rms_mix_rate",
                                       style=style),
         "use_index": w.Checkbox(value=False, description="index of the other clips (index_rate applies)",
-                                style=style),
+                                style={"description_width": "initial"}, indent=False,
+                                layout=w.Layout(width="auto")),
     }
     button = w.Button(description="Run torch + MLX", button_style="primary")
     status = w.HTML("<i>Choose, then Run (both backends, shared noise; a 2 s clip takes a while "
@@ -169,6 +176,7 @@ def conversion_explorer(clips=None, voices=None, *, methods=None, seconds: float
     def run(_=None):
         button.disabled = True
         status.value = "<i>running torch and MLX ...</i>"
+        out.outputs = ()  # a failed run must not leave the previous run's plots under its error
         try:
             clip, voice = by_name[controls["clip"].value], voice_model(by_name[controls["voice"].value])
             index = index_for(voice, clip) if controls["use_index"].value else None
@@ -187,7 +195,9 @@ def conversion_explorer(clips=None, voices=None, *, methods=None, seconds: float
                 display(spectrogram_diff(t.audio, m.audio, t.sr))
                 display(conversion_table({"torch vs MLX": row}))
         except Exception as exc:  # shown in the widget, not raised into the event loop
-            status.value = f"<b style='color:red'>{type(exc).__name__}</b>: {exc}"
+            status.value = (f"<b style='color:red'>run failed, nothing shown: {type(exc).__name__}</b>: "
+                            f"{html.escape(str(exc))}")
+            out.outputs = ()
             last.clear()
             last["error"] = exc
         finally:

@@ -10,6 +10,7 @@ import re
 from pathlib import Path
 
 import matplotlib.pyplot as plt
+import matplotlib.ticker as mticker
 import numpy as np
 
 from rvclab.audio import load_audio_native, log_mel, resample
@@ -17,6 +18,21 @@ from rvclab.metrics import cents
 from rvclab.tolerances import TRACE_REL_MAX_ABS
 
 _STAGE_COLORS = {"enc_p": "tab:blue", "flow": "tab:green", "dec": "tab:orange"}
+HZ_TICK_STEPS = (1.0, 1.5, 2.0, 3.0, 5.0, 7.0)  # log-axis ticks per decade: 70, 100, 150, 200, 300, 500 Hz
+
+
+def hz_log_axis(ax, label: str = "F0 (Hz)") -> None:
+    """A log y axis in Hz whose ticks read as plain numbers (``70``, ``100``, ``150``), not ``7x10^1``."""
+    ax.set_yscale("log")
+    ax.yaxis.set_major_locator(mticker.LogLocator(base=10, subs=HZ_TICK_STEPS))
+    ax.yaxis.set_major_formatter(mticker.StrMethodFormatter("{x:.0f}"))
+    ax.yaxis.set_minor_formatter(mticker.NullFormatter())
+    ax.set_ylabel(label)
+
+
+def legend_outside(ax, **kwargs) -> None:
+    """The legend to the right of the axes, where it cannot cover a curve."""
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0, fontsize=8, **kwargs)
 
 
 def clip_overview(path: str | Path, sr: int | None = None):
@@ -40,16 +56,14 @@ def clip_overview(path: str | Path, sr: int | None = None):
 
 def f0_tracks_plot(tracks: dict, title: str = ""):
     """Every method's F0 (Hz, 10 ms frames; unvoiced frames left blank) on one log-F0 axis."""
-    fig, ax = plt.subplots(figsize=(10, 3.5))
+    fig, ax = plt.subplots(figsize=(10, 3.5), constrained_layout=True)
     for name, f0 in tracks.items():
         t = np.arange(len(f0)) / 100.0
         ax.plot(t, np.where(f0 > 0, f0, np.nan), label=name, lw=1.2)
-    ax.set_yscale("log")
+    hz_log_axis(ax)
     ax.set_xlabel("time (s)")
-    ax.set_ylabel("F0 (Hz)")
     ax.set_title(title)
-    ax.legend(ncol=4, fontsize=8)
-    fig.tight_layout()
+    legend_outside(ax)
     plt.close(fig)
     return fig
 
@@ -100,9 +114,9 @@ def waveform_compare(a: np.ndarray, b: np.ndarray, sr: int, labels=("torch", "ML
     t = np.arange(a.size) / sr
     fig, (ax, ax_d) = plt.subplots(2, 1, figsize=(11, 4), sharex=True, constrained_layout=True)
     ax.plot(t, a, lw=0.8, label=labels[0])
-    ax.plot(t, b, lw=0.8, ls="--", label=labels[1])
+    ax.plot(t, b, lw=0.8, alpha=0.7, label=labels[1])  # translucent: the first shows through
     ax.set_ylabel("amplitude")
-    ax.legend(fontsize=8, loc="upper right")
+    legend_outside(ax)
     ax_d.plot(t, b - a, lw=0.6, color="tab:red")
     ax_d.set_ylabel(f"{labels[1]} - {labels[0]}")
     ax_d.set_xlabel("time (s)")
@@ -163,10 +177,9 @@ def f0_overlay(f0_a: np.ndarray, f0_b: np.ndarray, labels=("torch", "MLX"), fps:
                                    gridspec_kw={"height_ratios": [2, 1]})
     ax.plot(t, np.where(a > 0, a, np.nan), lw=1.6, label=labels[0])
     ax.plot(t, np.where(b > 0, b, np.nan), lw=1.0, ls="--", label=labels[1])
-    ax.set_yscale("log")
-    ax.set_ylabel("F0 (Hz)")
+    hz_log_axis(ax)
     ax.set_title(title or f"F0: {labels[0]} vs {labels[1]}")
-    ax.legend(fontsize=8, loc="upper right")
+    legend_outside(ax)
     both = (a > 0) & (b > 0)
     diff = np.full(n, np.nan)
     diff[both] = cents(b[both], a[both])

@@ -22,12 +22,27 @@ def info_table(info: dict):
     return HTML(f"<table>{rows}</table>")
 
 
+NOT_APPLICABLE = "–"  # a cell with no value (None): the measure does not apply to the row
+NOT_COMPARABLE = "n/a"  # a NaN (rvclab.metrics: not comparable, e.g. no frame voiced in both)
+
+
+def _cell(v) -> str:
+    """A table cell as printed: None -> a dash, NaN -> n/a, -0.0 -> 0.0, anything else as it is."""
+    if v is None:
+        return NOT_APPLICABLE
+    if isinstance(v, float | np.floating) and v != v:
+        return NOT_COMPARABLE
+    if isinstance(v, float | np.floating) and v == 0:
+        return str(abs(v))
+    return str(v)
+
+
 def f0_agreement_table(rows: list[dict]):
-    """An HTML table of a list of dicts (one row each), values as they are."""
+    """An HTML table of a list of dicts (one row each), values as they are (None as a dash)."""
     if not rows:
         return HTML("<i>(empty)</i>")
     head = "".join(f"<th>{k}</th>" for k in rows[0])
-    body = "".join("<tr>" + "".join(f"<td>{v}</td>" for v in r.values()) + "</tr>" for r in rows)
+    body = "".join("<tr>" + "".join(f"<td>{_cell(v)}</td>" for v in r.values()) + "</tr>" for r in rows)
     return HTML(f"<table><tr>{head}</tr>{body}</table>")
 
 
