@@ -401,6 +401,32 @@ def _drive_pickers(driver, record: Path) -> int:
     return len(pickers)
 
 
+def _run_stream_explorer(driver, box, record: Path) -> str:
+    """Move each of the stream explorer's sliders a step and press run: its status must give the
+    new settings' latency and its two players (offline, streaming) must load."""
+    for handle in box.find_elements(By.CSS_SELECTOR, ".noUi-handle"):
+        driver.execute_script("arguments[0].scrollIntoView({block: 'center'})", handle)
+        handle.send_keys(Keys.ARROW_RIGHT)
+        _driven(driver, handle)
+    status = box.find_element(By.CSS_SELECTOR, ".rvclab-status")
+    button = box.find_element(By.CSS_SELECTOR, ".rvclab-run")
+    driver.execute_script("arguments[0].scrollIntoView({block: 'center'})", button)
+    button.click()
+    _driven(driver, button)
+
+    def finished():
+        text = status.text
+        assert not text.startswith("not run"), f"stream explorer: {text}"
+        loaded = driver.execute_script("""
+            const audio = [...arguments[0].querySelectorAll('.widget-output audio')];
+            return audio.length >= 2 && audio.every(a => a.readyState >= 1 && a.duration > 0);""", box)
+        return text if "latency" in text and button.is_enabled() and loaded else None
+
+    text = _until(finished, "the stream explorer's run to finish", record)
+    assert "block 0.30 s" in text, f"stream explorer: ran without the moved block slider: {text}"
+    return text
+
+
 def _run_explorer(driver, box, record: Path) -> str:
     """Give the explorer another clip, voice and F0 method (EXPLORER_PICKS, else the next option), move
     each slider a step, tick each box, press Run; its status line once its players and plots have loaded."""
@@ -515,6 +541,9 @@ def test_notebook_in_browser(notebook, lab, browser, screenshots, tmp_path):
     if name in EXPLORERS and run:
         assert explorers, f"{name}: expected the conversion explorer (rvclab-explorer), found none"
     verdicts = [_run_explorer(browser, box, record) for box in explorers]
+    streams = browser.execute_script(
+        "return [...window.rvclabPanel.node.querySelectorAll('.rvclab-stream-explorer')]") if run else []
+    verdicts += [_run_stream_explorer(browser, box, record) for box in streams]
     played = _play_all(browser, record)
     undriven = browser.execute_script(f"""
         return [...window.rvclabPanel.node.querySelectorAll('{CONTROLS}')].filter(e => !e.dataset.rvclabDriven)

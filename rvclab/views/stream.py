@@ -101,20 +101,29 @@ def stream_explorer(voice, audio16: np.ndarray, offline: np.ndarray, backend: st
     block = w.FloatSlider(value=0.25, min=0.05, max=1.0, step=0.05, description="block s")
     crossfade = w.FloatSlider(value=0.05, min=0.01, max=0.15, step=0.01, description="crossfade s")
     extra = w.FloatSlider(value=1.0, min=0.2, max=2.5, step=0.1, description="extra s")
-    button, out = w.Button(description="run"), w.Output()
+    button, out, status = w.Button(description="run"), w.Output(), w.HTML("")
+    button.add_class("rvclab-run")  # stable handles for tests/test_browser.py
+    status.add_class("rvclab-status")
 
     def run(_):
         out.clear_output()
+        button.disabled = True
+        status.value = "streaming..."
+        try:
+            config = StreamConfig(block=block.value, crossfade=min(crossfade.value, block.value),
+                                  extra=extra.value, f0_method="fcpe")
+            conv, res = stream_audio(voice, audio16, backend, config)
+        except ValueError as exc:
+            status.value = f"not run: {exc}"
+            return
+        finally:
+            button.disabled = False
+        status.value = (f"block {config.block:.2f} s, crossfade {config.crossfade:.2f} s, extra {config.extra:.1f} s: "
+                        f"latency {conv.latency['total'] * 1000:.0f} ms, {len(res.blocks)} blocks")
         with out:
-            try:
-                config = StreamConfig(block=block.value, crossfade=min(crossfade.value, block.value),
-                                      extra=extra.value, f0_method="fcpe")
-                conv, res = stream_audio(voice, audio16, backend, config)
-            except ValueError as exc:
-                print(exc)
-                return
-            print(f"latency {conv.latency['total'] * 1000:.0f} ms, {len(res.blocks)} blocks")
             display(ab_player(offline, res.audio, conv.sr, labels=("offline", "streaming")))
 
     button.on_click(run)
-    return w.VBox([w.HBox([block, crossfade, extra, button]), out])
+    box = w.VBox([w.HBox([block, crossfade, extra, button]), status, out])
+    box.add_class("rvclab-stream-explorer")
+    return box
