@@ -328,7 +328,6 @@ def test_mlx_cache_cap_holds_on_the_device(monkeypatch, request):
         mx.clear_cache()
     record(request, cap_bytes=cap, cached_capped=capped, cached_uncapped=uncapped)
     # MLX trims its cache when it allocates, so it may sit past the cap by less than one buffer
-    # (H200: 2048 bytes over 256 MiB)
     assert capped <= cap + 4 * 2**20, (capped, cap)
     assert uncapped >= 2**29, uncapped  # the cap, not the allocator, made the difference
 
@@ -462,8 +461,7 @@ def full_v2_48k_row():
 
 
 def test_synth_parity_full_v2_48k_on_device(request, full_v2_48k_row):
-    """Every goal at full size, the flow's included (H200, TF32 off, 2026-12-03: flow 5.0e-6 on the
-    re-seeded voice; 1.14e-5 on the earlier seeding, then a known miss)."""
+    """Every goal at full size, the flow's included (figures: docs/parity.md, "GPU suite")."""
     row = full_v2_48k_row
     record(request, **row)
     check_synth(row)

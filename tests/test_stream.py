@@ -81,7 +81,7 @@ def test_window_torch_vs_mlx_and_full_infer_f0(length2):
     assert metrics.corr(wave, mlx_wave) >= SYNTH_WAVE_CORR_MIN
     assert metrics.max_abs(wave, mlx_wave) <= SYNTH_WAVE_MAX_ABS
     # the decoded frames' z equals the full call's up to float32 rounding (flow context and sliced
-    # noise; bit-exact alone, 2.4e-7 after other tests changed torch's kernel choice)
+    # noise; torch's kernel choice, and so the rounding, depends on what ran before)
     z_win, z_full = win[2][0].numpy()[0], full[2][0].numpy()[0][:, 50:90]
     assert metrics.max_abs(z_win, z_full) <= SYNTH_CHECKS["flow_max_abs"].guard
 
@@ -123,7 +123,7 @@ def test_stream_vs_offline_within_bound(small_voice, speech16):
 
 def test_misaligned_stream_fails_the_bound(small_voice, speech16, monkeypatch):
     """The bound can fail: a stream aligned 400 ms off (a wrong delay) falls outside it. It is a
-    coarse bound: on this seeded voice a delay error of 130 ms still passes (docs/streaming.md)."""
+    coarse bound; how coarse: docs/streaming.md."""
     monkeypatch.setattr("rvclab.stream.run.output_delay", lambda conv: conv.frames.crossfade + 40 * conv.frames.zc)
     config = StreamConfig(**FAST, fill_unvoiced=False)
     row = stream_vs_offline(small_voice, speech16[:32000], "mlx", config, skip_seconds=0.5)

@@ -91,8 +91,8 @@ def mix_rms_(output: np.ndarray, output_sr: int, source_rms: np.ndarray, rate: f
     Takes the input's half-second RMS frames rather than the input, so a caller can let the
     16 kHz input go before the output exists. Returns ``output`` (M,), modified.
     The envelopes are interpolated and mixed in float32, as one power of their ratio,
-    (rms_in / max(rms_out, 1e-6))**(1 - rate): within 1e-6 of the float64 form (well under one
-    int16 step of the output).
+    (rms_in / max(rms_out, 1e-6))**(1 - rate); tests/test_steps_vectorised.py holds it within
+    one int16 step of the float64 form.
     """
     if rate == 1:
         return output
