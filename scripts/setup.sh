@@ -30,6 +30,7 @@ apt_install() {
     apt-get update -qq </dev/null
     apt-get install -y -qq "${missing[@]}" </dev/null >/dev/null
   fi
+  apt-get clean  # the downloaded .deb files are not needed once installed
 }
 
 if [[ "$(uname -s)" == "Linux" ]] && command -v apt-get >/dev/null 2>&1; then

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-import tempfile
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -13,13 +13,29 @@ ROOT = Path(__file__).resolve().parents[1]
 os.environ.setdefault("PYTHONHASHSEED", "0")
 
 
+@pytest.hookimpl(trylast=True)  # after pytest's tmpdir plugin has set up the session's base temp
 def pytest_configure(config):
-    """Seeded weights go to one temp folder per session, never into the repository."""
+    """Seeded weights go to one folder under the session's base temp, never into the repository.
+
+    The base temp goes when the session passes (``tmp_path_retention_policy`` in pyproject.toml), so
+    a run leaves no weights behind; a failed run keeps them for a look (one session at most).
+    """
     if "RVCLAB_WEIGHTS" not in os.environ:
-        base = config._tmp_path_factory.getbasetemp() if hasattr(config, "_tmp_path_factory") else None
-        folder = Path(base or tempfile.mkdtemp(prefix="rvclab-")) / "weights"
+        folder = config._tmp_path_factory.getbasetemp() / "weights"
         folder.mkdir(parents=True, exist_ok=True)
         os.environ["RVCLAB_WEIGHTS"] = str(folder)
+
+
+DISK_NEEDED_GB = 3  # seeded weights (about 1 GB), notebooks' and tests' files, JupyterLab's browser profile
+
+
+def pytest_report_header(config):
+    """Free disk where the session writes: a full disk shows up as hundreds of unrelated errors."""
+    free = shutil.disk_usage(os.environ["RVCLAB_WEIGHTS"]).free / 2**30
+    line = f"rvclab: {free:.1f} GB free in {os.environ['RVCLAB_WEIGHTS']}"
+    if free < DISK_NEEDED_GB:
+        line += f" -- LOW: the suite needs about {DISK_NEEDED_GB} GB; expect 'No space left on device'"
+    return line
 
 
 @pytest.fixture
@@ -37,11 +53,12 @@ def clips():
 
 
 @pytest.fixture(scope="session")
-def seeded_weights(tmp_path_factory):
-    """Seeded upstream-format weights written once per test session into a temp dir."""
+def seeded_weights():
+    """Every seeded upstream-format file, in the session's weights folder (made once, where missing)."""
     from rvclab.cli import main
+    from rvclab.paths import weights_dir
 
-    out = tmp_path_factory.mktemp("weights")
+    out = weights_dir()
     assert main(["weights", "make", "--out", str(out)]) == 0
     return out
 
