@@ -15,14 +15,15 @@ from rvclab.paths import weights_dir
 
 
 def default_voice(name: str = "voice_v2_40k.pth") -> Path:
-    """A seeded voice file in :func:`rvclab.paths.weights_dir`, written if missing (only that one file)."""
+    """A seeded voice file in :func:`rvclab.paths.weights_dir`, written if missing or stale
+    (:mod:`rvclab.seeding`; only that one file)."""
     path = weights_dir() / name
-    if not path.exists():
-        match = [(preset, f0) for (preset, f0), fname in FILES.items() if fname == name]
-        if not match:
-            raise FileNotFoundError(f"{path}: no such voice, and no seeded voice has that name")
+    match = [(preset, f0) for (preset, f0), fname in FILES.items() if fname == name]
+    if match:
         preset, f0 = match[0]
-        make_one(path, SynthConfig.preset(preset, f0=f0), seed=0)
+        return make_one(path, SynthConfig.preset(preset, f0=f0), seed=0)  # keeps a current file
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: no such voice, and no seeded voice has that name")
     return path
 
 

@@ -9,22 +9,21 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from rvclab import seeding
 from rvclab.models.hubert import seeded as hubert_seeded
 from rvclab.models.rmvpe import seeded as rmvpe_seeded
 from rvclab.paths import weights_dir
 
 
 def default_hubert() -> Path:
-    """weights/hubert_base.pt (seeded fairseq format), written with its ContentVec twin if missing."""
-    path = weights_dir() / "hubert_base.pt"
-    if not path.exists():
-        hubert_seeded.make(weights_dir(), seed=0, force=False)
-    return path
+    """weights/hubert_base.pt (seeded fairseq format), written with its ContentVec twin if missing or
+    stale (:mod:`rvclab.seeding`)."""
+    folder = weights_dir()
+    if not seeding.is_users(folder, hubert_seeded.FAIRSEQ_NAME):  # a file of the user's is used as it is
+        hubert_seeded.make(folder, seed=0, force=False)  # keeps current files
+    return folder / hubert_seeded.FAIRSEQ_NAME
 
 
 def default_rmvpe() -> Path:
-    """weights/rmvpe.pt (seeded), written if missing."""
-    path = weights_dir() / "rmvpe.pt"
-    if not path.exists():
-        rmvpe_seeded.make(weights_dir(), seed=0, force=False)
-    return path
+    """weights/rmvpe.pt (seeded), written if missing or stale (:mod:`rvclab.seeding`)."""
+    return rmvpe_seeded.make(weights_dir(), seed=0, force=False)[0]  # keeps current files

@@ -18,7 +18,9 @@ from pathlib import Path
 import numpy as np
 from safetensors.numpy import save_file
 
+from rvclab import seeding
 from rvclab.checkpoints import atomic_write, save_torch_atomic
+from rvclab.models.hubert import config as hubert_config
 from rvclab.models.hubert import rules
 from rvclab.models.hubert.config import HubertConfig
 
@@ -181,15 +183,25 @@ def write_transformers(directory: Path, state: dict, config: HubertConfig, *,
 
 def make(out_dir: Path, seed: int, force: bool, config: HubertConfig | None = None) -> list[Path]:
     """Write ``hubert_base.pt`` and ``contentvec_base/`` under ``out_dir`` (base config unless
-    ``config``); returns the paths. When all exist they are kept unless ``force``; when only
-    some exist, the set is rewritten so the two formats hold the same weights."""
+    ``config``); returns the paths. When all exist they are kept unless ``force``
+    or written by older seeding code (:mod:`rvclab.seeding`); when only
+    some exist, the set is rewritten so the two formats hold the same weights (FileExistsError
+    when one of them is a file rvclab did not write)."""
     config = config or HubertConfig()
     out_dir = Path(out_dir)
     targets = [out_dir / FAIRSEQ_NAME, out_dir / TRANSFORMERS_DIR / "config.json",
                out_dir / TRANSFORMERS_DIR / "model.safetensors"]
-    if all(p.exists() for p in targets) and not force:
+    names = [str(p.relative_to(out_dir)) for p in targets]
+    fp = seeding.fingerprint(sys.modules[__name__], hubert_config,
+                             config="" if config == HubertConfig() else repr(config))
+    if not seeding.needs_writing(out_dir, names, fp, force):
         return targets  # already there: kept, as the other seeded makers do
+    users = [n for n in names if seeding.is_users(out_dir, n)]
+    if users and not force:  # the set is incomplete or stale, and one file is not rvclab's
+        raise FileExistsError(f"{out_dir / users[0]}: not written by rvclab's seeded maker, and the set "
+                              f"{', '.join(names)} needs writing; pass --force to replace it")
     state = seeded_state(config, seed)
     written = [write_fairseq(targets[0], state, config, seed=seed, overwrite=True)]
     written += write_transformers(out_dir / TRANSFORMERS_DIR, state, config, overwrite=True)
+    seeding.record(out_dir, names, fp, seed)
     return written

@@ -11,11 +11,14 @@ its frames (random weights otherwise pass it always or never).
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import numpy as np
 
+from rvclab import seeding
 from rvclab.checkpoints import save_torch_atomic
+from rvclab.models.rmvpe import config as rmvpe_config
 from rvclab.models.rmvpe.config import RmvpeConfig
 
 FILENAME = "rmvpe.pt"
@@ -132,11 +135,13 @@ def _set_voicing_bias(model, sd: dict, gen, seed: int) -> None:
 
 
 def make(out_dir: Path, seed: int = 0, force: bool = False) -> list[Path]:
-    """Write ``out_dir/rmvpe.pt`` (plain state dict, upstream format); skip if present."""
+    """Write ``out_dir/rmvpe.pt`` (plain state dict, upstream format); kept if present, unless ``force``
+    or written by older seeding code (:mod:`rvclab.seeding`)."""
     path = Path(out_dir) / FILENAME
-    if path.exists() and not force:
-        return [path]
-    save_torch_atomic(seeded_state_dict(seed), path, overwrite=True)
+    fp = seeding.fingerprint(sys.modules[__name__], rmvpe_config)
+    if seeding.needs_writing(path.parent, [FILENAME], fp, force):
+        save_torch_atomic(seeded_state_dict(seed), path, overwrite=True)
+        seeding.record(path.parent, [FILENAME], fp, seed)
     return [path]
 
 

@@ -11,13 +11,16 @@ TARGET_RMS (docs/synthesizer.md).
 from __future__ import annotations
 
 import copy
+import sys
 import zlib
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from rvclab import seeding
 from rvclab.checkpoints import save_torch_atomic
+from rvclab.models.synth import config as synth_config
 from rvclab.models.synth.config import SynthConfig, coarse_pitch
 from rvclab.models.synth.io import voice_checkpoint
 from rvclab.models.synth.noise import make_noise
@@ -162,17 +165,21 @@ def sensitivity(config: SynthConfig, seed: int = 0, frames: int = SENSITIVITY_FR
 
 
 def make_one(path: Path, config: SynthConfig, seed: int, force: bool = False) -> Path:
-    """Write one seeded voice file (fp16 weights, upstream layout) atomically."""
+    """Write one seeded voice file (fp16 weights, upstream layout) atomically; an existing one is kept
+    unless ``force`` or written by older seeding code (:mod:`rvclab.seeding`)."""
     path = Path(path)
-    if path.exists() and not force:
+    fp = seeding.fingerprint(sys.modules[__name__], synth_config, config=repr(config))
+    if not seeding.needs_writing(path.parent, [path.name], fp, force):
         return path
     model = seeded_model(config, seed)
     ckpt = voice_checkpoint(model, info=f"rvclab seeded (untrained) {config.name}, seed={seed}")
-    return save_torch_atomic(ckpt, path, overwrite=True)
+    save_torch_atomic(ckpt, path, overwrite=True)
+    seeding.record(path.parent, [path.name], fp, seed)
+    return path
 
 
 def make(out_dir: Path, seed: int, force: bool) -> list[Path]:
-    """Seeded voices for every entry of FILES in ``out_dir``; existing files kept unless force."""
+    """Seeded voices for every entry of FILES in ``out_dir``; existing files kept as :func:`make_one` says."""
     out_dir = Path(out_dir)
     paths = []
     for (preset, f0), filename in FILES.items():
