@@ -78,7 +78,10 @@ def parity_table(table, columns=("path", "module", "shape", "max_abs", "rel", "c
     return HTML(summary + f"<table><tr>{head}</tr>{''.join(body)}</table>")
 
 
-def conversion_table(rows: dict):
+def conversion_table(rows: dict, digits: int = 4):
     """{label: parity row} (``rvclab.pipeline.explore.parity_row``) as an HTML table, with numbers
-    rounded and thresholded so the table reads the same on every machine (timings aside)."""
-    return rows_table([{"case": label, **vc_views.stable(row)} for label, row in rows.items()])
+    rounded to ``digits`` decimals and thresholded so the table reads the same on every machine
+    (timings aside). Rows comparing two different conversions (an index on vs off, say) need fewer
+    digits than torch-vs-MLX rows: there the last bits that differ between CPUs can change which
+    neighbours retrieval picks."""
+    return rows_table([{"case": label, **vc_views.stable(row, digits)} for label, row in rows.items()])
