@@ -72,3 +72,18 @@ def upstream_draws(source: Source) -> Iterator[None]:
     finally:
         for name, fn in saved.items():
             setattr(torch, name, fn)
+
+
+class DrawingSynth:
+    """Upstream's synthesizer with its ``infer`` run inside :func:`upstream_draws` (only there: other
+    upstream code, e.g. transformers' layer drop, draws numbers it does not use in eval mode)."""
+
+    def __init__(self, net, source: Source):
+        self.net, self.source = net, source
+
+    def infer(self, *args, **kwargs):
+        with upstream_draws(self.source):
+            return self.net.infer(*args, **kwargs)
+
+    def __getattr__(self, name):
+        return getattr(self.net, name)

@@ -22,7 +22,7 @@ from rvclab import metrics
 from rvclab.audio import SAMPLE_RATE_16K, data_clips
 from rvclab.checkpoints import load_checkpoint
 from rvclab.parity_upstream.checkout import CheckoutCode, quiet
-from rvclab.parity_upstream.draws import RvclabDraws, upstream_draws
+from rvclab.parity_upstream.draws import DrawingSynth, RvclabDraws
 from rvclab.parity_upstream.stages import BACKENDS, build_upstream_synth, row, skipped
 from rvclab.pipeline import steps
 from rvclab.pipeline.conversion import convert_voice
@@ -94,11 +94,17 @@ def pipeline_rows(code: CheckoutCode, profile: ReferenceProfile, voice_path: Pat
                     if skip:
                         rows += skipped("pipeline", profile, skip, **info)
                         continue
-                    ref = _run_upstream(pipe, hubert, net, voice, x, method, idx, profile, seed)
+                    ref, ref_f0 = _run_upstream(pipe, hubert, net, voice, x, method, idx, profile, seed)
                     for b in BACKENDS:
-                        out = convert_voice(x, voice, sr=SAMPLE_RATE_16K, index=idx, backend=b, noise_seed=seed,
-                                            hubert_path=hubert_folder, **rvclab_arguments(profile, method)).audio
-                        rows.append(row("pipeline", b, profile, _compare(ref, out, profile), **info))
+                        conv = convert_voice(x, voice, sr=SAMPLE_RATE_16K, index=idx, backend=b, noise_seed=seed,
+                                             hubert_path=hubert_folder, **rvclab_arguments(profile, method))
+                        figures = _compare(ref, conv.audio, profile)
+                        # upstream again with rvclab's F0: what differs once F0 is taken out
+                        same_f0, _ = _run_upstream(pipe, hubert, net, voice, x, method, idx, profile, seed, conv)
+                        figures["max_int16_steps_given_rvclab_f0"] = _compare(same_f0, conv.audio, profile)[
+                            "max_int16_steps"]
+                        figures.update(_f0_figures(ref_f0, conv.f0))
+                        rows.append(row("pipeline", b, profile, figures, **info))
     return rows
 
 
@@ -109,16 +115,30 @@ def _method_skip(code: CheckoutCode, method: str) -> str:
     return ""
 
 
-def _run_upstream(pipe, hubert, net, voice: VoiceModel, x: np.ndarray, method: str, index, profile, seed: int):
-    """Upstream's conversion of ``x`` (N,) float32 @ 16 kHz: its output array (int16 or float32)."""
-    kwargs = dict(model=hubert, net_g=net, sid=0, audio=x.copy(), times=[0, 0, 0], f0_up_key=0, f0_method=method,
+def _run_upstream(pipe, hubert, net, voice: VoiceModel, x: np.ndarray, method: str, index, profile, seed: int,
+                  given=None):
+    """Upstream's conversion of ``x`` (N,) float32 @ 16 kHz: (its output array, int16 or float32;
+    the F0 in Hz its ``get_f0`` gave). ``given``: a rvclab Conversion whose F0 (coarse and Hz)
+    replaces upstream's ``get_f0``."""
+    recorded = []
+    own = type(pipe).get_f0.__get__(pipe)
+
+    def get_f0(*args, **kwargs):
+        out = own(*args, **kwargs) if given is None else (given.coarse.astype(np.int32), given.f0.astype(np.float64))
+        recorded.append(np.asarray(out[1], np.float64).copy())
+        return out
+
+    pipe.get_f0 = get_f0
+    kwargs = dict(model=hubert, net_g=DrawingSynth(net, RvclabDraws(voice.config, seed)), sid=0, audio=x.copy(), times=[0, 0, 0], f0_up_key=0, f0_method=method,
                   file_index=str(index.path) if index is not None else "", index_rate=profile.default_index_rate,
                   if_f0=int(voice.has_f0), tgt_sr=voice.sr, resample_sr=0, rms_mix_rate=profile.default_rms_mix_rate,
                   version=voice.version, protect=profile.default_protect)
     params = inspect.signature(pipe.pipeline).parameters
     kwargs.update({k: v for k, v in WEBUI_2024_EXTRAS.items() if k in params})
-    with torch.no_grad(), upstream_draws(RvclabDraws(voice.config, seed)), quiet():
-        return np.asarray(pipe.pipeline(**kwargs))
+    with torch.no_grad(), quiet():
+        out = np.asarray(pipe.pipeline(**kwargs))
+    del pipe.get_f0
+    return out, recorded[0]
 
 
 def _compare(ref: np.ndarray, out: np.ndarray, profile: ReferenceProfile) -> dict:
@@ -134,3 +154,12 @@ def _compare(ref: np.ndarray, out: np.ndarray, profile: ReferenceProfile) -> dic
     return {"max_int16_steps": steps_off, "corr": metrics.corr(theirs[:n], ours[:n]),
             "samples_upstream": int(theirs.size), "samples_rvclab": int(ours.size),
             "first_sample_over_1_step": int(over[0]) if over.size else None}
+
+
+
+def _f0_figures(ref: np.ndarray, ours: np.ndarray) -> dict:
+    """How upstream's F0 (Hz per 10 ms frame) and rvclab's differ: frames, unvoiced in each."""
+    n = min(ref.size, ours.size)
+    a, b = ref[:n], ours[:n].astype(np.float64)
+    return {"f0_frames": int(ref.size), "f0_frames_differing": int(np.sum(~np.isclose(a, b, rtol=1e-4, atol=1e-3))),
+            "f0_unvoiced_upstream": int(np.sum(a == 0)), "f0_unvoiced_rvclab": int(np.sum(b == 0))}

@@ -169,7 +169,8 @@ def hubert_rows(code: CheckoutCode, profile: ReferenceProfile, folder: Path, cli
         for b in BACKENDS:
             d, name, rel = worst[b]
             rows.append(row("hubert", b, profile, {"max_abs": d, "max_abs_rel": rel, "worst_clip": name},
-                            version=version, layer=layer or 12, clips=len(clips)))
+                            version=version, layer=layer or 12, clips=len(clips),
+                            upstream_attention=getattr(model.config, "_attn_implementation", None)))
     return rows
 
 
