@@ -16,7 +16,6 @@ from rvclab.audio import data_clips, load_audio
 from rvclab.parity_upstream.checkout import checkout_code, find_layout
 from rvclab.parity_upstream.pipeline import pipeline_rows
 from rvclab.parity_upstream.stages import clip_list, hubert_rows, rmvpe_rows, synth_rows
-from rvclab.paths import weights_dir
 from rvclab.profiles import PROFILES, get_profile
 from rvclab.voices import default_voice
 from rvclab.weights import default_hubert, default_rmvpe
@@ -61,7 +60,7 @@ def run_upstream(checkout, reference: str | None = None, stages=STAGES, *, secon
             rows += rmvpe_rows(code, profile, default_rmvpe(), clip_list(paths, 0, load_audio))
         if "pipeline" in stages:
             rows += pipeline_rows(code, profile, default_voice(PIPELINE_VOICE), hubert_folder, default_rmvpe(),
-                                  clip_list(paths[:1], max_seconds, load_audio), seed, weights_dir())
+                                  clip_list(paths[:1], max_seconds, load_audio), seed)
     return rows
 
 

@@ -67,7 +67,7 @@ def upstream_pipeline(code: CheckoutCode, profile: ReferenceProfile, voice_sr: i
 
 
 def pipeline_rows(code: CheckoutCode, profile: ReferenceProfile, voice_path: Path, hubert_folder: Path,
-                  rmvpe_path: Path, clips: list, seed: int, index_dir: Path) -> list[dict]:
+                  rmvpe_path: Path, clips: list, seed: int) -> list[dict]:
     """Rows for each F0 method of ``profile`` x (no index, index) x backend on ``clips``."""
     if code.layout.synth_family != "webui":
         return skipped("pipeline", profile, f"skipped: rvclab does not drive {code.layout.name}'s "
@@ -83,7 +83,7 @@ def pipeline_rows(code: CheckoutCode, profile: ReferenceProfile, voice_path: Pat
         hubert = hubert_cls.from_pretrained(str(hubert_folder), local_files_only=True,
                                             torch_dtype=torch.float32).eval()
     rows = []
-    with tempfile.TemporaryDirectory(dir=index_dir) as tmp:
+    with tempfile.TemporaryDirectory() as tmp:
         index = build_test_index(voice, data_clips(), Path(tmp))  # rvclab's index file, read by both
         for name, audio in clips:
             x = steps.normalize_input(audio)
@@ -129,7 +129,8 @@ def _run_upstream(pipe, hubert, net, voice: VoiceModel, x: np.ndarray, method: s
         return out
 
     pipe.get_f0 = get_f0
-    kwargs = dict(model=hubert, net_g=DrawingSynth(net, RvclabDraws(voice.config, seed)), sid=0, audio=x.copy(), times=[0, 0, 0], f0_up_key=0, f0_method=method,
+    kwargs = dict(model=hubert, net_g=DrawingSynth(net, RvclabDraws(voice.config, seed)), sid=0, audio=x.copy(),
+                  times=[0, 0, 0], f0_up_key=0, f0_method=method,
                   file_index=str(index.path) if index is not None else "", index_rate=profile.default_index_rate,
                   if_f0=int(voice.has_f0), tgt_sr=voice.sr, resample_sr=0, rms_mix_rate=profile.default_rms_mix_rate,
                   version=voice.version, protect=profile.default_protect)
