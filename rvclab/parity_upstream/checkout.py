@@ -121,7 +121,7 @@ class CheckoutCode:
         """'skipped: <module> does not import (<why>)' for the first failed module of ``modules``."""
         for name in modules:
             if name in self.failures:
-                return f"skipped: {name} does not import from {self.root} ({self.failures[name]})"
+                return f"skipped: {name} does not import with {self.root} on the path ({self.failures[name]})"
         return ""
 
 
