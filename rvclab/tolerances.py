@@ -184,6 +184,19 @@ E2E_CHECKS = dict(
 E2E_WAVE_CORR_MIN = E2E_CHECKS["wave_corr"].goal
 E2E_SPEC_CORR_MIN = E2E_CHECKS["spec_corr"].goal
 
+# --- Against upstream's own code (``rvclab parity upstream``, issue 19) ----------------------------
+# Each reference profile against its own release's code, same files, every random draw zero (the
+# pipeline: the same draws both sides), by (stage, backend): the figure a row's ``ok`` bounds and
+# its bound. Synthesizer and HuBERT torch: bit-exact; pipeline: int16 samples within one step
+# (Applio writes float32: one step is 1/32768 there).
+UPSTREAM_GOALS = dict(
+    synth=dict(torch=dict(figure="max_abs", goal=0.0), mlx=dict(figure="max_abs", goal=1e-6)),
+    hubert=dict(torch=dict(figure="max_abs", goal=0.0), mlx=dict(figure="max_abs_rel", goal=HUBERT_MAX_ABS_REL)),
+    rmvpe=dict(torch=dict(figure="max_abs", goal=RMVPE_SALIENCE_MAX_ABS),
+               mlx=dict(figure="max_abs", goal=RMVPE_SALIENCE_MAX_ABS)),
+    pipeline=dict(torch=dict(figure="max_int16_steps", goal=1), mlx=dict(figure="max_int16_steps", goal=1)),
+)
+
 # Every check above, by the runner whose rows carry it (tests/test_tolerances.py walks this).
 ALL_CHECKS = {"synth": SYNTH_CHECKS, "hubert": HUBERT_CHECKS, "rmvpe": RMVPE_CHECKS,
               **F0_CHECKS, "e2e": E2E_CHECKS}

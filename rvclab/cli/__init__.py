@@ -21,6 +21,7 @@ from rvclab.checkpoints import CheckpointError, check_writable_dir, load_checkpo
 from rvclab.cli.exit_codes import EXIT_BAD_INPUT, EXIT_CODES, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK
 from rvclab.convert import ConversionError, save_safetensors_atomic
 from rvclab.info import collect
+from rvclab.parity_upstream.checkout import UpstreamCheckoutError
 from rvclab.paths import weights_dir
 from rvclab.pipeline.index import IndexFileError
 
@@ -38,6 +39,7 @@ PARITY_MODULES = {
     "crepe-tiny": "rvclab.models.crepe.parity_tiny",
     "fcpe": "rvclab.models.fcpe.parity",
     "e2e": "rvclab.pipeline.parity",
+    "upstream": "rvclab.parity_upstream",
 }
 RULE_MODULES = dict(
     synthesizer="rvclab.models.synth.rules",
@@ -225,7 +227,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser(only=_command(argv)).parse_args(argv)
     try:
         return args.fn(args)
-    except (CheckpointError, AudioError, ConversionError, IndexFileError, OSError) as exc:
+    except (CheckpointError, AudioError, ConversionError, IndexFileError, UpstreamCheckoutError, OSError) as exc:
         print(f"rvclab: error: {exc}", file=sys.stderr)  # OSError: missing input, unwritable output
         return EXIT_BAD_INPUT
     except KeyboardInterrupt:
