@@ -61,7 +61,7 @@ class ConvFeatureExtractor(nn.Module):
 
 
 class WeightNormConv1d(nn.Module):
-    """Conv1d with weight norm: weight = g * v / ||v||, the norm over all dims but ``dim``.
+    """Conv1d with weight norm: weight = v * (g / ||v||), the norm over all dims but ``dim``.
 
     Keys ``weight_g``, ``weight_v``, ``bias`` as torch's legacy weight_norm writes them. HuBERT's
     positional conv uses ``dim=2`` (kernel axis): g has shape (1, 1, K).
@@ -78,9 +78,9 @@ class WeightNormConv1d(nn.Module):
         self.bias = nn.Parameter(torch.zeros(out_ch))
 
     def weight(self):
-        dims = [d for d in range(3) if d != self.dim]
-        norm = self.weight_v.pow(2).sum(dim=dims, keepdim=True).sqrt()
-        return self.weight_g * self.weight_v / norm
+        # torch's own weight-norm op, v * (g / ||v||), as fairseq and transformers call it: the same
+        # bits (g * v / ||v|| differs from it by rounding, 2.7e-7 on the seeded positional conv)
+        return torch._weight_norm(self.weight_v, self.weight_g, self.dim)
 
     def forward(self, x):  # (B, C, T) -> (B, C, T + 2 * padding - K + 1)
         return F.conv1d(x, self.weight(), self.bias, padding=self.padding, groups=self.groups)
