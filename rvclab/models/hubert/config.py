@@ -9,6 +9,11 @@ HUBERT_BASE_CONV_LAYERS = ((512, 10, 5),) + ((512, 3, 2),) * 4 + ((512, 2, 2),) 
 V1_LAYER = 9  # RVC WebUI: v1 models read layer 9, projected to 256-d by final_proj
 V2_LAYER = 12  # v2 models read the last layer, 768-d
 VERSION_LAYERS = {"v1": V1_LAYER, "v2": V2_LAYER}
+# How the torch reference computes self attention, as the upstream code it follows does:
+# "explicit": (q * scale) @ k^T, softmax in fp32, @ v (fairseq's MultiheadAttention);
+# "sdpa": torch.nn.functional.scaled_dot_product_attention on unscaled q (transformers' default
+# HubertSdpaAttention). Same maths, different rounding.
+ATTENTION_KERNELS = ("explicit", "sdpa")
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from rvclab.models.hubert.config import VERSION_LAYERS, HubertConfig, TooShortError, check_length
+from rvclab.models.hubert.config import (
+    ATTENTION_KERNELS,
+    VERSION_LAYERS,
+    HubertConfig,
+    TooShortError,
+    check_length,
+)
 
 __all__ = ["HubertModel", "TooShortError", "VERSION_LAYERS", "init_weights"]
 
@@ -98,7 +104,9 @@ class SamePad(nn.Module):
 
 
 class MultiheadAttention(nn.Module):
-    """Self attention with separate q/k/v/out projections (fairseq key names); (B, T, C)."""
+    """Self attention with separate q/k/v/out projections (fairseq key names); (B, T, C).
+
+    ``attention``: one of :data:`~rvclab.models.hubert.config.ATTENTION_KERNELS`."""
 
     def __init__(self, dim: int, heads: int):
         super().__init__()
@@ -109,11 +117,16 @@ class MultiheadAttention(nn.Module):
         self.q_proj = nn.Linear(dim, dim)
         self.out_proj = nn.Linear(dim, dim)
 
-    def forward(self, x, key_padding_mask=None):
+    def forward(self, x, key_padding_mask=None, attention: str = "explicit"):
         b, t, c = x.shape
-        q = (self.q_proj(x) * self.scaling).view(b, t, self.heads, self.head_dim).transpose(1, 2)
         k = self.k_proj(x).view(b, t, self.heads, self.head_dim).transpose(1, 2)
         v = self.v_proj(x).view(b, t, self.heads, self.head_dim).transpose(1, 2)
+        if attention == "sdpa":  # (B, H, T, D); the kernel scales q by head_dim ** -0.5 itself
+            q = self.q_proj(x).view(b, t, self.heads, self.head_dim).transpose(1, 2)
+            mask = None if key_padding_mask is None else ~key_padding_mask[:, None, None, :]
+            out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+            return self.out_proj(out.transpose(1, 2).reshape(b, t, c))
+        q = (self.q_proj(x) * self.scaling).view(b, t, self.heads, self.head_dim).transpose(1, 2)
         scores = q @ k.transpose(-1, -2)  # (B, H, T, T)
         if key_padding_mask is not None:
             scores = scores.masked_fill(key_padding_mask[:, None, None, :], float("-inf"))
@@ -135,11 +148,11 @@ class TransformerLayer(nn.Module):
         self.fc2 = nn.Linear(config.ffn_dim, dim)
         self.final_layer_norm = nn.LayerNorm(dim, eps=eps)
 
-    def forward(self, x, key_padding_mask=None):
+    def forward(self, x, key_padding_mask=None, attention: str = "explicit"):
         if self.layer_norm_first:
-            x = x + self.self_attn(self.self_attn_layer_norm(x), key_padding_mask)
+            x = x + self.self_attn(self.self_attn_layer_norm(x), key_padding_mask, attention)
             return x + self.fc2(F.gelu(self.fc1(self.final_layer_norm(x))))
-        x = self.self_attn_layer_norm(x + self.self_attn(x, key_padding_mask))
+        x = self.self_attn_layer_norm(x + self.self_attn(x, key_padding_mask, attention))
         return self.final_layer_norm(x + self.fc2(F.gelu(self.fc1(x))))
 
 
@@ -158,7 +171,7 @@ class TransformerEncoder(nn.Module):
         self.layers = nn.ModuleList(TransformerLayer(config) for _ in range(config.num_layers))
         self.layer_norm = nn.LayerNorm(dim, eps=config.layer_norm_eps)
 
-    def forward(self, x, padding_mask=None, num_layers=None):  # (B, T, C) -> (B, T, C)
+    def forward(self, x, padding_mask=None, num_layers=None, attention: str = "explicit"):  # (B, T, C)
         if padding_mask is not None:
             x = x.masked_fill(padding_mask[..., None], 0.0)
         x = x + self.pos_conv(x.transpose(1, 2)).transpose(1, 2)
@@ -166,7 +179,7 @@ class TransformerEncoder(nn.Module):
             x = self.layer_norm(x)
         n = len(self.layers) if num_layers is None else num_layers
         for layer in self.layers[:n]:
-            x = layer(x, padding_mask)
+            x = layer(x, padding_mask, attention)
         return x  # pre-LN models: fairseq skips the final norm when a layer is selected
 
 
@@ -191,13 +204,15 @@ class HubertModel(nn.Module):
             padding_mask = padding_mask[:, :-extra]
         return padding_mask.view(padding_mask.shape[0], frames, -1).all(-1)
 
-    def layer_output(self, wav, output_layer: int, padding_mask=None):
+    def layer_output(self, wav, output_layer: int, padding_mask=None, attention: str = "explicit"):
         """Output of transformer layer ``output_layer`` (1-based): (B, N) -> (B, T, C)."""
         if wav.dim() == 1:
             wav = wav[None]
         check_length(wav.shape[-1], self.config)
         if not 1 <= output_layer <= len(self.encoder.layers):
             raise ValueError(f"output_layer {output_layer} not in 1..{len(self.encoder.layers)}")
+        if attention not in ATTENTION_KERNELS:
+            raise ValueError(f"attention must be one of {ATTENTION_KERNELS}, got {attention!r}")
         if self.config.normalize:
             wav = F.layer_norm(wav, wav.shape[-1:])
         feats = self.feature_extractor(wav).transpose(1, 2)  # (B, T, 512)
@@ -206,21 +221,23 @@ class HubertModel(nn.Module):
         if padding_mask is not None:
             mask = self.frame_padding_mask(padding_mask.bool(), feats.shape[1])
         x = self.post_extract_proj(feats)  # (B, T, 768)
-        return self.encoder(x, mask, num_layers=output_layer)
+        return self.encoder(x, mask, num_layers=output_layer, attention=attention)
 
-    def extract_features(self, wav, version: str = "v1", padding_mask=None, output_layer=None):
+    def extract_features(self, wav, version: str = "v1", padding_mask=None, output_layer=None,
+                         attention: str = "explicit"):
         """RVC content features: (B, N) or (N,) float @ 16 kHz -> (B, T, 256 | 768) @ 50 Hz.
 
         ``version="v1"``: layer 9 through ``final_proj`` (256-d, RVC WebUI); ``"v2"``: layer 12
         (768-d). ``output_layer`` overrides the layer (Applio's v1 reads layer 12 through
         final_proj: ``version="v1", output_layer=12``). ``padding_mask`` (B, N) bool, True at
-        padded samples; RVC passes all False, which equals None.
+        padded samples; RVC passes all False, which equals None. ``attention``: the kernel
+        (:data:`~rvclab.models.hubert.config.ATTENTION_KERNELS`) of the upstream code followed.
         T = config.num_frames(N); raises TooShortError when N < 400 samples (one frame).
         """
         if version not in VERSION_LAYERS:
             raise ValueError(f"version must be 'v1' or 'v2', got {version!r}")
         layer = output_layer or VERSION_LAYERS[version]
-        x = self.layer_output(wav, layer, padding_mask)
+        x = self.layer_output(wav, layer, padding_mask, attention)
         return self.final_proj(x) if version == "v1" else x
 
 
