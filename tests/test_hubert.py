@@ -343,3 +343,19 @@ def test_matches_only_hubert_checkpoints():
     assert not rules.matches({"weight": {"enc_p.emb_phone.weight": np.zeros((2, 2))},
                               "config": [], "version": "v2"})
     assert not rules.matches({"model": {"unet.encoder.bn.weight": np.zeros(2)}})
+
+
+def test_sdpa_attention_is_the_same_maths_with_other_rounding(small_models, speech):
+    """The kernel transformers runs (sdpa) and fairseq's explicit one agree to rounding, and the
+    switch takes effect (the two are not the same bits); a kernel name it does not know is refused."""
+    torch_model, _ = small_models
+    wav = torch.from_numpy(speech[:8000])[None]
+    with torch.no_grad():
+        out = {k: torch_model.extract_features(wav, "v2", attention=k)[0].numpy() for k in ("explicit", "sdpa")}
+        masked = torch_model.extract_features(wav, "v2", padding_mask=torch.zeros_like(wav, dtype=torch.bool),
+                                              attention="sdpa")[0].numpy()
+    scale = np.abs(out["explicit"]).max()
+    assert 0 < np.abs(out["sdpa"] - out["explicit"]).max() < 1e-5 * scale
+    assert np.abs(masked - out["sdpa"]).max() < 1e-5 * scale  # an all-False mask changes nothing
+    with pytest.raises(ValueError, match="attention must be one of"):
+        torch_model.extract_features(wav, "v2", attention="flash")
