@@ -96,10 +96,15 @@ def test_convert_bad_index_fails_before_converting(case, models, good_wav, tmp_p
 @pytest.mark.parametrize("extra, words", [
     (["--index-rate", "2"], "--index-rate 2.0: must be in [0, 1.0]"),
     (["--protect", "0.9"], "--protect 0.9: must be in [0, 0.5]"),
-    (["--f0-method", "nonsense"], "--f0-method 'nonsense': choose from"),
-    (["--f0-file", "missing_f0.txt"], "missing_f0.txt: no such F0 file"),
+    (["--f0-method", "nonsense"], "F0 method 'nonsense' is not offered by reference profile 'rvc-webui-2026'"),
+    (["--f0-method", "crepe"], "it offers: pm, rmvpe, fcpe"),
+    (["--reference", "webui"], "unknown reference profile 'webui'; known profiles: rvc-webui-2026, rvc-webui-2024"),
+    (["--filter-radius", "3"], "--filter-radius: F0 method 'pm' of reference profile 'rvc-webui-2026' takes none"),
+    (["--f0-file", "missing_f0.txt"], "--f0-file: reference profile 'rvc-webui-2026' (RVC 20260716) takes no F0 curve"),
+    (["--reference", "rvc-webui-2024", "--f0-file", "missing_f0.txt"], "missing_f0.txt: no such F0 file"),
     (["--hubert", "{wav}"], "not a checkpoint"),
-], ids=["index-rate", "protect", "f0-method", "f0-file", "hubert is a wav"])
+], ids=["index-rate", "protect", "f0-method", "f0-method not offered", "unknown reference", "filter-radius",
+        "f0-file without curves", "f0-file", "hubert is a wav"])
 def test_convert_bad_parameters_stop_a_batch_before_it_starts(extra, words, models, good_wav, tmp_path, capsys):
     folder = tmp_path / "in"
     folder.mkdir()
