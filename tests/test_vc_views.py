@@ -93,6 +93,7 @@ def test_explorer_passes_the_chosen_parameters(small_voice):
     assert "error" not in box.last, box.last.get("error")
     assert calls[-1]["f0_up_key"] == 5 and calls[-1]["protect"] == pytest.approx(0.1)
     assert calls[-1]["f0_method"] == "rmvpe" and calls[-1]["index"] is None
+    assert calls[-1]["reference"] == "rvc-webui-2026"  # the defaults above are its
     assert calls[-1]["index_rate"] == pytest.approx(0.75) and calls[-1]["noise_seed"] == 0
     box.controls["rms_mix_rate"].value = 1.0
     box.controls["f0_up_key"].value = -3
