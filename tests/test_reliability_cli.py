@@ -357,3 +357,18 @@ def test_help_documents_exit_codes(capsys):
         assert line in out
     for command in ("info", "weights", "parity", "convert-weights", "convert", "bench", "demo", "index", "lab"):
         assert command in out
+
+
+@pytest.mark.parametrize("extra, words", [
+    (["--reference", "webui"], "invalid choice: 'webui'"),
+    (["--f0-methods", "pm,harvest"], "'harvest' is not offered by reference profile 'rvc-webui-2026'"),
+], ids=["unknown reference", "method not offered"])
+def test_parity_e2e_bad_reference_is_bad_input(extra, words, capsys):
+    """Before any model loads: an unknown profile lists the known ones, a method the profile
+    lacks names those it offers; exit 2."""
+    with pytest.raises(SystemExit) as exit_:
+        main(["parity", "e2e", "--json", *extra])
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err
+    assert words in err, err
+    assert "rvc-webui-2026" in err and ("applio" in err or "pm, rmvpe, fcpe" in err), err

@@ -30,7 +30,7 @@ from rvclab.bench.stages import BACKENDS, STAGE_NAMES, StageOptions, build, coun
 from rvclab.checkpoints import atomic_write
 from rvclab.models.synth.noise import NOISE_KINDS
 from rvclab.precision import PRECISIONS
-from rvclab.profiles import DEFAULT_PROFILE
+from rvclab.profiles import DEFAULT_PROFILE, PROFILES
 
 STAGE_CHOICES = ("matmul", *STAGE_NAMES, "all")
 MATMUL_SIZES = {"cpu": (1024, 2048), "gpu": (4096, 8192)}
@@ -290,7 +290,7 @@ def add_arguments(s: argparse.ArgumentParser) -> None:
     s.add_argument("--repeats", type=int, default=3)
     s.add_argument("--warmup", type=int, default=1)
     s.add_argument("--f0-method", default="rmvpe", help="F0 method of the e2e stage")
-    s.add_argument("--reference", default=DEFAULT_PROFILE, help="reference profile of the e2e stage (rvclab.profiles)")
+    s.add_argument("--reference", default=DEFAULT_PROFILE, choices=list(PROFILES), help="profile of the e2e stage")
     s.add_argument("--crepe-model", default="full", choices=("full", "tiny"))
     s.add_argument("--noise", default="numpy", choices=NOISE_KINDS, help="noise generator of the e2e stage")
     s.add_argument("--precision", default=None, choices=PRECISIONS,

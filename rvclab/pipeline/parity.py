@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import sys
 import tempfile
 from pathlib import Path
 
@@ -12,6 +13,7 @@ import numpy as np
 from rvclab import metrics
 from rvclab.audio import data_clips, load_audio
 from rvclab.pipeline import steps as pipeline_steps
+from rvclab.pipeline.batch import EXIT_BAD_INPUT
 from rvclab.pipeline.conversion import convert_voice
 from rvclab.pipeline.index import build_index, load_index, write_index
 from rvclab.pipeline.networks import VoiceModel, embedder, features
@@ -33,9 +35,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-index", action="store_true", help="skip the cases with a FAISS index")
     p.add_argument("--no-chunked", action="store_true", help="skip the chunked case")
     p.add_argument("--seed", type=int, default=0, help="noise seed")
-    p.add_argument("--reference", default=DEFAULT_PROFILE,
-                   help=f"reference profile to follow ({', '.join(PROFILES)}; default {DEFAULT_PROFILE}, "
-                        "the current RVC WebUI release)")
+    p.add_argument("--reference", default=DEFAULT_PROFILE, choices=list(PROFILES),
+                   help=f"reference profile to follow (default {DEFAULT_PROFILE}, the current RVC WebUI release); "
+                        "every F0 method must be one it offers")
 
 
 def compare(a, b, sr: int) -> dict:
@@ -89,9 +91,13 @@ def build_test_index(voice, clips: list, out_dir: Path):
 
 def run(args) -> list[dict]:
     """Every case of ``rvclab parity e2e`` (clips x F0 methods x with/without index, chunked)."""
-    profile = resolve(args.reference)  # an unknown name fails before any model loads
+    profile = resolve(args.reference)
     for method in args.f0_methods.split(","):
-        profile.check_f0_method(method)
+        try:
+            profile.check_f0_method(method)
+        except ValueError as exc:  # before any model loads; bad input, as argparse exits
+            print(f"rvclab parity e2e: --f0-methods: {exc}", file=sys.stderr)
+            raise SystemExit(EXIT_BAD_INPUT) from None
     voice = VoiceModel(Path(args.voice) if args.voice else default_voice())
     clips = data_clips()
     if args.clips:
