@@ -4,14 +4,14 @@ spectrogram difference and A/B players, redrawn when a profile or the F0 method 
 from __future__ import annotations
 
 import html
+import io
 
 import ipywidgets as w
 import numpy as np
-from IPython.display import display
 
 from rvclab.pipeline.profile_effect import METHODS, compare_profiles, convert_under
 from rvclab.profiles import DEFAULT_PROFILE, PROFILES
-from rvclab.views.players import ab_player
+from rvclab.views.players import audio_player
 from rvclab.views.plots import f0_overlay, spectrogram_diff
 
 
@@ -26,14 +26,15 @@ def profile_switcher(audio16: np.ndarray, voice, *, a: str = "rvc-webui-2024", b
     controls = {"a": w.Dropdown(options=names, value=a, description="profile A"),
                 "b": w.Dropdown(options=names, value=b, description="profile B"),
                 "method": w.Dropdown(options=list(METHODS), value=method, description="F0 method")}
-    status, plots = w.HTML(), w.Output()
+    # figures as images and players as HTML: widget values, drawn without an Output capture
+    status, f0_image, spec_image, players = w.HTML(), w.Image(format="png"), w.Image(format="png"), w.HBox()
     cache: dict = {}
-    box = w.VBox([w.HBox(list(controls.values())), status, plots])
+    box = w.VBox([w.HBox(list(controls.values())), status, f0_image, spec_image, players])
     box.controls, box.last = controls, {}
 
     def run(_change=None):
         pa, pb, m = controls["a"].value, controls["b"].value, controls["method"].value
-        plots.clear_output()
+        f0_image.value, spec_image.value, players.children = b"", b"", ()
         missing = [p for p in (pa, pb) if m not in PROFILES[p].f0_method_names]
         if missing:
             offered = PROFILES[missing[0]].f0_method_names
@@ -48,13 +49,20 @@ def profile_switcher(audio16: np.ndarray, voice, *, a: str = "rvc-webui-2024", b
         box.last = row
         status.value = html.escape(" | ".join(f"{k} {v:.4f}" for k, v in row.items() if isinstance(v, float))
                                    or "the same profile on both sides")
-        with plots:
-            display(f0_overlay(ra.f0, rb.f0, labels=(pa, pb), title=f"F0 ({m}) as each profile feeds the synthesizer"))
-            display(spectrogram_diff(ra.audio, rb.audio, ra.sr, labels=(pa, pb)))
-            display(ab_player(ra.audio, rb.audio, ra.sr, labels=(pa, pb)))
+        f0_image.value = _png(f0_overlay(ra.f0, rb.f0, labels=(pa, pb),
+                                         title=f"F0 ({m}) as each profile feeds the synthesizer"))
+        spec_image.value = _png(spectrogram_diff(ra.audio, rb.audio, ra.sr, labels=(pa, pb)))
+        players.children = tuple(w.HTML(audio_player(r.audio, r.sr, label=p).data) for p, r in ((pa, ra), (pb, rb)))
 
     for c in controls.values():
         c.observe(run, names="value")
     box.run = run
     run()
     return box
+
+
+def _png(fig) -> bytes:
+    """A (closed) matplotlib figure as PNG bytes."""
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=80)
+    return buf.getvalue()
