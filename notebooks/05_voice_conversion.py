@@ -3,7 +3,8 @@
 #
 # One clip converted end to end with PyTorch and with MLX (same pipeline, chunking and noise),
 # then listened to, compared number by number, retrieved against a FAISS index, and taken apart
-# by a stage swap. The last cell is an explorer to try other clips, voices and parameters.
+# by a stage swap, then under two reference profiles (releases). The last cell is an explorer to
+# try other clips, voices and parameters.
 #
 # **The voice model here is seeded, not trained**: `weights/voice_v2_32k.pth` has RVC's
 # architecture and file layout with random weights, so the output sounds like noise shaped by the
@@ -26,8 +27,8 @@ print(f"{source.name}: {audio.size / 16000:.2f} s | voice {voice.path.name}: {vo
 # %% [markdown]
 # ## Convert with each backend
 #
-# `convert_voice` with RVC WebUI's defaults (rmvpe, protect 0.33, rms_mix_rate 0.25), once per
-# backend; both draw the synthesizer's noise from the same seed.
+# `convert_voice` with the current RVC WebUI's defaults (reference profile `rvc-webui-2026`: rmvpe,
+# protect 0.33, rms_mix_rate 0.25), once per backend; both draw the synthesizer's noise from the same seed.
 
 # %%
 runs = vc_views.convert_both(audio, voice, noise_seed=0, f0_method="rmvpe", keep_features=True)
@@ -124,6 +125,21 @@ widgets.conversion_table(swap["rows"])
 # %% [markdown]
 # The synthesizer alone leaves the smaller difference; most of what remains between the two full
 # runs enters with the features and F0, all of it at fp32 rounding level.
+
+# %% [markdown]
+# ## Reference profiles: which release to follow
+#
+# Conversions follow the current RVC WebUI release by default (`reference="rvc-webui-2026"`);
+# `rvc-webui-2024` and `applio` follow the releases older voices came from (docs/reference_profiles.md).
+# With pm F0 most unvoiced frames show the biggest difference: 2026 fills them by interpolation before
+# the synthesizer sees them, 2024 leaves them at 0 Hz. Switch the profiles or the F0 method (torch
+# backend, one noise seed): F0 curves, the log-mel difference and A/B players follow.
+
+# %%
+from IPython.display import display
+switcher = widgets.profile_switcher(audio, voice, a="rvc-webui-2024", b="rvc-webui-2026", method="pm")
+print({k: round(v, 3) if isinstance(v, float) else v for k, v in switcher.last.items()})
+display(switcher)
 
 # %% [markdown]
 # ## Explorer

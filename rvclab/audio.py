@@ -39,6 +39,7 @@ PLOT_N_MELS = 80
 
 MIN_SAMPLE_RATE = 1000  # below this nothing is speech; a header claiming it is damaged
 MAX_SAMPLE_RATE = 384000  # the highest rate audio interfaces record at
+RES_TYPE = "soxr_hq"  # librosa resampler rvclab uses where a reference profile names none it can run
 
 # The one list of audio files rvclab reads, for a single file and a folder alike (libsndfile reads
 # each here; tests/test_provenance.py checks .opus). Outputs: the formats save_audio_atomic writes
@@ -137,13 +138,20 @@ def check_sample_rate(sr: int, name: str = "audio") -> None:
                          f"{MAX_SAMPLE_RATE // 1000} kHz (a damaged header?)")
 
 
-def resample(audio: np.ndarray, sr_in: int, sr_out: int) -> np.ndarray:
-    """High-quality band-limited resampling (soxr), float32 in and out."""
+def resample(audio: np.ndarray, sr_in: int, sr_out: int, res_type: str = RES_TYPE) -> np.ndarray:
+    """Band-limited resampling with librosa's ``res_type`` (default soxr_hq), float32 in and out.
+
+    A ``res_type`` whose package is missing (resampy for "kaiser_best") raises AudioError naming it.
+    """
     if sr_in == sr_out:
         return audio.astype(np.float32, copy=False)
     if sr_in <= 0 or sr_out <= 0:
         raise AudioError(f"sample rates must be positive, got {sr_in} -> {sr_out}")
-    out = librosa.resample(audio.astype(np.float32), orig_sr=sr_in, target_sr=sr_out, res_type="soxr_hq")
+    try:
+        out = librosa.resample(audio.astype(np.float32), orig_sr=sr_in, target_sr=sr_out, res_type=res_type)
+    except ImportError as exc:
+        raise AudioError(f"resampling with res_type={res_type!r} needs the {exc.name or 'missing'} package "
+                         f"({exc}); install it or choose another reference profile") from exc
     return out.astype(np.float32, copy=False)
 
 
@@ -155,7 +163,8 @@ def save_audio_atomic(
     protect: tuple[str | os.PathLike, ...] = (),
     overwrite: bool = True,
 ) -> Path:
-    """Write ``audio`` (T,) float to ``path`` (wav/flac/ogg by suffix) via temp file + rename.
+    """Write ``audio`` (T,) float, or int16 samples, to ``path`` (wav/flac/ogg by suffix) via temp
+    file + rename. Floats go to WAV as 32-bit float; int16 arrays as 16-bit PCM, sample for sample.
 
     Refuses to write over any file this process read with :func:`load_audio` or named in
     ``protect`` (inputs are never overwritten). The target is untouched on any error.
@@ -166,14 +175,19 @@ def save_audio_atomic(
         inputs = set(_INPUTS)
     if target in inputs or any(target == _key(p) for p in protect):
         raise AudioError(f"{path}: is an input file; refusing to overwrite it")
-    audio = np.asarray(audio, dtype=np.float32)
+    audio = np.asarray(audio)
+    pcm16 = audio.dtype == np.int16
+    audio = audio if pcm16 else audio.astype(np.float32, copy=False)
     if audio.ndim != 1:
         raise AudioError(f"{path}: expected mono audio of shape (T,), got {audio.shape}")
     check_finite(audio, str(path))
     fmt = OUTPUT_FORMATS.get(path.suffix.lower())
     if fmt is None:
         raise AudioError(f"{path}: unsupported output format; use {', '.join(OUTPUT_FORMATS)}")
-    subtype = "FLOAT" if fmt == "WAV" else None
+    if pcm16:
+        subtype = "PCM_16" if fmt in ("WAV", "FLAC") else None
+    else:
+        subtype = "FLOAT" if fmt == "WAV" else None
     return atomic_write(
         path,
         lambda tmp: sf.write(str(tmp), audio, int(sr), format=fmt, subtype=subtype),

@@ -3,11 +3,9 @@ what today's rvclab code does, read from its own modules."""
 
 from __future__ import annotations
 
-import ast
 import dataclasses
 import importlib
 import inspect
-import textwrap
 
 import numpy as np
 import pytest
@@ -29,8 +27,9 @@ from rvclab.profiles import DEFAULT_PROFILE, PROFILES, SHARED_FIELDS, F0Method, 
 NAMES = ("rvc-webui-2026", "rvc-webui-2024", "applio")
 FIELDS = tuple(f.name for f in dataclasses.fields(ReferenceProfile))
 
-# Where today's rvclab departs from the 20240604 release (docs/reference_profiles.md, "Where rvclab
-# departs from 20240604 today"): the field, and where the release's value was read.
+# Where rvclab's functions, called without a profile, depart from the 20240604 release
+# (docs/reference_profiles.md, "Defaults without a profile"); conversions pass their profile's
+# value instead (tests/test_reference.py): the field, and where the release's value was read.
 DEPARTURES_2024 = {
     "f0_methods": "infer-web.py: pm, harvest, crepe, rmvpe (rvclab also offers crepe-tiny, fcpe, dio)",
     "rmvpe_pad_mode": "infer/lib/rmvpe.py RMVPE.mel2hidden: F.pad(mode='constant')",
@@ -62,18 +61,15 @@ def _index_weight_power() -> int:
 
 
 def _resampler() -> str:
-    """The res_type rvclab.audio.resample (input to 16 kHz, and resample_sr) passes to librosa,
-    read from its code (calling it would load librosa's resamplers: seconds)."""
-    tree = ast.parse(textwrap.dedent(inspect.getsource(audio.resample)))
-    kinds = {kw.value.value for node in ast.walk(tree) if isinstance(node, ast.Call)
-             for kw in node.keywords if kw.arg == "res_type"}
-    assert len(kinds) == 1, kinds
-    return kinds.pop()
+    """The res_type rvclab.audio.resample passes to librosa when no profile names one."""
+    assert inspect.signature(audio.resample).parameters["res_type"].default == audio.RES_TYPE
+    return audio.RES_TYPE
 
 
 def todays_values() -> dict[str, object]:
-    """Each profile field today's code fixes, read from rvclab's modules: a constant where one
-    exists, otherwise what the function does on a small input."""
+    """Each profile field rvclab's functions fix when called without a profile, read from its
+    modules: a constant or default where one exists, otherwise what the function does on a small
+    input."""
     filled = steps.postprocess_f0(np.array([0, 100, 0, 200, 0], np.float32))[1]
     return {
         "f0_methods": tuple(pitch.METHODS),
@@ -176,8 +172,8 @@ def test_f0_params_are_keywords_of_rvclabs_estimators():
 
 # --- the 2024 profile against today's code ----------------------------------------------------------
 def test_2024_profile_is_today_except_the_named_departures():
-    """Every field today's code fixes equals the 2024 profile's value, except the departures
-    named above, each of which really differs."""
+    """Every field rvclab's functions fix without a profile equals the 2024 profile's value,
+    except the departures named above, each of which really differs."""
     p = get_profile("rvc-webui-2024")
     today = todays_values()
     assert set(today) | {"name", "release", "source", "default_f0_method", "default_index_rate",

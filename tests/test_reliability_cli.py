@@ -96,10 +96,15 @@ def test_convert_bad_index_fails_before_converting(case, models, good_wav, tmp_p
 @pytest.mark.parametrize("extra, words", [
     (["--index-rate", "2"], "--index-rate 2.0: must be in [0, 1.0]"),
     (["--protect", "0.9"], "--protect 0.9: must be in [0, 0.5]"),
-    (["--f0-method", "nonsense"], "--f0-method 'nonsense': choose from"),
-    (["--f0-file", "missing_f0.txt"], "missing_f0.txt: no such F0 file"),
+    (["--f0-method", "nonsense"], "F0 method 'nonsense' is not offered by reference profile 'rvc-webui-2026'"),
+    (["--f0-method", "crepe"], "it offers: pm, rmvpe, fcpe"),
+    (["--reference", "webui"], "unknown reference profile 'webui'; known profiles: rvc-webui-2026, rvc-webui-2024"),
+    (["--filter-radius", "3"], "--filter-radius: F0 method 'pm' of reference profile 'rvc-webui-2026' takes none"),
+    (["--f0-file", "missing_f0.txt"], "--f0-file: reference profile 'rvc-webui-2026' (RVC 20260716) takes no F0 curve"),
+    (["--reference", "rvc-webui-2024", "--f0-file", "missing_f0.txt"], "missing_f0.txt: no such F0 file"),
     (["--hubert", "{wav}"], "not a checkpoint"),
-], ids=["index-rate", "protect", "f0-method", "f0-file", "hubert is a wav"])
+], ids=["index-rate", "protect", "f0-method", "f0-method not offered", "unknown reference", "filter-radius",
+        "f0-file without curves", "f0-file", "hubert is a wav"])
 def test_convert_bad_parameters_stop_a_batch_before_it_starts(extra, words, models, good_wav, tmp_path, capsys):
     folder = tmp_path / "in"
     folder.mkdir()
@@ -352,3 +357,18 @@ def test_help_documents_exit_codes(capsys):
         assert line in out
     for command in ("info", "weights", "parity", "convert-weights", "convert", "bench", "demo", "index", "lab"):
         assert command in out
+
+
+@pytest.mark.parametrize("extra, words", [
+    (["--reference", "webui"], "invalid choice: 'webui'"),
+    (["--f0-methods", "pm,harvest"], "'harvest' is not offered by reference profile 'rvc-webui-2026'"),
+], ids=["unknown reference", "method not offered"])
+def test_parity_e2e_bad_reference_is_bad_input(extra, words, capsys):
+    """Before any model loads: an unknown profile lists the known ones, a method the profile
+    lacks names those it offers; exit 2."""
+    with pytest.raises(SystemExit) as exit_:
+        main(["parity", "e2e", "--json", *extra])
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err
+    assert words in err, err
+    assert "rvc-webui-2026" in err and ("applio" in err or "pm, rmvpe, fcpe" in err), err

@@ -136,6 +136,58 @@ def test_chunk_boundary_parity(small_pair, speech):
         t.salience(a, chunk_frames=50)
 
 
+@pytest.mark.parametrize("pad_mode", ["reflect", "constant"])
+def test_each_pad_mode_is_a_direct_torch_computation_and_both_backends_agree(small_pair, speech, pad_mode):
+    """salience(pad_mode=m, chunk_frames=None) is the network on the log-mel padded with
+    F.pad(mode=m) in one call, on torch and (within the guard) on MLX."""
+    import torch.nn.functional as F
+
+    t, m, _ = small_pair
+    a = speech[:16000 + 4321]  # 128 frames -> 128 (no pad); cut to 120 frames below
+    a = a[: 119 * 160]  # 120 frames -> 8 padded
+    mel = t.mel(torch.from_numpy(a)[None])
+    with torch.no_grad():
+        want = t.model(F.pad(mel, (0, 128 - mel.shape[-1]), mode=pad_mode))[0, : mel.shape[-1]].numpy()
+    got = t.salience(a, chunk_frames=None, pad_mode=pad_mode)
+    np.testing.assert_allclose(got, want, atol=1e-6)
+    assert np.abs(m.salience(a, None, pad_mode) - got).max() <= tol.RMVPE_CHECKS["salience_max_abs"].guard
+
+
+def test_pad_modes_differ_in_the_last_32_frames(small_pair, speech):
+    """Reflect and zero padding give another salience on the last 32 frames (the U-Net reads the
+    padding there; the backward GRU carries it further), on both backends alike."""
+    t, m, _ = small_pair
+    a = speech[: 119 * 160]  # 120 frames, 8 padded
+    diffs = []
+    for est in (t, m):
+        r, z = est.salience(a, None, "reflect"), est.salience(a, None, "constant")
+        diffs.append(r[-32:] - z[-32:])
+        assert np.abs(diffs[-1]).max() > 1e-3
+    assert np.abs(diffs[0] - diffs[1]).max() <= 2 * tol.RMVPE_CHECKS["salience_max_abs"].guard
+
+
+def test_zero_padding_has_no_reflect_minimum_and_bad_framing_is_named(small_pair, speech):
+    t, m, _ = small_pair
+    short = speech[:1000]  # 7 frames: reflect cannot pad them to 32
+    for est in (t, m):
+        with pytest.raises(ValueError, match="reflect-pad"):
+            est.salience(short, None, "reflect")
+        assert est.salience(short, None, "constant").shape == (7, 360)
+        with pytest.raises(ValueError, match="pad_mode 'edge'"):
+            est.salience(short, None, "edge")
+        with pytest.raises(ValueError, match="positive multiple of 32"):
+            est.salience(speech, 0, "constant")
+
+
+def test_one_call_differs_from_chunks(small_pair, speech):
+    """chunk_frames=None runs one call; 64-frame chunks restart the GRU at each boundary."""
+    t, m, _ = small_pair
+    a = np.tile(speech, 2)[: 16000 * 5 + 77]
+    whole_t, whole_m = t.salience(a, None, "constant"), m.salience(a, None, "constant")
+    assert np.abs(whole_t - whole_m).max() <= tol.RMVPE_CHECKS["salience_max_abs"].guard
+    assert np.abs(whole_t - t.salience(a, 64, "constant")).max() > 1e-4
+
+
 def test_batchnorm_running_stats_matter(small_pair, speech, mx):
     """Seeded running statistics are not trivial: batch statistics give another salience."""
     from rvclab.models.rmvpe.mlx import BatchNorm2d
@@ -216,6 +268,8 @@ def test_silence_too_short_and_empty(real_pair):
             estimate(np.zeros(1000, np.float32), backend, model_path=path)
         f0, _ = estimate(np.zeros(2720, np.float32), backend, model_path=path)  # 17 frames: ok
         assert f0.shape == (18,)
+        f0, voiced = estimate(np.zeros(1000, np.float32), backend, model_path=path, pad_mode="constant")
+        assert f0.shape == (7,) and np.isfinite(f0).all()  # zero padding has no minimum
 
 
 # --- checkpoints -----------------------------------------------------------------------------

@@ -93,6 +93,7 @@ def test_explorer_passes_the_chosen_parameters(small_voice):
     assert "error" not in box.last, box.last.get("error")
     assert calls[-1]["f0_up_key"] == 5 and calls[-1]["protect"] == pytest.approx(0.1)
     assert calls[-1]["f0_method"] == "rmvpe" and calls[-1]["index"] is None
+    assert calls[-1]["reference"] == "rvc-webui-2026"  # the defaults above are its
     assert calls[-1]["index_rate"] == pytest.approx(0.75) and calls[-1]["noise_seed"] == 0
     box.controls["rms_mix_rate"].value = 1.0
     box.controls["f0_up_key"].value = -3
@@ -157,3 +158,34 @@ def test_f0_axes_read_plain_hz_and_legends_sit_beside_the_data():
         assert {"100", "200"} <= set(labels), labels
         legend = ax.get_legend().get_window_extent()
         assert legend.x0 >= ax.get_window_extent().x1, "legend overlaps the axes"
+
+
+def test_profile_switcher_compares_two_profiles_and_names_missing_methods():
+    """Profile A vs B: the row compares their conversions (cached per method and profile); a
+    profile lacking the method says which it offers."""
+    from rvclab.views import widgets
+
+    calls = []
+    wave = 0.5 * np.sin(np.arange(3200) * 0.03).astype(np.float32)
+
+    def fake_runner(audio, voice, method, profiles, noise_seed=0):
+        calls.append((method, tuple(profiles)))
+        f0 = {"rvc-webui-2024": np.array([0, 100, 0, 200] * 25, np.float32),
+              "rvc-webui-2026": np.array([100, 100, 150, 200] * 25, np.float32),
+              "applio": np.array([0, 100, 0, 200] * 25, np.float32)}
+        return {p: _conversion(wave * (1.0 + 0.1 * i), f0[p]) for i, p in enumerate(profiles)}
+
+    box = widgets.profile_switcher(np.zeros(16000, np.float32), None, runner=fake_runner)
+    assert calls == [("pm", ("rvc-webui-2024", "rvc-webui-2026"))]
+    assert box.last["voicing_agreement"] == pytest.approx(0.5)  # 2024 leaves half unvoiced, 2026 fills
+    assert box.last["f0_within_50_cents"] == pytest.approx(1.0)
+    f0_image, spec_image, players = box.children[2:]
+    assert bytes(f0_image.value).startswith(b"\x89PNG") and bytes(spec_image.value).startswith(b"\x89PNG")
+    assert len(players.children) == 2 and "rvc-webui-2024" in players.children[0].value
+    box.controls["b"].value = "applio"  # applio offers no pm
+    assert "applio does not offer pm; it offers: crepe, crepe-tiny, rmvpe, fcpe" in box.last["error"]
+    assert bytes(f0_image.value) == b"" and players.children == ()
+    box.controls["method"].value = "rmvpe"
+    assert calls[-1] == ("rmvpe", ("rvc-webui-2024", "applio")) and "error" not in box.last
+    box.controls["b"].value = "rvc-webui-2024"
+    assert box.last == {} and len(calls) == 2  # the same profile twice; nothing converted again

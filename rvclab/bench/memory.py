@@ -117,7 +117,7 @@ def measure_rss_subprocess(stage: str, backend: str, seconds: list[float], opts,
     cmd = [sys.executable, "-m", "rvclab.bench.memory", "--stage", stage, "--backend", backend,
            "--seconds", ",".join(f"{s:g}" for s in seconds), "--device", opts.device,
            "--f0-method", opts.f0_method, "--crepe-model", opts.crepe_model, "--voice", opts.voice,
-           "--noise", opts.noise]
+           "--noise", opts.noise, "--reference", opts.reference]
     root = str(ROOT)
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")]))}
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=timeout)
@@ -155,9 +155,10 @@ def main(argv=None) -> int:
     ap.add_argument("--crepe-model", default="full")
     ap.add_argument("--voice", default=SYNTH_VOICE)
     ap.add_argument("--noise", default="numpy")
+    ap.add_argument("--reference", default=StageOptions.reference)
     args = ap.parse_args(argv)
     opts = StageOptions(device=args.device, f0_method=args.f0_method, crepe_model=args.crepe_model,
-                        voice=args.voice, noise=args.noise)
+                        voice=args.voice, noise=args.noise, reference=args.reference)
     seconds = [float(s) for s in args.seconds.split(",")]
     rows = run_lengths(args.stage, args.backend, seconds, opts)
     print(RESULT_TAG + json.dumps(rows), flush=True)

@@ -30,6 +30,7 @@ from rvclab.bench.stages import BACKENDS, STAGE_NAMES, StageOptions, build, coun
 from rvclab.checkpoints import atomic_write
 from rvclab.models.synth.noise import NOISE_KINDS
 from rvclab.precision import PRECISIONS
+from rvclab.profiles import DEFAULT_PROFILE, PROFILES
 
 STAGE_CHOICES = ("matmul", *STAGE_NAMES, "all")
 MATMUL_SIZES = {"cpu": (1024, 2048), "gpu": (4096, 8192)}
@@ -289,6 +290,7 @@ def add_arguments(s: argparse.ArgumentParser) -> None:
     s.add_argument("--repeats", type=int, default=3)
     s.add_argument("--warmup", type=int, default=1)
     s.add_argument("--f0-method", default="rmvpe", help="F0 method of the e2e stage")
+    s.add_argument("--reference", default=DEFAULT_PROFILE, choices=list(PROFILES), help="profile of the e2e stage")
     s.add_argument("--crepe-model", default="full", choices=("full", "tiny"))
     s.add_argument("--noise", default="numpy", choices=NOISE_KINDS, help="noise generator of the e2e stage")
     s.add_argument("--precision", default=None, choices=PRECISIONS,
@@ -327,7 +329,7 @@ def run_cli(args) -> int:
             print("rvclab bench: --device gpu needs CUDA, and torch sees none", file=sys.stderr)
             return 2
     opts = StageOptions(device=args.device, f0_method=args.f0_method, crepe_model=args.crepe_model,
-                        noise=args.noise, precision=args.precision)
+                        noise=args.noise, precision=args.precision, reference=args.reference)
     meta = {**machine_info(args.device), "precision": args.precision or precision_as_set(),
             "command": "rvclab bench " + " ".join(_argv_of(args))}
     rows: list[dict] = []

@@ -25,6 +25,7 @@ from rvclab.models.synth.noise import make_noise
 from rvclab.models.synth.parity import clip_inputs
 from rvclab.pipeline.conversion import convert_voice
 from rvclab.pipeline.networks import NETWORK_STEPS, VoiceModel, embedder
+from rvclab.profiles import DEFAULT_PROFILE
 from rvclab.runtime import import_mlx, torch_cuda_graph_enabled
 from rvclab.voices import default_voice
 
@@ -45,6 +46,7 @@ class StageOptions:
     voice: str = SYNTH_VOICE
     noise: str = "numpy"
     precision: str | None = None  # rvclab.precision mode of the e2e stage; None: backends as set
+    reference: str = DEFAULT_PROFILE  # the reference profile the e2e stage follows (rvclab.profiles)
 
     @property
     def torch_device(self) -> str:
@@ -228,7 +230,8 @@ def _e2e(backend: str, audio: np.ndarray, opts: StageOptions):
 
     def call():
         last[:] = [convert_voice(audio, voice, sr=SAMPLE_RATE, f0_method=opts.f0_method, backend=backend,
-                                 noise_seed=0, noise=opts.noise, profile=True, precision=opts.precision)]
+                                 noise_seed=0, noise=opts.noise, profile=True, precision=opts.precision,
+                                 reference=opts.reference)]
         return last[0].audio
 
     call.last = last

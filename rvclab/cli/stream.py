@@ -19,6 +19,7 @@ from rvclab.audio import load_audio_native, resample, save_audio_atomic
 from rvclab.checkpoints import atomic_write
 from rvclab.cli.exit_codes import EXIT_BAD_INPUT, EXIT_INTERRUPTED, EXIT_OK
 from rvclab.pipeline.networks import VoiceModel
+from rvclab.profiles import DEFAULT_PROFILE, PROFILES
 from rvclab.stream import StreamConfig, StreamConverter
 from rvclab.stream.config import GATE_OFF_DB
 from rvclab.stream.run import run_live, stream_file
@@ -32,7 +33,10 @@ def add_arguments(p) -> None:
     p.add_argument("--crossfade", type=float, default=StreamConfig.crossfade, help="crossfade seconds (0.05)")
     p.add_argument("--extra", type=float, default=StreamConfig.extra, help="context seconds (2.5)")
     p.add_argument("--backend", choices=("torch", "mlx"), default="mlx")
-    p.add_argument("--f0-method", default=StreamConfig.f0_method)
+    p.add_argument("--reference", default=StreamConfig.reference,
+                   help=f"the release to follow: {', '.join(PROFILES)} (default {DEFAULT_PROFILE}, the current RVC "
+                        "WebUI release): its F0 methods and parameters, RMVPE framing, HuBERT v1 layer, F0 filling")
+    p.add_argument("--f0-method", default=None, help="F0 method, one the profile offers (default: its default)")
     p.add_argument("--pitch", type=float, default=0.0, help="transpose in semitones (f0_up_key)")
     p.add_argument("--formant", type=float, default=0.0, help="formant shift in semitones")
     p.add_argument("--threshold", type=float, default=GATE_OFF_DB,
@@ -55,7 +59,7 @@ def _config(args, sr: int | None) -> StreamConfig:
     return StreamConfig(block=args.block, crossfade=args.crossfade, extra=args.extra, threshold_db=args.threshold,
                         f0_up_key=args.pitch, formant=args.formant, f0_method=args.f0_method,
                         index_rate=args.index_rate, rms_mix_rate=args.rms_mix_rate, sid=args.sid, sr=sr,
-                        noise_seed=args.seed)
+                        noise_seed=args.seed, reference=args.reference)
 
 
 def _write_report(path: str, report: dict) -> None:

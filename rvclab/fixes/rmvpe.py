@@ -154,11 +154,11 @@ def mel_fmax_22050(original):
 def salience_unchunked(original):
     """mel_to_salience running the whole input in one network call (chunk size ignored)."""
 
-    def mel_to_salience(model, mel, chunk_frames=None):
+    def mel_to_salience(model, mel, chunk_frames=None, pad_mode="reflect"):
         from rvclab.models.rmvpe.mlx import pad_frames
 
         n = mel.shape[1]
-        return model(pad_frames(mel, model.cfg.pad_multiple))[:, :n]
+        return model(pad_frames(mel, model.cfg.pad_multiple, pad_mode))[:, :n]
 
     return mel_to_salience
 

@@ -33,21 +33,18 @@ from tqdm.auto import tqdm
 from rvclab.audio import AUDIO_EXTENSIONS, OUTPUT_FORMATS, is_audio_name, is_hidden_name, save_audio_atomic
 from rvclab.checkpoints import check_writable_dir
 from rvclab.pipeline import provenance
-from rvclab.pipeline.conversion import BACKENDS, DEFAULT_BACKEND, convert_voice
+from rvclab.pipeline.batch_options import FLAGS, SETTINGS, check_parameters
+from rvclab.pipeline.batch_options import add_arguments as add_arguments
+from rvclab.pipeline.conversion import convert_voice
 from rvclab.pipeline.index import load_index
 from rvclab.pipeline.networks import VoiceModel, embedder
-from rvclab.pitch import METHODS
+from rvclab.pipeline.output import to_int16_webui
+from rvclab.pipeline.reference import resolve
 from rvclab.weights import default_hubert
 
 EXIT_OK, EXIT_SOME_FAILED, EXIT_BAD_INPUT = 0, 1, 2
 HOLD_ENV = "RVCLAB_BATCH_HOLD"  # a marker path: hold after the first output (see hold_for_interrupt)
 FOLDER_SUFFIX = ".wav"  # the format of a folder's outputs
-# convert_voice's settings -> the convert command's option (dest) that sets each one
-SETTINGS = dict(f0_up_key="pitch", f0_method="f0_method", index_rate="index_rate", filter_radius="filter_radius",
-                resample_sr="resample_sr", rms_mix_rate="rms_mix_rate", protect="protect", sid="sid",
-                noise_seed="seed")
-FLAGS = {name: "--" + dest.replace("_", "-") for name, dest in SETTINGS.items()}
-FLAGS["backend"] = "--backend"
 
 
 @dataclass
@@ -192,13 +189,15 @@ class Recipe:
 
     @classmethod
     def from_args(cls, args) -> Recipe:
+        """From parsed, checked options (:func:`check_parameters` filled in the profile's defaults)."""
         files = dict(voice=Path(args.model), hubert=Path(args.hubert) if args.hubert else default_hubert(),
                      index=args.index and Path(args.index), f0_curve=args.f0_file and Path(args.f0_file),
                      f0_weights=provenance.f0_weights(args.f0_method))
         return cls({name: getattr(args, dest) for name, dest in SETTINGS.items()}, files, args.backend)
 
     def record(self, src: Path) -> dict:
-        return provenance.make_record(source=src, files=self.files, settings=self.settings, backend=self.backend)
+        return provenance.make_record(source=src, files=self.files, settings=self.settings, backend=self.backend,
+                                      reference=self.settings["reference"])
 
 
 def decide(jobs: list[Job], recipe: Recipe, *, force: bool = False, keep: bool = False) -> list[str]:
@@ -246,7 +245,7 @@ def convert_many(jobs: list[Job], voice, recipe: Recipe, *, progress: bool = Tru
             record = recipe.record(job.src)  # hashes the input before it is read
             result = convert_voice(job.src, voice, **params)
             with _interrupt_held():  # an output never stands without its record
-                save_audio_atomic(job.dst, result.audio, result.sr, protect=inputs)
+                save_audio_atomic(job.dst, output_samples(result), result.sr, protect=inputs)
                 _write_record(job.dst, record)
             report.converted.append(job.dst)
             echo(f"{job.src} -> {job.dst}" + "".join(f" ({note})" for note in job.notes))
@@ -255,6 +254,12 @@ def convert_many(jobs: list[Job], voice, recipe: Recipe, *, progress: bool = Tru
         if hold and report.converted == [job.dst]:
             hold_for_interrupt(hold)
     return report
+
+
+def output_samples(result):
+    """What a file holds: the release's int16 samples (16-bit PCM) where its profile writes int16
+    (``output_int16``), else the float32 waveform."""
+    return to_int16_webui(result.audio) if resolve(result.reference).output_int16 else result.audio
 
 
 def _write_record(dst: Path, record: dict) -> None:
@@ -293,50 +298,6 @@ def hold_for_interrupt(marker: str) -> None:
 
 
 # --- the command -------------------------------------------------------------------------------
-
-
-def add_arguments(p) -> None:
-    p.add_argument("-m", "--model", required=True, help="voice model (.pth or converted .safetensors)")
-    p.add_argument("-i", "--input", required=True,
-                   help=f"audio file or folder ({', '.join(AUDIO_EXTENSIONS)}; hidden files ignored)")
-    p.add_argument("-o", "--output", required=True,
-                   help=f"output file ({', '.join(OUTPUT_FORMATS)}) or folder (a folder input gives .wav files)")
-    p.add_argument("-r", "--recursive", action="store_true", help="convert subfolders too, mirrored in the output")
-    p.add_argument("--index", default=None, help="FAISS .index file")
-    p.add_argument("--index-rate", type=float, default=0.75)
-    p.add_argument("--f0-method", default="rmvpe")
-    p.add_argument("--pitch", type=float, default=0.0, help="transpose in semitones (f0_up_key)")
-    p.add_argument("--filter-radius", type=int, default=3)
-    p.add_argument("--resample-sr", type=int, default=0)
-    p.add_argument("--rms-mix-rate", type=float, default=0.25)
-    p.add_argument("--protect", type=float, default=0.33)
-    p.add_argument("--sid", type=int, default=0)
-    p.add_argument("--f0-file", default=None, help="F0 curve file: 'seconds,hz' per line")
-    p.add_argument("--backend", choices=BACKENDS, default=DEFAULT_BACKEND,
-                   help=f"backend of every stage (default: {DEFAULT_BACKEND}, as convert_voice)")
-    p.add_argument("--hubert", default=None, help="HuBERT/ContentVec checkpoint (default: weights/)")
-    p.add_argument("--seed", type=int, default=0, help="noise seed")
-    rerun = p.add_mutually_exclusive_group()
-    rerun.add_argument("--force", action="store_true",
-                       help="convert every file again, replacing outputs rvclab did not make")
-    rerun.add_argument("--no-overwrite", action="store_true",
-                       help="refuse (exit 2) where an output was made with other inputs or settings, "
-                            "naming the differences, instead of converting it again")
-
-
-def check_parameters(args) -> None:
-    """Raise ValueError (FileNotFoundError for a missing F0 file) for parameters no file could be
-    converted with, so a batch stops before it starts instead of failing every file alike."""
-    if args.f0_method not in METHODS:
-        raise ValueError(f"--f0-method {args.f0_method!r}: choose from {', '.join(METHODS)}")
-    for name, value, high in (("--index-rate", args.index_rate, 1.0), ("--rms-mix-rate", args.rms_mix_rate, 1.0),
-                              ("--protect", args.protect, 0.5)):
-        if not 0 <= value <= high:
-            raise ValueError(f"{name} {value}: must be in [0, {high}]")
-    if args.resample_sr < 0 or args.sid < 0:
-        raise ValueError(f"--resample-sr {args.resample_sr} and --sid {args.sid} must not be negative")
-    if args.f0_file and not Path(args.f0_file).is_file():
-        raise FileNotFoundError(f"{args.f0_file}: no such F0 file")
 
 
 def _echo(line: str) -> None:

@@ -24,10 +24,19 @@ from dataclasses import dataclass, field
 import numpy as np
 from tqdm.auto import tqdm
 
-from rvclab.audio import SAMPLE_RATE_16K, AudioError, check_finite, check_sample_rate, load_audio_native, resample
+from rvclab.audio import (
+    RES_TYPE,
+    SAMPLE_RATE_16K,
+    AudioError,
+    check_finite,
+    check_sample_rate,
+    load_audio_native,
+    resample,
+)
 from rvclab.models.fcpe import f0 as fcpe_f0
 from rvclab.models.rmvpe import f0 as rmvpe_f0
 from rvclab.models.synth.noise import NOISE_KINDS
+from rvclab.pipeline import reference as ref
 from rvclab.pipeline import steps
 from rvclab.pipeline.networks import (
     STAGES,
@@ -37,6 +46,7 @@ from rvclab.pipeline.networks import (
     device_sync,
     embedder,
     features,
+    gpu_memory_gb,
     precision_modes,
     synthesize,
     torch_mode,
@@ -44,6 +54,7 @@ from rvclab.pipeline.networks import (
 )
 from rvclab.pipeline.pieces import mlx_module_by_module, release_memory
 from rvclab.pitch import estimate_f0
+from rvclab.profiles import DEFAULT_PROFILE, ReferenceProfile
 
 BACKENDS = ("torch", "mlx")
 # The API's and the CLI's one default: the port this workbench exists for, and the backend a Mac
@@ -81,6 +92,8 @@ class Conversion:
             its device work, so asynchronous work is not counted in the next step.
         features: per chunk, (2T, C) float32 synthesizer input features at 100 fps, kept only
             with ``keep_features=True`` (empty otherwise: they grow with the input).
+        reference: the name of the reference profile followed (:mod:`rvclab.profiles`).
+        reference_gaps: its fields rvclab does not reproduce (:mod:`rvclab.pipeline.reference`).
     """
 
     audio: np.ndarray
@@ -92,6 +105,8 @@ class Conversion:
     timings: dict[str, float] = field(default_factory=dict)
     features: list = field(default_factory=list)
     steps: dict[str, float] = field(default_factory=dict)
+    reference: str = DEFAULT_PROFILE
+    reference_gaps: tuple[str, ...] = ()
 
     def __repr__(self) -> str:
         seconds = self.audio.shape[0] / self.sr if self.sr else 0.0
@@ -122,10 +137,10 @@ def pcm_to_float(audio) -> np.ndarray:
     return y
 
 
-def _to_16k(audio, sr: int | None) -> np.ndarray:
+def _to_16k(audio, sr: int | None, res_type: str = RES_TYPE) -> np.ndarray:
     if isinstance(audio, str | os.PathLike):
         data, native = load_audio_native(audio)
-        return resample(data, native, SAMPLE_RATE_16K)
+        return resample(data, native, SAMPLE_RATE_16K, res_type)
     x = pcm_to_float(audio)
     if x.ndim == 2:  # (T, channels) or (channels, T): average to mono
         x = x.mean(axis=0 if x.shape[0] < x.shape[1] else 1)
@@ -135,7 +150,7 @@ def _to_16k(audio, sr: int | None) -> np.ndarray:
         raise AudioError("audio given as an array needs its sample rate: sr=...")
     check_sample_rate(sr)
     check_finite(x)
-    return resample(x, int(sr), SAMPLE_RATE_16K)
+    return resample(x, int(sr), SAMPLE_RATE_16K, res_type)
 
 
 def _resolve_backends(backend: str, backends: dict | None) -> dict[str, str]:
@@ -158,13 +173,13 @@ def convert_voice(
     *,
     sr: int | None = None,
     f0_up_key: float = 0,
-    f0_method: str = "rmvpe",
+    f0_method: str | None = None,
     index=None,
-    index_rate: float = 0.75,
-    filter_radius: int = 3,
+    index_rate: float | None = None,
+    filter_radius: int | None = None,
     resample_sr: int = 0,
-    rms_mix_rate: float = 0.25,
-    protect: float = 0.33,
+    rms_mix_rate: float | None = None,
+    protect: float | None = None,
     sid: int = 0,
     f0_curve: np.ndarray | str | None = None,
     backend: str = DEFAULT_BACKEND,
@@ -172,12 +187,13 @@ def convert_voice(
     noise_seed: int = 0,
     noise: str = "numpy",
     hubert_path: str | os.PathLike | None = None,
-    pad_config: steps.PadConfig = steps.FP32_CONFIG,
+    pad_config: steps.PadConfig | None = None,
     progress: bool | None = None,
     keep_features: bool = False,
     on_chunk: Callable[[int, int], None] | None = None,
     profile: bool = False,
     precision: str | dict | None = None,
+    reference: str | ReferenceProfile = DEFAULT_PROFILE,
 ) -> Conversion:
     """Convert ``audio`` with voice ``model``; returns a :class:`Conversion` whose ``audio`` is the
     converted (N,) float32 waveform at ``sr`` Hz (the voice's rate, or ``resample_sr``).
@@ -186,6 +202,14 @@ def convert_voice(
     (channels are averaged). Float arrays are taken as they are (full scale 1.0); integer PCM as
     scipy.io.wavfile returns it is divided by its full scale (int16 / 32768, int32 / 2**31,
     int8 / 128, uint8 as (x - 128) / 128); other integer dtypes raise AudioError.
+
+    ``reference``: the release to follow, a name of :data:`rvclab.profiles.PROFILES` or a
+    :class:`~rvclab.profiles.ReferenceProfile` (default :data:`~rvclab.profiles.DEFAULT_PROFILE`,
+    the current RVC WebUI). ``f0_method``, ``index_rate``, ``protect``, ``rms_mix_rate`` and
+    ``pad_config`` left None take its defaults; the F0 method must be one it offers and runs with
+    its parameters (``filter_radius`` only where its method takes one). Its fields rvclab does not
+    reproduce are listed in ``Conversion.reference_gaps`` and warned about once per process
+    (:class:`rvclab.pipeline.reference.ReferenceGapWarning`).
 
     Parameters as RVC WebUI/Applio name them (docs/parameters.md). ``index`` is a path or a
     loaded :class:`rvclab.pipeline.index.FeatureIndex`. ``noise_seed`` seeds the synthesizer's random
@@ -208,15 +232,28 @@ def convert_voice(
     chosen = _resolve_backends(backend, backends)
     if noise not in NOISE_KINDS:
         raise PipelineError(f"noise must be one of {NOISE_KINDS}, got {noise!r}")
+    p = ref.resolve(reference)
+    f0_method = p.default_f0_method if f0_method is None else f0_method
+    index_rate = p.default_index_rate if index_rate is None else index_rate
+    protect = p.default_protect if protect is None else protect
+    rms_mix_rate = p.default_rms_mix_rate if rms_mix_rate is None else rms_mix_rate
+    if not 0 <= index_rate <= 1 or not 0 <= protect <= p.protect_off or not 0 <= rms_mix_rate <= 1:
+        raise PipelineError(f"index_rate and rms_mix_rate must be in [0, 1], protect in [0, {p.protect_off}]")
     voice = model if isinstance(model, VoiceModel) else VoiceModel(model)
+    f0_kwargs = ref.f0_keywords(p, f0_method, filter_radius) if voice.has_f0 else {}
+    if f0_curve is not None and not p.f0_curve_file:
+        raise PipelineError(f"f0_curve: reference profile {p.name!r} ({p.release}) takes no F0 curve file; "
+                            "choose a profile whose release does (rvclab.profiles.PROFILES, f0_curve_file)")
+    if resample_sr and p.output_resampler is None:
+        raise PipelineError(f"resample_sr={resample_sr}: reference profile {p.name!r} ({p.release}) offers no "
+                            "output resampling; leave resample_sr at 0 or choose another profile")
+    gaps = ref.warn_gaps(p)
     step = StepTimes(device_sync(chosen) if profile else None)
     with step("load_input"):
-        x16 = _to_16k(audio, sr)
+        x16 = _to_16k(audio, sr, RES_TYPE if "input_resampler" in gaps else p.input_resampler)
     if x16.size < MIN_SECONDS * SAMPLE_RATE_16K:
         name = audio if isinstance(audio, str | os.PathLike) else "audio"
         raise AudioError(f"{name}: {x16.size / SAMPLE_RATE_16K:.3f} s is too short (minimum {MIN_SECONDS} s)")
-    if not 0 <= index_rate <= 1 or not 0 <= protect <= 0.5 or not 0 <= rms_mix_rate <= 1:
-        raise PipelineError("index_rate and rms_mix_rate must be in [0, 1], protect in [0, 0.5]")
     if sid < 0 or sid >= int(voice.config.spk_embed_dim):
         raise PipelineError(f"sid {sid} out of range: the model has {voice.config.spk_embed_dim} speakers")
     feature_index = voice_index(index, voice.version)
@@ -224,6 +261,10 @@ def convert_voice(
     hubert = embedder(chosen["features"], hubert_path)
     synth = voice.model(chosen["synth"])
     modes = precision_modes(precision, chosen, synth)
+    if pad_config is None:
+        pad_config = steps.PadConfig(*ref.device_pad_config(p, modes["synth"] == "fp16",
+                                                           gpu_memory_gb(chosen, synth)))
+    rms_in, rms_out = steps.RMS_DTYPES[p.rms_dtype]
     release_memory()  # what loading files and models left in the heap
 
     timings: dict[str, float] = {"features": 0.0, "f0": 0.0, "synth": 0.0}
@@ -232,9 +273,9 @@ def convert_voice(
     del x16
     pad = steps.padding_for(voice.sr, pad_config)
     with step("plan_chunks"):
-        chunks = steps.plan_chunks(x, pad)
+        chunks = steps.plan_chunks(x, pad, p.split_quietness)
     with step("frame_rms"):
-        source_rms = steps.frame_rms(x, SAMPLE_RATE_16K)  # all change_rms needs of the input
+        source_rms = steps.frame_rms(x, SAMPLE_RATE_16K, rms_in)  # all change_rms needs of the input
     with step("pad_audio"):
         padded = steps.pad_audio(x, pad)
     del x
@@ -248,12 +289,12 @@ def convert_voice(
             t = time.perf_counter()
             if chosen["f0"] == "mlx" and f0_method in MLX_F0_MODELS:
                 pieces.enter_context(mlx_module_by_module(MLX_F0_MODELS[f0_method]()))
-            kwargs = {"filter_radius": filter_radius} if f0_method == "harvest" else {}
             with step("f0_network"), torch_mode(chosen, "f0", modes["f0"], synth):  # log-mel, decoding incl.
                 f0 = estimate_f0(padded.astype(np.float32), f0_method, backend=chosen["f0"], n_frames=p_len,
-                                 **kwargs).f0  # the whole clip, as upstream
+                                 **f0_kwargs).f0  # the whole clip, as upstream
             with step("postprocess_f0"):
-                coarse, f0bak = steps.postprocess_f0(f0, f0_up_key, curve, pad_config.x_pad, p_len)
+                coarse, f0bak = steps.postprocess_f0(f0, f0_up_key, curve, pad_config.x_pad, p_len,
+                                                     fill=p.f0_fill_unvoiced)
             del f0
             timings["f0"] += time.perf_counter() - t
             release_memory(chosen["f0"] == "mlx")
@@ -266,17 +307,17 @@ def convert_voice(
         for i, chunk in enumerate(chunks):
             t = time.perf_counter()
             feats = features(hubert, chunk.audio(padded), voice.version, chosen["features"], step,
-                              modes["features"])
+                             modes["features"], v1_layer=p.hubert_v1_layer)
             with step("index_blend"):
                 feats0 = feats.copy()  # protect mixes it back even without an index, as upstream
-                feats = feats if feature_index is None else feature_index.blend(feats, index_rate)
+                feats = feats if feature_index is None else feature_index.blend(feats, index_rate, p.index_k)
             timings["features"] += time.perf_counter() - t
             pitch = chunk.frames(coarse) if voice.has_f0 else None
             pitchf = chunk.frames(f0bak) if voice.has_f0 else None
             n_samples = chunk.audio_stop - chunk.audio_start
             with step("features_to_frames"):
                 frames, n, pitch, pitchf = steps.features_to_frames(feats, feats0, n_samples, pitch, pitchf,
-                                                                    protect)
+                                                                    protect, p.protect_off)
                 frames = frames[:n]
             del feats, feats0
             t = time.perf_counter()
@@ -299,14 +340,15 @@ def convert_voice(
     out = out[:filled]
     with step("mix_rms"):
         if rms_mix_rate != 1:
-            steps.mix_rms_(out, voice.sr, source_rms, rms_mix_rate)
+            steps.mix_rms_(out, voice.sr, source_rms, rms_mix_rate, rms_out)
     out_sr = voice.sr
     with step("finalize"):
         if resample_sr >= 16000 and resample_sr != voice.sr:
-            out, out_sr = resample(out, voice.sr, resample_sr), resample_sr
-        out = steps.finalize_audio_(out)
+            out, out_sr = resample(out, voice.sr, resample_sr, p.output_resampler), resample_sr
+        out = steps.finalize_audio_(out)  # the WebUI's int16: to_int16_webui(out) (output_int16)
     return Conversion(audio=out, sr=out_sr, backends=chosen, f0=f0bak, coarse=coarse, chunks=chunks,
-                      timings=timings, features=feats_kept, steps=step.times)
+                      timings=timings, features=feats_kept, steps=step.times, reference=p.name,
+                      reference_gaps=gaps)
 
 
 def _output_bound(chunks: list, voice_sr: int) -> int:

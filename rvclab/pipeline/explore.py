@@ -19,22 +19,25 @@ from rvclab.audio import SAMPLE_RATE_16K, data_clips, load_audio
 from rvclab.pipeline.conversion import convert_voice
 from rvclab.pipeline.index import build_index, load_index, write_index
 from rvclab.pipeline.networks import VoiceModel, embedder, features
+from rvclab.profiles import get_profile
 from rvclab.tolerances import E2E_SPEC_CORR_MIN, E2E_WAVE_CORR_MIN
 from rvclab.voices import default_voice as seeded_voice
 from rvclab.voices import seeded_voices
 
 DEFAULT_VOICE = "voice_v2_32k.pth"  # the cheapest synthesizer of the seeded v2 voices
+_DEFAULT = get_profile()
 
 
 @dataclass
 class Params:
     """The explorer's knobs, named as :func:`rvclab.pipeline.conversion.convert_voice` names them."""
 
-    f0_method: str = "rmvpe"
+    f0_method: str = _DEFAULT.default_f0_method
     f0_up_key: int = 0
-    index_rate: float = 0.75
-    protect: float = 0.33
-    rms_mix_rate: float = 0.25
+    index_rate: float = _DEFAULT.default_index_rate
+    protect: float = _DEFAULT.default_protect
+    rms_mix_rate: float = _DEFAULT.default_rms_mix_rate
+    reference: str = _DEFAULT.name  # the release followed (rvclab.profiles); the defaults above are its
 
     def kwargs(self) -> dict:
         return asdict(self)

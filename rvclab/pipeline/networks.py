@@ -168,6 +168,16 @@ def precision_modes(precision, chosen: dict[str, str], synth) -> dict[str, str |
     return modes
 
 
+def gpu_memory_gb(chosen: dict[str, str], synth) -> float | None:
+    """GiB of the CUDA GPU a torch synthesizer runs on (the WebUI picks its chunking by it);
+    None elsewhere."""
+    if chosen["synth"] != "torch" or torch_device(synth).type != "cuda":
+        return None
+    import torch
+
+    return torch.cuda.get_device_properties(torch_device(synth)).total_memory / 2**30
+
+
 def _torch_device_type(chosen: dict[str, str], synth) -> str:
     """"cuda" or "cpu": where the conversion's torch models run (the synthesizer's device when torch
     runs it, else where the cached torch F0 models were put)."""
@@ -192,9 +202,12 @@ def torch_mode(chosen: dict[str, str], stage: str, mode: str | None, synth):
         yield
 
 
-def features(hubert, chunk16: np.ndarray, version: str, backend: str, step=None, mode=None) -> np.ndarray:
-    """(N,) float32 @ 16 kHz -> (T, 256|768) float32 @ 50 fps."""
+def features(hubert, chunk16: np.ndarray, version: str, backend: str, step=None, mode=None,
+             v1_layer: int | None = None) -> np.ndarray:
+    """(N,) float32 @ 16 kHz -> (T, 256|768) float32 @ 50 fps. ``v1_layer``: the transformer layer
+    (1..12) a v1 voice reads through final_proj (ReferenceProfile.hubert_v1_layer; None: 9)."""
     step = step or StepTimes()
+    layer = v1_layer if version == "v1" else None
     if backend == "torch":
         import torch
 
@@ -202,14 +215,14 @@ def features(hubert, chunk16: np.ndarray, version: str, backend: str, step=None,
             with step("copy_in"):
                 x = torch.from_numpy(chunk16)[None].to(torch_device(hubert))
             with step("hubert"), torch_precision(mode, x.device.type):
-                out = hubert.extract_features(x, version=version)
+                out = hubert.extract_features(x, version=version, output_layer=layer)
         with step("copy_out"):
             return check_output("features (HuBERT)", mode, out[0].float().cpu().numpy())
     mx = import_mlx()
     with step("copy_in"):
         x = mx.array(chunk16)[None].astype(mlx_dtype(mode))
     with step("hubert"):
-        out = mlx_model(hubert, mode).extract_features(x, version=version)
+        out = mlx_model(hubert, mode).extract_features(x, version=version, output_layer=layer)
         mx.eval(out)
     with step("copy_out"):
         return check_output("features (HuBERT)", mode, np.array(out[0].astype(mx.float32)))

@@ -18,33 +18,40 @@ BLOCK_SAMPLES = 1 << 18  # samples per block of element-wise work (float64 tempo
 RMS_FLOOR = 1e-6  # the output's envelope is clamped here before its negative power
 
 
-def frame_rms(x: np.ndarray, sr: int) -> np.ndarray:
-    """(N,) @ sr -> (1 + N // (sr//2),) float64 RMS, one value every half second.
+# ReferenceProfile.rms_dtype -> (input envelope dtype, output envelope dtype): "signal" keeps each
+# signal's own (the float64 high-passed input, the float32 output: librosa 0.9.1)
+RMS_DTYPES = {"signal": (np.float64, np.float32), "float32": (np.float32, np.float32),
+              "float64": (np.float64, np.float64)}
+
+
+def frame_rms(x: np.ndarray, sr: int, dtype=np.float64) -> np.ndarray:
+    """(N,) @ sr -> (1 + N // (sr//2),) RMS in ``dtype``, one value every half second.
 
     Frame length sr//2*2, hop sr//2, frames centred with zero padding of half a frame on each
-    side (librosa.feature.rms with center=True and its default constant padding). Computed in
-    float64 like librosa 0.9.1 (the WebUI's pin); librosa >= 0.10 squares in float32 (~1e-7).
+    side (librosa.feature.rms with center=True and its default constant padding). Squares and
+    sums in ``dtype``: float64 as librosa 0.9.1 does for a float64 signal, float32 as librosa
+    >= 0.10 does for any (:data:`RMS_DTYPES`).
     """
     hop = sr // 2
     length = hop * 2
     x = np.asarray(x)
     n_frames = 1 + x.shape[0] // hop
-    blocks = _hop_energies(x, hop, n_frames + 1)  # each frame = 2 blocks
-    power = (blocks[:-1] + blocks[1:]) / length
-    return np.sqrt(np.maximum(power, 0.0))
+    blocks = _hop_energies(x, hop, n_frames + 1, dtype)  # each frame = 2 blocks
+    power = (blocks[:-1] + blocks[1:]) / np.asarray(length, dtype)
+    return np.sqrt(np.maximum(power, 0.0)).astype(dtype, copy=False)
 
 
-def _hop_energies(x: np.ndarray, hop: int, n_rows: int) -> np.ndarray:
-    """(n_rows,) float64 sums of squares of ``hop``-sample rows of ``[zeros(hop), x, zeros]``.
+def _hop_energies(x: np.ndarray, hop: int, n_rows: int, dtype=np.float64) -> np.ndarray:
+    """(n_rows,) sums of squares (in ``dtype``) of ``hop``-sample rows of ``[zeros(hop), x, zeros]``.
 
     Row r >= 1 holds x[(r-1)*hop : r*hop] (zero-filled past the end); row 0 is all zeros. Rows are
     squared and summed a group at a time (same per-row reduction as on the whole padded array).
     """
-    out = np.zeros(n_rows, np.float64)
+    out = np.zeros(n_rows, dtype)
     group = max(1, BLOCK_SAMPLES // hop)
     for r0 in range(1, n_rows, group):
         r1 = min(n_rows, r0 + group)
-        rows = np.zeros((r1 - r0) * hop, np.float64)
+        rows = np.zeros((r1 - r0) * hop, dtype)
         seg = x[(r0 - 1) * hop : (r1 - 1) * hop]
         rows[: seg.shape[0]] = seg
         out[r0:r1] = np.sum(rows.reshape(r1 - r0, hop) ** 2, axis=1)
@@ -85,11 +92,13 @@ def change_rms(
     return output
 
 
-def mix_rms_(output: np.ndarray, output_sr: int, source_rms: np.ndarray, rate: float) -> np.ndarray:
+def mix_rms_(output: np.ndarray, output_sr: int, source_rms: np.ndarray, rate: float,
+             output_dtype=np.float64) -> np.ndarray:
     """:func:`change_rms` in place, block by block, from the source's :func:`frame_rms` (F,).
 
     Takes the input's half-second RMS frames rather than the input, so a caller can let the
-    16 kHz input go before the output exists. Returns ``output`` (M,), modified.
+    16 kHz input go before the output exists. The output's envelope is computed in
+    ``output_dtype`` (:data:`RMS_DTYPES`). Returns ``output`` (M,), modified.
     The envelopes are interpolated and mixed in float32, as one power of their ratio,
     (rms_in / max(rms_out, 1e-6))**(1 - rate); tests/test_steps_vectorised.py holds it within
     one int16 step of the float64 form.
@@ -98,7 +107,7 @@ def mix_rms_(output: np.ndarray, output_sr: int, source_rms: np.ndarray, rate: f
         return output
     size = output.shape[0]
     source_rms = np.asarray(source_rms, dtype=np.float32)
-    output_rms = frame_rms(output, output_sr).astype(np.float32)
+    output_rms = frame_rms(output, output_sr, output_dtype).astype(np.float32)
     exponent, floor = np.float32(1 - rate), np.float32(RMS_FLOOR)
     if source_rms.shape[0] != output_rms.shape[0]:
         for a in range(0, size, BLOCK_SAMPLES):

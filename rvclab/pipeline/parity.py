@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import sys
 import tempfile
 from pathlib import Path
 
@@ -11,9 +13,12 @@ import numpy as np
 from rvclab import metrics
 from rvclab.audio import data_clips, load_audio
 from rvclab.pipeline import steps as pipeline_steps
+from rvclab.pipeline.batch import EXIT_BAD_INPUT
 from rvclab.pipeline.conversion import convert_voice
 from rvclab.pipeline.index import build_index, load_index, write_index
 from rvclab.pipeline.networks import VoiceModel, embedder, features
+from rvclab.pipeline.reference import resolve
+from rvclab.profiles import DEFAULT_PROFILE, PROFILES
 from rvclab.tolerances import E2E_CHECKS, verdicts
 from rvclab.voices import default_voice
 
@@ -30,6 +35,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-index", action="store_true", help="skip the cases with a FAISS index")
     p.add_argument("--no-chunked", action="store_true", help="skip the chunked case")
     p.add_argument("--seed", type=int, default=0, help="noise seed")
+    p.add_argument("--reference", default=DEFAULT_PROFILE, choices=list(PROFILES),
+                   help=f"reference profile to follow (default {DEFAULT_PROFILE}, the current RVC WebUI release); "
+                        "every F0 method must be one it offers")
 
 
 def compare(a, b, sr: int) -> dict:
@@ -45,16 +53,23 @@ def compare(a, b, sr: int) -> dict:
     }
 
 
-def run_case(voice, audio16, *, f0_method: str, index=None, pad_config=pipeline_steps.FP32_CONFIG,
-             seed: int = 0, label: str = "") -> dict:
-    """Convert once per backend and compare; one JSON-ready row."""
+def run_case(voice, audio16, *, f0_method: str, index=None, pad_config=None, seed: int = 0, label: str = "",
+             reference=DEFAULT_PROFILE) -> dict:
+    """Convert once per backend and compare; one JSON-ready row.
+
+    Following ``reference`` (name or profile; ``pad_config`` None: its own), except that both
+    outputs stay float32: a profile's int16 quantization (``output_int16``) is the same step on
+    both backends, and it would round their near-equal samples to different integers.
+    """
+    profile = dataclasses.replace(resolve(reference), output_int16=False)
     runs = {
         b: convert_voice(audio16, voice, sr=16000, f0_method=f0_method, index=index, backend=b,
-                         noise_seed=seed, pad_config=pad_config)
+                         noise_seed=seed, pad_config=pad_config, reference=profile)
         for b in ("torch", "mlx")
     }
     t, m = runs["torch"], runs["mlx"]
-    row = {"case": label, "f0_method": f0_method if voice.has_f0 else "none", "index": index is not None,
+    row = {"case": label, "reference": t.reference, "f0_method": f0_method if voice.has_f0 else "none",
+           "index": index is not None,
            "chunks": len(t.chunks), "seconds": round(audio16.size / 16000, 3), "sr": t.sr,
            **compare(t.audio, m.audio, t.sr),
            "f0_cents_p99": metrics.cents_error(t.f0, m.f0)["p99"],
@@ -76,6 +91,13 @@ def build_test_index(voice, clips: list, out_dir: Path):
 
 def run(args) -> list[dict]:
     """Every case of ``rvclab parity e2e`` (clips x F0 methods x with/without index, chunked)."""
+    profile = resolve(args.reference)
+    for method in args.f0_methods.split(","):
+        try:
+            profile.check_f0_method(method)
+        except ValueError as exc:  # before any model loads; bad input, as argparse exits
+            print(f"rvclab parity e2e: --f0-methods: {exc}", file=sys.stderr)
+            raise SystemExit(EXIT_BAD_INPUT) from None
     voice = VoiceModel(Path(args.voice) if args.voice else default_voice())
     clips = data_clips()
     if args.clips:
@@ -91,10 +113,11 @@ def run(args) -> list[dict]:
             for method in args.f0_methods.split(","):
                 for idx in (None, index) if index is not None else (None,):
                     rows.append(run_case(voice, audio, f0_method=method, index=idx, seed=args.seed,
-                                         label=clip.stem))
+                                         label=clip.stem, reference=args.reference))
         if not args.no_chunked:
             longest = max(data_clips(), key=lambda c: load_audio(c, 16000).size)
             audio = load_audio(longest, 16000)
             rows.append(run_case(voice, audio, f0_method=args.f0_methods.split(",")[0], index=index,
-                                 pad_config=SMALL_CHUNKS, seed=args.seed, label=f"{longest.stem} (chunked)"))
+                                 pad_config=SMALL_CHUNKS, seed=args.seed, label=f"{longest.stem} (chunked)",
+                                 reference=args.reference))
     return rows

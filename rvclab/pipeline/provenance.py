@@ -3,9 +3,9 @@
 Each output ``out.wav`` gets a sidecar ``out.wav.rvclab.json`` (written atomically, after the
 audio) holding the sha256 of the input file, of every model file the conversion read (voice,
 HuBERT, index, F0 curve, F0 network weights), every conversion setting, the backend, the
-reference profile (none exist yet), the pipeline's behaviour version, the rvclab version, and the
-sha256 of the output file itself. docs/reliability.md says why a sidecar and not the audio's own
-metadata.
+reference profile followed and its fields rvclab does not reproduce, the pipeline's behaviour
+version, the rvclab version, and the sha256 of the output file itself. docs/reliability.md says
+why a sidecar and not the audio's own metadata.
 
 :func:`judge` gives an existing output one of four states: ``NEW`` (no file), ``CURRENT`` (its
 record matches what would be made now), ``STALE`` (made from other inputs or settings: the
@@ -24,14 +24,16 @@ from pathlib import Path
 from rvclab import __version__
 from rvclab.checkpoints import CheckpointError, atomic_write
 from rvclab.models.f0_packages import asset_path
+from rvclab.pipeline.reference import reference_gaps, resolve
+from rvclab.profiles import DEFAULT_PROFILE, ReferenceProfile
 from rvclab.weights import default_rmvpe
 
 SIDECAR_SUFFIX = ".rvclab.json"
 RECORD_FORMAT = "rvclab-output/1"
-# The behaviour the pipeline reproduces (docs/parameters.md), with a revision to bump whenever a
-# change alters output samples for the same inputs and settings (old outputs then convert again).
-PIPELINE_BEHAVIOUR = "rvc-webui-20240604/1"
-REFERENCE_PROFILE = None  # no reference profiles exist yet; the behaviour version stands for one
+# A revision of the pipeline, to bump whenever a change alters output samples for the same inputs,
+# settings and reference profile (old outputs then convert again); the release followed is the
+# record's reference_profile (rvclab.profiles).
+PIPELINE_BEHAVIOUR = "rvclab-reference-profiles/2"
 F0_ASSETS = {"crepe": "crepe-full", "crepe-tiny": "crepe-tiny", "fcpe": "fcpe"}  # packaged weights
 NEW, CURRENT, STALE, FOREIGN = "new", "current", "stale", "foreign"
 _CHUNK = 1 << 20  # bytes read at a time when hashing
@@ -81,19 +83,23 @@ def _file(path) -> dict | None:
 
 
 def make_record(*, source: str | os.PathLike, files: Mapping[str, str | os.PathLike | None],
-                settings: Mapping[str, object], backend: str) -> dict:
+                settings: Mapping[str, object], backend: str,
+                reference: str | ReferenceProfile = DEFAULT_PROFILE) -> dict:
     """The record of converting ``source``, before its output exists (:func:`write_sidecar` adds that).
 
     ``files``: name -> path of each model file read (None: not used); ``settings``: name -> value
-    as :func:`rvclab.pipeline.conversion.convert_voice` names them (JSON numbers and strings).
+    as :func:`rvclab.pipeline.conversion.convert_voice` names them (JSON numbers and strings);
+    ``reference``: the reference profile followed (its name and gaps are recorded).
     """
+    profile = resolve(reference)
     record = {
         "format": RECORD_FORMAT,
         "input": _file(source),
         "files": {name: _file(p) for name, p in files.items()},
         "settings": dict(settings),
         "backend": backend,
-        "reference_profile": REFERENCE_PROFILE,
+        "reference_profile": profile.name,
+        "reference_gaps": list(reference_gaps(profile)),
         "pipeline_behaviour": PIPELINE_BEHAVIOUR,
         "rvclab_version": __version__,
     }
@@ -125,7 +131,7 @@ def _values(record: Mapping) -> dict[str, object]:
     flat = {"input": digest(record.get("input"))}
     flat.update({name: digest(entry) for name, entry in (record.get("files") or {}).items()})
     flat.update(record.get("settings") or {})
-    for key in ("backend", "reference_profile", "pipeline_behaviour", "rvclab_version"):
+    for key in ("backend", "reference_profile", "reference_gaps", "pipeline_behaviour", "rvclab_version"):
         flat[key] = record.get(key)
     return flat
 

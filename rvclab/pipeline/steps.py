@@ -2,8 +2,9 @@
 
 Both backends see the same chunks, pitch arrays and post-processing. Input side: 16 kHz
 (``SR_16K``), 10 ms frames (``WINDOW`` = 160 samples, 100 fps); output side: the voice's rate
-``tgt_sr``. Where the two upstreams differ, the function says which one it follows. The output
-stage (:mod:`rvclab.pipeline.output`) is re-exported here.
+``tgt_sr``. Where the releases differ, the function takes the choice as an argument
+(:mod:`rvclab.profiles` names each release's). The chunking (:mod:`rvclab.pipeline.chunks`) and
+the output stage (:mod:`rvclab.pipeline.output`) are re-exported here.
 :func:`rvclab.pipeline.conversion.convert_voice` composes the steps in order: normalize_input,
 highpass, plan_chunks, pad_audio, F0, postprocess_f0, per chunk features_to_frames and the
 synthesizer, change_rms and finalize_audio (in place on the output: ``mix_rms_``, ``finalize_audio_``).
@@ -11,15 +12,30 @@ synthesizer, change_rms and finalize_audio (in place on the output: ``mix_rms_``
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from scipy import signal
 
-from rvclab.audio import HOP_16K, SAMPLE_RATE_16K
 from rvclab.models.synth.config import coarse_pitch as coarse_pitch
+from rvclab.pipeline.chunks import FP32_CONFIG as FP32_CONFIG
+from rvclab.pipeline.chunks import HALF_CONFIG as HALF_CONFIG
+from rvclab.pipeline.chunks import LOW_MEMORY_CONFIG as LOW_MEMORY_CONFIG
+from rvclab.pipeline.chunks import QUIETNESS as QUIETNESS
+from rvclab.pipeline.chunks import SR_16K as SR_16K
+from rvclab.pipeline.chunks import WINDOW as WINDOW
+from rvclab.pipeline.chunks import Chunk as Chunk
+from rvclab.pipeline.chunks import PadConfig as PadConfig
+from rvclab.pipeline.chunks import Padding as Padding
+from rvclab.pipeline.chunks import pad_audio as pad_audio
+from rvclab.pipeline.chunks import padding_for as padding_for
+from rvclab.pipeline.chunks import plan_chunks as plan_chunks
+from rvclab.pipeline.chunks import quietest as quietest
+from rvclab.pipeline.chunks import quietness as quietness
+from rvclab.pipeline.chunks import quietness_range as quietness_range
+from rvclab.pipeline.chunks import split_points as split_points
 from rvclab.pipeline.output import OUTPUT_PEAK as OUTPUT_PEAK
+from rvclab.pipeline.output import RMS_DTYPES as RMS_DTYPES
 from rvclab.pipeline.output import change_rms as change_rms
 from rvclab.pipeline.output import finalize_audio as finalize_audio
 from rvclab.pipeline.output import finalize_audio_ as finalize_audio_
@@ -28,8 +44,6 @@ from rvclab.pipeline.output import interp_linear as interp_linear
 from rvclab.pipeline.output import mix_rms_ as mix_rms_
 from rvclab.pipeline.output import to_int16_webui as to_int16_webui
 
-SR_16K = SAMPLE_RATE_16K  # HuBERT and F0 input rate
-WINDOW = HOP_16K  # samples per F0 frame at 16 kHz (10 ms)
 FRAME_RATE = SR_16K // WINDOW  # 100 F0 frames per second ("tf0" upstream)
 
 # --- input high-pass: 5th-order Butterworth, 48 Hz, applied forward and backward (filtfilt) ----
@@ -45,58 +59,6 @@ COARSE_MIN, COARSE_MAX = 1, 255
 
 PROTECT_OFF = 0.5  # protect >= 0.5 disables the protection of unvoiced frames
 INPUT_PEAK = 0.95  # the loaded input is scaled down if its peak exceeds this
-
-
-# --- chunking configuration ---------------------------------------------------------------
-@dataclass(frozen=True)
-class PadConfig:
-    """Chunking constants in seconds, as RVC's device configs name them.
-
-    x_pad: context added on each side of every chunk; x_query: half-width of the search for a
-    quiet split point; x_center: spacing of the split points; x_max: inputs shorter than this
-    are converted in one piece.
-    """
-
-    x_pad: int
-    x_query: int
-    x_center: int
-    x_max: int
-
-
-FP32_CONFIG = PadConfig(x_pad=1, x_query=6, x_center=38, x_max=41)  # fp32 (CPU, MPS, most GPUs)
-HALF_CONFIG = PadConfig(x_pad=3, x_query=10, x_center=60, x_max=65)  # fp16 GPUs (WebUI only)
-LOW_MEMORY_CONFIG = PadConfig(x_pad=1, x_query=5, x_center=30, x_max=32)  # GPUs with <= 4 GB
-
-
-@dataclass(frozen=True)
-class Padding:
-    """Chunking lengths in samples. 16 kHz values except ``t_pad_tgt`` (at the model rate)."""
-
-    t_pad: int  # SR_16K * x_pad: reflect padding on each side of the whole input
-    t_pad_tgt: int  # tgt_sr * x_pad: output samples dropped at each end of every chunk
-    t_pad2: int  # 2 * t_pad
-    t_query: int  # SR_16K * x_query
-    t_center: int  # SR_16K * x_center
-    t_max: int  # SR_16K * x_max
-    window: int = WINDOW
-
-
-def padding_for(tgt_sr: int, config: PadConfig = FP32_CONFIG) -> Padding:
-    """The sample counts the pipeline derives from ``config`` for a model at ``tgt_sr`` Hz.
-
-    As upstream: every 16 kHz length is ``16000 * x_*``; only ``t_pad_tgt`` uses the model rate.
-    With FP32_CONFIG and a 40 kHz model: t_pad=16000, t_pad_tgt=40000, t_pad2=32000,
-    t_query=96000, t_center=608000, t_max=656000.
-    """
-    t_pad = SR_16K * config.x_pad
-    return Padding(
-        t_pad=t_pad,
-        t_pad_tgt=int(tgt_sr) * config.x_pad,
-        t_pad2=2 * t_pad,
-        t_query=SR_16K * config.x_query,
-        t_center=SR_16K * config.x_center,
-        t_max=SR_16K * config.x_max,
-    )
 
 
 # --- input conditioning -------------------------------------------------------------------
@@ -128,162 +90,6 @@ def highpass(audio: np.ndarray) -> np.ndarray:
             f"samples, found shape {x.shape}"
         )
     return signal.filtfilt(HIGHPASS_B, HIGHPASS_A, x)
-
-
-# --- split points and chunks --------------------------------------------------------------
-@dataclass(frozen=True)
-class Chunk:
-    """One piece of the padded input, converted on its own.
-
-    ``audio_start:audio_stop`` index the t_pad-padded 16 kHz audio (:func:`pad_audio`);
-    ``frame_start:frame_stop`` index the F0 arrays computed on it (100 fps). The synthesizer's
-    output for the chunk (at tgt_sr) loses ``trim_tgt`` samples at each end before concatenation.
-    """
-
-    audio_start: int
-    audio_stop: int
-    frame_start: int
-    frame_stop: int
-    trim_tgt: int
-
-    def audio(self, padded: np.ndarray) -> np.ndarray:
-        """The chunk's samples, float32 (what HuBERT receives)."""
-        return np.asarray(padded[self.audio_start : self.audio_stop], dtype=np.float32)
-
-    def frames(self, arr: np.ndarray) -> np.ndarray:
-        """The chunk's slice of a per-frame array (coarse pitch or F0 in Hz)."""
-        return arr[self.frame_start : self.frame_stop]
-
-    def trim(self, out: np.ndarray) -> np.ndarray:
-        """Drop the padding from the synthesizer output (N_tgt,) -> (N_tgt - 2*trim_tgt,)."""
-        return out[self.trim_tgt : out.shape[0] - self.trim_tgt]
-
-
-def quietness(audio: np.ndarray, window: int = WINDOW) -> np.ndarray:
-    """(N,) -> (N,): sum of |x| over ``window`` samples centred on each sample.
-
-    The input is reflect-padded by window//2 on both sides; element j sums padded samples
-    j .. j+window-1. Accumulated one shifted slice at a time, in the same order as upstream, so
-    the float64 sums (and hence ties) are identical.
-    """
-    x = np.asarray(audio)
-    return quietness_range(x, 0, x.shape[0], window)
-
-
-def quietness_range(audio: np.ndarray, start: int, stop: int, window: int = WINDOW) -> np.ndarray:
-    """Elements ``start:stop`` of :func:`quietness` (same sums, same order), computed from the
-    samples they need only: split points read a few seconds around each cut, not the whole clip."""
-    x = np.asarray(audio)
-    n = x.shape[0]
-    half = window // 2
-    idx = np.abs(np.arange(start - half, stop - half + window - 1))  # reflect at the start
-    idx = np.where(idx >= n, 2 * (n - 1) - idx, idx)  # and at the end (np.pad's "reflect")
-    padded = x[idx]
-    total = np.zeros(stop - start, dtype=x.dtype)
-    buf = np.empty_like(total)
-    for i in range(window):
-        np.abs(padded[i : i + stop - start], out=buf)
-        total += buf
-    return total
-
-
-def split_points(audio: np.ndarray, pad: Padding) -> list[int]:
-    """(N,) high-passed audio @ 16 kHz -> split sample indices in the unpadded input.
-
-    No splits when N + window <= t_max (the window-padded length is what upstream compares).
-    Otherwise, for each t = t_center, 2*t_center, ... < N, the first quietest sample of
-    :func:`quietness` in [t - t_query, t + t_query) (clipped at N). Not yet rounded to frames.
-    Each window is searched with cumulative sums (:func:`quietest`), and the sums within their
-    rounding bound of the minimum are recomputed as :func:`quietness_range` does, so the choice is
-    upstream's, tie for tie.
-    """
-    x = np.asarray(audio)
-    n = x.shape[0]
-    if n + 2 * (pad.window // 2) <= pad.t_max:
-        return []
-    points = []
-    for t in range(pad.t_center, n, pad.t_center):
-        span = range(n)[t - pad.t_query : t + pad.t_query]  # the slice upstream takes of the sums
-        points.append(t - pad.t_query + quietest(x, span.start, span.stop, pad.window))
-    return points
-
-
-def quietest(audio: np.ndarray, start: int, stop: int, window: int = WINDOW) -> int:
-    """Offset from ``start`` of the first minimum of :func:`quietness` over ``start:stop``.
-
-    Window sums as differences of one float64 cumulative sum of |x| (O(n), not O(n * window));
-    every sum within the cumulative sum's worst-case rounding error of the smallest is recomputed
-    in upstream's order (:func:`quietness_range`), and the first exact minimum among them wins.
-    """
-    x = np.asarray(audio)
-    n = x.shape[0]
-    half = window // 2
-    idx = np.abs(np.arange(start - half, stop - half + window - 1))
-    idx = np.where(idx >= n, 2 * (n - 1) - idx, idx)
-    mag = np.abs(x[idx].astype(np.float64, copy=False))
-    csum = np.concatenate(([0.0], np.cumsum(mag)))
-    sums = csum[window:] - csum[:-window]  # (stop - start,)
-    # Recursive summation of m non-negative terms errs by at most gamma_m * total, gamma_m =
-    # m u / (1 - m u) (Higham, Accuracy and Stability, 4.3): each difference is within 2 gamma_m
-    # * total (+ its own rounding) of the true window sum, and upstream's sums in x's dtype within
-    # gamma_window of it; any sum that can equal upstream's minimum lies within ``bound``.
-    def gamma(m: int, dtype) -> float:
-        u = float(np.finfo(dtype).eps) / 2
-        return m * u / (1 - m * u)
-
-    lowest = float(sums.min())
-    err = 2 * gamma(mag.shape[0], np.float64) * float(csum[-1]) + gamma(1, np.float64) * float(sums.max())
-    bound = 2 * err + 4 * gamma(window, x.dtype) * (lowest + err)
-    near = np.flatnonzero(sums <= lowest + bound)
-    if near.shape[0] == 1:
-        return int(near[0])
-    exact = np.zeros(near.shape[0], dtype=x.dtype)
-    for i in range(window):  # upstream's order of accumulation, on the candidates only
-        exact += np.abs(x[idx[near + i]])
-    return int(near[np.flatnonzero(exact == exact.min())[0]])
-
-
-def plan_chunks(audio: np.ndarray, pad: Padding) -> list[Chunk]:
-    """(N,) high-passed audio @ 16 kHz -> the chunks, in order, covering the whole input.
-
-    Each split point is rounded down to a multiple of ``window``. Chunk i spans padded samples
-    [s, t + 2*t_pad + window) where s is the previous split (0 first) and t this one; its F0
-    frames are [s // window, (t + 2*t_pad) // window) - one frame fewer than its samples hold,
-    as upstream (the synthesizer call trims to the shorter of features and pitch). The last
-    chunk runs from the last split to the end of the padded audio and of the F0 arrays.
-
-    Upstream consequence (kept): HuBERT gives 2*T = n-1 frames for an odd chunk length of n
-    frames and n-2 for an even one, so after trimming t_pad_tgt a chunk yields (t - s)/160
-    frames or one fewer; at such a split 10 ms of input is dropped and later output sits 10 ms
-    early. A 95 s input cut into 3 chunks gives 9528 output frames for 9530 input frames.
-    """
-    n = np.asarray(audio).shape[0]
-    n_padded = n + 2 * pad.t_pad
-    n_frames = n_padded // pad.window
-    chunks = []
-    s = 0
-    for t in split_points(audio, pad):
-        t = t // pad.window * pad.window
-        chunks.append(
-            Chunk(
-                s,
-                t + pad.t_pad2 + pad.window,
-                s // pad.window,
-                (t + pad.t_pad2) // pad.window,
-                pad.t_pad_tgt,
-            )
-        )
-        s = t
-    chunks.append(Chunk(s, n_padded, s // pad.window, n_frames, pad.t_pad_tgt))
-    return chunks
-
-
-def pad_audio(audio: np.ndarray, pad: Padding) -> np.ndarray:
-    """(N,) -> (N + 2*t_pad,): reflect padding by t_pad on each side (same dtype).
-
-    F0 is estimated on this array and truncated to ``len // window`` frames (``p_len``).
-    """
-    return np.pad(np.asarray(audio), (pad.t_pad, pad.t_pad), mode="reflect")
 
 
 # --- pitch --------------------------------------------------------------------------------
@@ -339,20 +145,34 @@ def apply_f0_curve(f0: np.ndarray, curve: np.ndarray, x_pad: int) -> np.ndarray:
     return out
 
 
+def fill_unvoiced(f0: np.ndarray) -> np.ndarray:
+    """(T,) Hz -> (T,) float32 with every unvoiced (0 Hz) frame linearly interpolated between the
+    voiced ones (frames before the first and after the last voiced one hold its value), as RVC
+    WebUI 2026's offline pipeline and every release's realtime path do; all-unvoiced stays 0."""
+    f0 = np.asarray(f0, np.float32).copy()
+    voiced = f0 > 0
+    if voiced.any() and not voiced.all():
+        idx = np.arange(f0.size)
+        f0[~voiced] = np.interp(idx[~voiced], idx[voiced], f0[voiced])
+    return f0
+
+
 def postprocess_f0(
     f0: np.ndarray,
     f0_up_key: float = 0,
     f0_curve: np.ndarray | None = None,
     x_pad: int = FP32_CONFIG.x_pad,
     n_frames: int | None = None,
+    fill: bool = False,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Raw F0 (T,) Hz on the padded audio -> (coarse (T',) int32, f0bak (T',) float32 Hz).
 
-    Shift by ``f0_up_key`` semitones, then the optional user curve (:func:`apply_f0_curve`),
-    then coarse ids; ``f0bak`` (the synthesizer's NSF F0, "pitchf") is the shifted/overridden Hz
-    curve. Both are truncated to ``n_frames`` (the pipeline's p_len) when given.
+    ``fill``: first :func:`fill_unvoiced` (ReferenceProfile.f0_fill_unvoiced). Shift by
+    ``f0_up_key`` semitones, then the optional user curve (:func:`apply_f0_curve`), then coarse
+    ids; ``f0bak`` (the synthesizer's NSF F0, "pitchf") is the shifted/overridden Hz curve. Both
+    are truncated to ``n_frames`` (the pipeline's p_len) when given.
     """
-    shifted = shift_f0(f0, f0_up_key)
+    shifted = shift_f0(fill_unvoiced(f0) if fill else f0, f0_up_key)
     if f0_curve is not None:
         shifted = apply_f0_curve(shifted, f0_curve, x_pad)
     f0bak = shifted.copy()
@@ -391,6 +211,7 @@ def features_to_frames(
     pitch: np.ndarray | None = None,
     pitchf: np.ndarray | None = None,
     protect: float = 0.33,
+    protect_off: float = PROTECT_OFF,
 ) -> tuple[np.ndarray, int, np.ndarray | None, np.ndarray | None]:
     """Per-chunk features @ 50 fps -> synthesizer inputs @ 100 fps.
 
@@ -400,9 +221,9 @@ def features_to_frames(
     pitch/pitchf (F,): the chunk's coarse ids / Hz (None for a model without F0).
     Returns (feats (2T, C), p_len, pitch[:p_len], pitchf[:p_len]) with
     p_len = min(n_samples // window, 2T). Pitch is trimmed only when the features are shorter
-    (as upstream). When protect < 0.5 and pitch is given, unvoiced frames mix back the
-    un-blended features: feats*w + feats0*(1-w), w from :func:`protect_weights`; protect >= 0.5
-    leaves the features as they are.
+    (as upstream). When protect < ``protect_off`` (0.5 in every release) and pitch is given,
+    unvoiced frames mix back the un-blended features: feats*w + feats0*(1-w), w from
+    :func:`protect_weights`; protect >= protect_off leaves the features as they are.
     """
     up = repeat_x2(feats)
     p_len = n_samples // WINDOW
@@ -410,7 +231,7 @@ def features_to_frames(
         p_len = up.shape[0]
         if pitch is not None and pitchf is not None:
             pitch, pitchf = pitch[:p_len], pitchf[:p_len]
-    if protect < PROTECT_OFF and pitch is not None and pitchf is not None and feats0 is not None:
+    if protect < protect_off and pitch is not None and pitchf is not None and feats0 is not None:
         w = protect_weights(pitchf, protect)[:, None]
         if w.shape[0] != up.shape[0]:
             raise ValueError(

@@ -11,6 +11,8 @@ the F0 each path gave the synthesizer.
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 
 from rvclab import metrics
@@ -46,8 +48,10 @@ def stream_vs_offline(voice: VoiceModel, audio16: np.ndarray, backend: str, conf
     voiced offline). ``skip_seconds`` leaves out the stream's start (its context still empty)."""
     cfg = StreamConfig(**{**config.to_dict(), "rms_mix_rate": 1.0})
     conv, res = stream_audio(voice, audio16, backend, cfg)
-    off = convert_voice(audio16, voice, sr=16000, f0_method=cfg.f0_method, rms_mix_rate=1.0, protect=0.5,
-                        backend=backend, noise_seed=cfg.noise_seed)
+    # offline follows the stream's profile, filling unvoiced F0 where the stream does
+    profile = dataclasses.replace(cfg.profile, f0_fill_unvoiced=cfg.fills)
+    off = convert_voice(audio16, voice, sr=16000, f0_method=cfg.method, rms_mix_rate=1.0, protect=0.5,
+                        backend=backend, noise_seed=cfg.noise_seed, reference=profile)
     sr = conv.sr
     offline = resample(off.audio, off.sr, sr)
     n = min(offline.size, res.audio.size)
@@ -57,11 +61,12 @@ def stream_vs_offline(voice: VoiceModel, audio16: np.ndarray, backend: str, conf
     mel_a, mel_b = log_mel(a, sr, hop=hop), log_mel(b, sr, hop=hop)
     diff = np.abs(mel_a - mel_b).mean(axis=0)
     f = conv.frames
-    other = convert_voice(audio16, voice, sr=16000, f0_method=cfg.f0_method, rms_mix_rate=1.0, protect=0.5,
-                          backend=backend, noise_seed=cfg.noise_seed + 1)
+    other = convert_voice(audio16, voice, sr=16000, f0_method=cfg.method, rms_mix_rate=1.0, protect=0.5,
+                          backend=backend, noise_seed=cfg.noise_seed + 1, reference=profile)
     mel_c = log_mel(resample(other.audio, other.sr, sr)[skip:n], sr, hop=hop)
     row = {"backend": backend, "block_s": cfg.block, "extra_s": cfg.extra, "crossfade_s": cfg.crossfade,
-           "f0_method": cfg.f0_method, "sr": sr, "seconds": n / sr, "skip_s": skip_seconds,
+           "f0_method": cfg.method, "reference": cfg.reference, "sr": sr, "seconds": n / sr,
+           "skip_s": skip_seconds,
            "spec_corr": metrics.corr(mel_a, mel_b), "logmel_diff": float(diff.mean()),
            "logmel_diff_by_position": position_profile(diff, hop, f.block, res.delay_samples + skip),
            "latency_s": conv.latency["total"],
@@ -106,6 +111,6 @@ def backend_parity(voice: VoiceModel, audio16: np.ndarray, config: StreamConfig)
     outs = {be: stream_audio(voice, audio16, be, config)[1].audio for be in ("torch", "mlx")}
     a, b = outs["torch"], outs["mlx"]
     sr = config.sr or voice.sr
-    return {"block_s": config.block, "extra_s": config.extra, "f0_method": config.f0_method,
+    return {"block_s": config.block, "extra_s": config.extra, "f0_method": config.method,
             "samples": int(a.size), "wave_corr": metrics.corr(a, b), "wave_max_abs": metrics.max_abs(a, b),
             "spec_corr": metrics.spectral_corr(a, b, sr), "rms_ratio": metrics.rms_ratio(b, a)}

@@ -17,7 +17,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 from rvclab.audio import HOP_16K, SAMPLE_RATE_16K
-from rvclab.pitch import METHODS
+from rvclab.pipeline.reference import resolve
+from rvclab.profiles import DEFAULT_PROFILE, ReferenceProfile
 
 FRAME_RATE = 100  # 10 ms frames: every buffer length is a multiple of sr // FRAME_RATE
 HUBERT_FRAME_16K = 320  # samples @ 16 kHz per HuBERT frame: the shortest usable block
@@ -43,8 +44,10 @@ class StreamConfig:
     gate (RMS of 40 ms windows, dB re full scale; <= -60 is off); f0_up_key / formant:
     semitones; rms_mix_rate: 1 keeps the model's envelope, 0 imposes the input's; sr: the stream's
     rate (None: the voice's rate, upstream's "sr_model"); noise_seed: block i draws with
-    ``noise_seed + i``; fill_unvoiced: interpolate F0 over unvoiced frames, as upstream's realtime
-    path does.
+    ``noise_seed + i``; reference: the release followed (:mod:`rvclab.profiles`): its F0 methods
+    and their parameters, RMVPE's framing and HuBERT's v1 layer; f0_method None: its default;
+    fill_unvoiced: interpolate F0 over each window's unvoiced frames (None: the profile's
+    ``f0_fill_unvoiced``; RVC WebUI 2026's realtime path always fills).
     """
 
     block: float = 0.25
@@ -53,16 +56,32 @@ class StreamConfig:
     threshold_db: float = GATE_OFF_DB
     f0_up_key: float = 0.0
     formant: float = 0.0
-    f0_method: str = "rmvpe"
+    f0_method: str | None = None
     index_rate: float = 0.0
     rms_mix_rate: float = 0.0
     sid: int = 0
     sr: int | None = None
     noise_seed: int = 0
-    fill_unvoiced: bool = True
+    fill_unvoiced: bool | None = None
+    reference: str = DEFAULT_PROFILE
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+    @property
+    def profile(self) -> ReferenceProfile:
+        """The reference profile (ValueError listing the known names for an unknown one)."""
+        return resolve(self.reference)
+
+    @property
+    def method(self) -> str:
+        """The F0 method run: ``f0_method``, or the profile's default."""
+        return self.f0_method or self.profile.default_f0_method
+
+    @property
+    def fills(self) -> bool:
+        """Whether unvoiced F0 frames are filled: ``fill_unvoiced``, or the profile's choice."""
+        return self.profile.f0_fill_unvoiced if self.fill_unvoiced is None else bool(self.fill_unvoiced)
 
 
 @dataclass(frozen=True)
@@ -125,8 +144,10 @@ def plan_frames(config: StreamConfig, sr: int) -> Frames:
     """Buffer sizes for ``config`` at ``sr``; StreamError naming the values when they cannot work."""
     if sr % FRAME_RATE or sr < SAMPLE_RATE_16K:
         raise StreamError(f"stream rate {sr} Hz: must be a multiple of {FRAME_RATE} Hz and >= {SAMPLE_RATE_16K}")
-    if config.f0_method not in METHODS:
-        raise StreamError(f"f0_method {config.f0_method!r}: choose from {', '.join(METHODS)}")
+    try:
+        config.profile.check_f0_method(config.method)
+    except ValueError as exc:  # unknown profile, or a method it does not offer
+        raise StreamError(str(exc)) from None
     for name, value, low, high in (("index_rate", config.index_rate, 0, 1), ("rms_mix_rate", config.rms_mix_rate, 0, 1),
                                    ("extra", config.extra, 0, 10), ("formant", config.formant, -12, 12)):
         if not low <= value <= high:

@@ -22,6 +22,8 @@ from rvclab.models.synth.config import coarse_pitch
 from rvclab.models.synth.noise import make_noise
 from rvclab.pipeline.conversion import BACKENDS
 from rvclab.pipeline.networks import VoiceModel, embedder, features, torch_device, voice_index
+from rvclab.pipeline.reference import f0_keywords
+from rvclab.pipeline.steps import fill_unvoiced
 from rvclab.pitch import estimate_f0
 from rvclab.runtime import import_mlx
 from rvclab.stream import dsp
@@ -33,17 +35,6 @@ from rvclab.stream.config import (
     StreamError,
     plan_frames,
 )
-
-
-def fill_unvoiced(f0: np.ndarray) -> np.ndarray:
-    """(T,) Hz with unvoiced (0) frames linearly interpolated between voiced ones (ends held), as
-    upstream's realtime path does; all-unvoiced input stays 0."""
-    f0 = np.asarray(f0, np.float32).copy()
-    voiced = f0 > 0
-    if voiced.any() and not voiced.all():
-        idx = np.arange(f0.size)
-        f0[~voiced] = np.interp(idx[~voiced], idx[voiced], f0[voiced])
-    return f0
 
 
 class StreamConverter:
@@ -137,7 +128,8 @@ class StreamConverter:
         f, cfg = self.frames, self.config
         p_len = f.frames_total
         t = time.perf_counter()
-        feats = features(self.hubert, self.input16, self.voice.version, self.backend)
+        feats = features(self.hubert, self.input16, self.voice.version, self.backend,
+                         v1_layer=self.config.profile.hubert_v1_layer)
         feats = np.concatenate([feats, feats[-1:]], axis=0)
         if self.index is not None:
             head = f.skip_head // 2
@@ -169,10 +161,11 @@ class StreamConverter:
     def _update_pitch_cache(self) -> None:
         """F0 of the newest end of the 16 kHz buffer -> shift both caches by one block, write the tail."""
         f, cfg = self.frames, self.config
-        n = f.f0_window_16k(cfg.f0_method)
+        n = f.f0_window_16k(cfg.method)
         window = self.input16[-n:]
-        f0 = estimate_f0(window, cfg.f0_method, backend=self.backend, n_frames=n // HOP_16K).f0
-        if cfg.fill_unvoiced:
+        f0 = estimate_f0(window, cfg.method, backend=self.backend, n_frames=n // HOP_16K,
+                         **f0_keywords(cfg.profile, cfg.method)).f0
+        if cfg.fills:
             f0 = fill_unvoiced(f0)
         f0 = np.where(f0 > 0, f0 * 2.0 ** ((cfg.f0_up_key - cfg.formant) / 12), 0.0).astype(np.float32)
         shift = f.block_16k // HOP_16K

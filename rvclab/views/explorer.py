@@ -17,6 +17,7 @@ from rvclab.pipeline import explore as vc_views
 from rvclab.pipeline.networks import VoiceModel
 from rvclab.pipeline.steps import coarse_pitch, shift_f0
 from rvclab.pitch import available_methods
+from rvclab.profiles import get_profile
 from rvclab.views.players import ab_player, audio_player, pitch_buzz
 from rvclab.views.plots import f0_overlay, f0_tracks_plot, hz_log_axis, legend_outside, spectrogram_diff
 from rvclab.views.tables import conversion_table
@@ -125,10 +126,11 @@ def conversion_explorer(clips=None, voices=None, *, methods=None, seconds: float
         raise ValueError("conversion_explorer: no audio clips among those given (extensions: "
                          "rvclab.audio.AUDIO_EXTENSIONS)")
     voices = [Path(v) for v in (voices or vc_views.voice_paths())]
-    methods = list(methods or available_methods())
+    p0 = vc_views.Params()
+    offered = get_profile(p0.reference).f0_method_names  # the methods its release offers
+    methods = list(methods or [m for m in available_methods() if m in offered])
     default_voice = next((v for v in voices if v.name == vc_views.DEFAULT_VOICE), voices[0])
     by_name = {p.name: p for p in clips + voices}  # options show names; paths differ per checkout
-    p0 = vc_views.Params()
     style = {"description_width": EXPLORER_LABEL_WIDTH}  # wide enough for the longest label
     controls = {
         "clip": w.Dropdown(options=[c.name for c in clips], value=clips[0].name, description="clip",

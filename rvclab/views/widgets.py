@@ -18,11 +18,12 @@ from rvclab.views.plots import (
     spectrogram_diff,
     waveform_compare,
 )
+from rvclab.views.profiles import profile_switcher
 from rvclab.views.tables import conversion_table, f0_agreement_table, info_table, parity_table, rows_table
 
 __all__ = [
     "ab_player", "audio_player", "clip_overview", "conversion_explorer", "conversion_table",
     "f0_agreement_table", "f0_method_picker", "f0_overlay", "f0_tracks_plot", "info_table",
-    "layer_error_plot", "noise_corr_plot", "parity_table", "pitch_buzz", "pitch_shift_view",
+    "layer_error_plot", "noise_corr_plot", "parity_table", "pitch_buzz", "pitch_shift_view", "profile_switcher",
     "rmvpe_clip_picker", "rows_table", "spectrogram_diff", "waveform_compare",
 ]

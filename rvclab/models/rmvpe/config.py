@@ -16,6 +16,21 @@ from rvclab.audio import (
 )
 from rvclab.models.crepe.config import CENTS_OFFSET, CENTS_PER_BIN, PITCH_BINS
 
+# How the log-mel frame axis is padded at the end to a multiple of ``pad_multiple``: "reflect"
+# (Applio) or "constant" (zeros: RVC WebUI since 2023-09); rvclab.profiles picks one per release.
+PAD_MODES = ("reflect", "constant")
+DEFAULT_PAD_MODE = "reflect"  # the model-level default (Applio's); conversions pass their profile's
+
+
+def check_rmvpe_framing(pad_mode: str, chunk_frames: int | None, multiple: int) -> None:
+    """ValueError naming the value when ``pad_mode`` is not one of PAD_MODES or ``chunk_frames``
+    (None: one network call) is not a positive multiple of ``multiple``."""
+    if pad_mode not in PAD_MODES:
+        raise ValueError(f"RMVPE pad_mode {pad_mode!r}: choose from {', '.join(PAD_MODES)}")
+    if chunk_frames is not None and (chunk_frames <= 0 or chunk_frames % multiple):
+        raise ValueError(f"chunk_frames must be a positive multiple of {multiple} (or None: one call), "
+                         f"got {chunk_frames}")
+
 
 @dataclass(frozen=True)
 class RmvpeConfig:
@@ -42,7 +57,7 @@ class RmvpeConfig:
     n_classes: int = PITCH_BINS  # CREPE's pitch grid: 20-cent bins
     # framing and decoding
     pad_multiple: int = 32  # 2 ** en_de_layers
-    chunk_frames: int = 32000  # padded frames per independent network call (320 s)
+    chunk_frames: int = 32000  # padded frames per independent network call (320 s), Applio's
     threshold: float = 0.03
     decode_window: int = 9  # bins averaged around the argmax
     cents_offset: float = CENTS_OFFSET  # cents (re 10 Hz) of bin 0

@@ -6,8 +6,12 @@ seeded maker when missing); pass ``model_path=`` for RVC's real ``rmvpe.pt``.
 
 ``f0_min``/``f0_max``: RVC WebUI's pipeline does not limit RMVPE's range (its bins span
 31.7-2006 Hz), so by default they are ignored, as upstream; ``apply_range=True`` marks frames
-outside [f0_min, f0_max] unvoiced. Audio shorter than 2720 samples (17 frames, ~0.17 s) cannot be
-reflect-padded to 32 frames: ValueError (upstream fails there too); empty audio gives empty arrays.
+outside [f0_min, f0_max] unvoiced. ``pad_mode`` ("reflect" | "constant") and ``chunk_frames``
+(padded frames per network call, None: one call) frame the log-mel as a release does
+(:mod:`rvclab.profiles`: ``rmvpe_pad_mode``, ``rmvpe_chunk_frames``); their defaults are the
+model's (reflect, 32000). With reflect padding, audio shorter than 2720 samples (17 frames,
+~0.17 s) cannot be padded to 32 frames: ValueError (upstream fails there too); zero padding has
+no minimum. Empty audio gives empty arrays.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ from __future__ import annotations
 import numpy as np
 
 from rvclab.f0 import F0_MAX, F0_MIN, check_audio_16k
+from rvclab.models.rmvpe.config import DEFAULT_PAD_MODE, RmvpeConfig
 from rvclab.models.rmvpe.io import ensure_default_weights, load_rmvpe
 
 _MODELS: dict = {}
@@ -36,12 +41,14 @@ def get_estimator(backend: str = "torch", model_path=None):
 
 def estimate(audio_16k: np.ndarray, backend: str = "torch", f0_min: float = F0_MIN,
              f0_max: float = F0_MAX, *, model_path=None, threshold: float | None = None,
-             apply_range: bool = False, **kw) -> tuple[np.ndarray, np.ndarray]:
+             apply_range: bool = False, pad_mode: str = DEFAULT_PAD_MODE,
+             chunk_frames: int | None = RmvpeConfig.chunk_frames, **kw) -> tuple[np.ndarray, np.ndarray]:
     """(N,) float audio @ 16 kHz -> (f0_hz (T,), voiced (T,)), T = N // 160 + 1."""
     audio = check_audio_16k(audio_16k)
     if audio.size == 0:
         return np.zeros(0, np.float32), np.zeros(0, bool)
-    f0 = np.asarray(get_estimator(backend, model_path).infer(audio, threshold), np.float32)
+    est = get_estimator(backend, model_path)
+    f0 = np.asarray(est.infer(audio, threshold, chunk_frames=chunk_frames, pad_mode=pad_mode), np.float32)
     if apply_range:
         f0[(f0 < f0_min) | (f0 > f0_max)] = 0.0
     return f0, f0 > 0

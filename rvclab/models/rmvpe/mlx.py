@@ -13,7 +13,7 @@ import numpy as np
 
 from rvclab.audio import HOP_16K, mel_filterbank
 from rvclab.mlx import ops
-from rvclab.models.rmvpe.config import RmvpeConfig
+from rvclab.models.rmvpe.config import DEFAULT_PAD_MODE, RmvpeConfig, check_rmvpe_framing
 from rvclab.models.rmvpe.gru import GRU
 from rvclab.models.rmvpe.mlx_layers import (
     BatchNorm2d,
@@ -236,25 +236,28 @@ class MelSpectrogram:
         return mx.log(mx.maximum(mel, self.cfg.clamp))
 
 
-def pad_frames(mel: mx.array, multiple: int = RmvpeConfig.pad_multiple) -> mx.array:
-    """Reflect-pad the frame axis of (B, T, 128) to a multiple of ``multiple``."""
+def pad_frames(mel: mx.array, multiple: int = RmvpeConfig.pad_multiple, mode: str = DEFAULT_PAD_MODE) -> mx.array:
+    """Pad the frame axis of (B, T, 128) at the end to a multiple of ``multiple``: "reflect" or
+    "constant" (zeros); see the torch reference for the reflect minimum."""
     n = mel.shape[1]
     pad = multiple * ((n - 1) // multiple + 1) - n
-    if pad >= n:
+    if mode == "reflect" and pad >= n:
         raise ValueError(
             f"RMVPE needs at least {pad + 1} mel frames to reflect-pad {n} frames to a multiple "
             f"of {multiple}; got {n} (audio too short: at least ~{(pad + 1) * HOP_16K} samples)"
         )
-    return reflect_pad(mel, 1, 0, pad) if pad else mel
+    if not pad:
+        return mel
+    return reflect_pad(mel, 1, 0, pad) if mode == "reflect" else mx.pad(mel, [(0, 0), (0, pad), (0, 0)])
 
 
-def mel_to_salience(model: E2E, mel: mx.array, chunk_frames: int | None = None) -> mx.array:
-    """(B, T, 128) -> (B, T, 360): pad to 32 frames, independent chunks as upstream."""
-    chunk = chunk_frames or model.cfg.chunk_frames
-    if chunk % model.cfg.pad_multiple:
-        raise ValueError(f"chunk_frames must be a multiple of {model.cfg.pad_multiple}, got {chunk}")
+def mel_to_salience(model: E2E, mel: mx.array, chunk_frames: int | None = RmvpeConfig.chunk_frames,
+                    pad_mode: str = DEFAULT_PAD_MODE) -> mx.array:
+    """(B, T, 128) -> (B, T, 360): pad to 32 frames, independent chunks (None: one call), as torch."""
+    check_rmvpe_framing(pad_mode, chunk_frames, model.cfg.pad_multiple)
     n = mel.shape[1]
-    padded = pad_frames(mel, model.cfg.pad_multiple)
+    padded = pad_frames(mel, model.cfg.pad_multiple, pad_mode)
+    chunk = chunk_frames or padded.shape[1]
     outs = []
     for s in range(0, padded.shape[1], chunk):
         out = model(padded[:, s:s + chunk])
@@ -271,16 +274,18 @@ class RMVPE:
         self.cfg = model.cfg
         self.mel = MelSpectrogram(model.cfg)
 
-    def salience(self, audio: np.ndarray, chunk_frames: int | None = None) -> np.ndarray:
+    def salience(self, audio: np.ndarray, chunk_frames: int | None = RmvpeConfig.chunk_frames,
+                 pad_mode: str = DEFAULT_PAD_MODE) -> np.ndarray:
         """(N,) float audio @ 16 kHz -> (N // 160 + 1, 360) float32."""
         x = mx.array(np.asarray(audio, dtype=np.float32))[None]
-        sal = mel_to_salience(self.model, self.mel(x), chunk_frames)
+        sal = mel_to_salience(self.model, self.mel(x), chunk_frames, pad_mode)
         return np.array(sal[0])
 
-    def infer(self, audio: np.ndarray, threshold: float | None = None) -> np.ndarray:
+    def infer(self, audio: np.ndarray, threshold: float | None = None,
+              chunk_frames: int | None = RmvpeConfig.chunk_frames, pad_mode: str = DEFAULT_PAD_MODE) -> np.ndarray:
         """(N,) audio @ 16 kHz -> (N // 160 + 1,) F0 Hz, 0 = unvoiced."""
         thr = self.cfg.threshold if threshold is None else threshold
-        return np.array(decode(mx.array(self.salience(audio)), thr, self.cfg))
+        return np.array(decode(mx.array(self.salience(audio, chunk_frames, pad_mode)), thr, self.cfg))
 
 
 # --- decoding (MLX) --------------------------------------------------------------------------

@@ -67,7 +67,7 @@ def decoders_compare(salience: np.ndarray, threshold: float = THRESHOLD):
     return decode_torch(salience, threshold), np.array(decode_mlx(mx.array(salience), threshold))
 
 
-def check_clip(name: str, audio: np.ndarray, est_t, est_m, chunk_frames=None) -> dict:
+def check_clip(name: str, audio: np.ndarray, est_t, est_m, chunk_frames=RmvpeConfig.chunk_frames) -> dict:
     """One row of figures for ``audio`` (N,) @ 16 kHz; ``est_*`` are RMVPE wrappers."""
     thr = THRESHOLD
     sal_t = est_t.salience(audio, chunk_frames)
@@ -94,7 +94,7 @@ def estimators(model_path=None):
 
 def run(args) -> list[dict]:
     est_t, est_m = estimators(getattr(args, "model_path", None))
-    chunk = getattr(args, "chunk_frames", None)
+    chunk = getattr(args, "chunk_frames", None) or RmvpeConfig.chunk_frames
     rows = []
     for path in data_clips():
         if getattr(args, "clip", None) and not path.name.startswith(args.clip):

@@ -4,7 +4,7 @@ Pipeline, all at 16 kHz with a 10 ms hop (``HOP = 160`` samples):
 
     audio (B, N) -> log-mel (B, 128, T)         centred, reflect-padded STFT, 1024-point Hann,
                                                 128 HTK mel bins 30-8000 Hz, log(clamp(., 1e-5))
-    -> pad T to a multiple of 32 (reflect)     the U-Net halves time five times
+    -> pad T to a multiple of 32               reflect or zeros; the U-Net halves time five times
     -> E2E: DeepUnet -> cnn (3 ch) -> BiGRU -> Linear(512, 360) -> sigmoid
     -> salience (B, T, 360)                    one bin = 20 cents, bin 0 = 1997.38 cents (~31.7 Hz)
     -> local weighted average of 9 bins around the argmax, threshold 0.03 -> Hz, 0 = unvoiced
@@ -20,20 +20,17 @@ does with ``RVC_CUDA_GRAPH``: ``RMVPE(model, "cuda", cuda_graph=True)`` or
 
 from __future__ import annotations
 
-import warnings
-from collections import OrderedDict
-
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from rvclab.audio import HOP_16K, mel_filterbank
-from rvclab.models.rmvpe.config import RmvpeConfig
+from rvclab.models.rmvpe.config import DEFAULT_PAD_MODE, RmvpeConfig, check_rmvpe_framing
+from rvclab.models.rmvpe.graphed import GRAPH_CACHE_SIZE as GRAPH_CACHE_SIZE
+from rvclab.models.rmvpe.graphed import GRAPH_WARMUP_CALLS as GRAPH_WARMUP_CALLS
+from rvclab.models.rmvpe.graphed import GraphedForward as GraphedForward
 from rvclab.runtime import torch_cuda_graph_enabled
-
-GRAPH_CACHE_SIZE = 4  # captured input shapes kept per model (each holds its own memory pool)
-GRAPH_WARMUP_CALLS = 3  # eager calls on a side stream before a capture (library handles, workspaces)
 
 
 class ConvBlockRes(nn.Module):
@@ -243,100 +240,41 @@ class MelSpectrogram(nn.Module):
         return torch.log(torch.clamp(self.mel_basis @ mag, min=c.clamp))
 
 
-def pad_frames(mel: torch.Tensor, multiple: int = RmvpeConfig.pad_multiple) -> torch.Tensor:
-    """Reflect-pad the frame axis of (B, 128, T) up to a multiple of ``multiple``.
+def pad_frames(mel: torch.Tensor, multiple: int = RmvpeConfig.pad_multiple,
+               mode: str = DEFAULT_PAD_MODE) -> torch.Tensor:
+    """Pad the frame axis of (B, 128, T) at the end up to a multiple of ``multiple``.
 
-    Reflect padding needs more frames than it adds, so inputs of fewer than 17 frames
-    (audio under ~0.16 s) raise ValueError here (upstream fails the same way, less clearly).
+    ``mode`` "reflect" (Applio) or "constant" (zeros, RVC WebUI). Reflect padding needs more
+    frames than it adds, so with it inputs of fewer than 17 frames (audio under ~0.16 s) raise
+    ValueError (upstream fails the same way, less clearly); zeros have no minimum.
     """
     n = mel.shape[-1]
     pad = multiple * ((n - 1) // multiple + 1) - n
-    if pad >= n:
+    if mode == "reflect" and pad >= n:
         raise ValueError(
             f"RMVPE needs at least {pad + 1} mel frames to reflect-pad {n} frames to a multiple "
             f"of {multiple}; got {n} (audio too short: at least ~{(pad + 1) * HOP_16K} samples)"
         )
-    return F.pad(mel, (0, pad), mode="reflect") if pad else mel
+    return F.pad(mel, (0, pad), mode=mode) if pad else mel
 
 
 @torch.no_grad()
-def mel_to_salience(model: E2E, mel: torch.Tensor, chunk_frames: int | None = None, forward=None):
-    """(B, 128, T) log-mel -> (B, T, 360) salience; padded to 32 frames, run in chunks.
+def mel_to_salience(model: E2E, mel: torch.Tensor, chunk_frames: int | None = RmvpeConfig.chunk_frames,
+                    forward=None, pad_mode: str = DEFAULT_PAD_MODE):
+    """(B, 128, T) log-mel -> (B, T, 360) salience; padded to 32 frames (``pad_mode``), run in chunks.
 
     Chunks of ``chunk_frames`` padded frames run independently (the GRU restarts at each
-    boundary), as upstream does, which bounds memory on long inputs. ``forward`` runs one chunk
-    (default ``model`` itself; :class:`GraphedForward` replays it from CUDA graphs).
+    boundary), as Applio does, which bounds memory on long inputs; None runs the whole input in
+    one call (RVC WebUI). ``forward`` runs one chunk (default ``model`` itself;
+    :class:`GraphedForward` replays it from CUDA graphs).
     """
-    chunk = chunk_frames or model.cfg.chunk_frames
-    if chunk % model.cfg.pad_multiple:
-        raise ValueError(f"chunk_frames must be a multiple of {model.cfg.pad_multiple}, got {chunk}")
+    check_rmvpe_framing(pad_mode, chunk_frames, model.cfg.pad_multiple)
     forward = forward or model
     n = mel.shape[-1]
-    padded = pad_frames(mel, model.cfg.pad_multiple)
+    padded = pad_frames(mel, model.cfg.pad_multiple, pad_mode)
+    chunk = chunk_frames or padded.shape[-1]
     outs = [forward(padded[..., s:s + chunk]) for s in range(0, padded.shape[-1], chunk)]
     return torch.cat(outs, dim=1)[:, :n]
-
-
-class GraphedForward:
-    """``module(x)`` on CUDA, captured once per input shape into a CUDA graph and replayed.
-
-    The first call with a new (shape, dtype, device) runs :data:`GRAPH_WARMUP_CALLS` eager calls
-    on a side stream, then captures one call into a graph with its own static input and output;
-    every call copies its input into the static one, replays, and returns a clone of the output.
-    The newest :data:`GRAPH_CACHE_SIZE` shapes are kept. A capture that fails warns, names the
-    error, and that shape runs eager from then on (``fallbacks`` counts those calls).
-    """
-
-    def __init__(self, module: nn.Module, cache_size: int = GRAPH_CACHE_SIZE):
-        self.module = module
-        self.cache_size = cache_size
-        self.graphs: OrderedDict = OrderedDict()  # key -> (graph, static input, static output)
-        self.failed: set = set()
-        self.captures = self.replays = self.fallbacks = 0
-
-    @torch.no_grad()
-    def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        if x.device.type != "cuda":
-            raise ValueError(f"GraphedForward needs a CUDA tensor, got one on {x.device}")
-        key = (tuple(x.shape), x.dtype, str(x.device))
-        if key in self.failed:
-            self.fallbacks += 1
-            return self.module(x)
-        entry = self.graphs.get(key)
-        if entry is None:
-            try:
-                entry = self._capture(x)
-            except RuntimeError as exc:
-                warnings.warn(f"CUDA graph capture of RMVPE failed for input {key[0]} ({exc}); running eager",
-                              RuntimeWarning, stacklevel=2)
-                self.failed.add(key)
-                self.fallbacks += 1
-                return self.module(x)
-            self.graphs[key] = entry
-            while len(self.graphs) > self.cache_size:
-                self.graphs.popitem(last=False)
-        else:
-            self.graphs.move_to_end(key)
-        graph, static_in, static_out = entry
-        static_in.copy_(x)
-        graph.replay()
-        self.replays += 1
-        return static_out.clone()
-
-    def _capture(self, x: torch.Tensor):
-        static_in = x.clone()
-        current = torch.cuda.current_stream(x.device)
-        side = torch.cuda.Stream(device=x.device)
-        side.wait_stream(current)
-        with torch.cuda.stream(side):
-            for _ in range(GRAPH_WARMUP_CALLS):
-                self.module(static_in)
-        current.wait_stream(side)
-        graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(graph):
-            static_out = self.module(static_in)
-        self.captures += 1
-        return graph, static_in, static_out
 
 
 def cents_mapping(cfg: RmvpeConfig | None = None) -> np.ndarray:
@@ -393,13 +331,16 @@ class RMVPE:
         self.graphed = GraphedForward(self.model) if self.cuda_graph else None
 
     @torch.no_grad()
-    def salience(self, audio: np.ndarray, chunk_frames: int | None = None) -> np.ndarray:
-        """(N,) float audio @ 16 kHz -> (N // 160 + 1, 360) float32."""
+    def salience(self, audio: np.ndarray, chunk_frames: int | None = RmvpeConfig.chunk_frames,
+                 pad_mode: str = DEFAULT_PAD_MODE) -> np.ndarray:
+        """(N,) float audio @ 16 kHz -> (N // 160 + 1, 360) float32 (framing: :func:`mel_to_salience`)."""
         x = torch.from_numpy(np.asarray(audio, dtype=np.float32)).to(self.device)[None]
         mel = self.mel(x)
-        return mel_to_salience(self.model, mel, chunk_frames, self.graphed)[0].float().cpu().numpy()
+        sal = mel_to_salience(self.model, mel, chunk_frames, self.graphed, pad_mode)
+        return sal[0].float().cpu().numpy()
 
-    def infer(self, audio: np.ndarray, threshold: float | None = None) -> np.ndarray:
+    def infer(self, audio: np.ndarray, threshold: float | None = None,
+              chunk_frames: int | None = RmvpeConfig.chunk_frames, pad_mode: str = DEFAULT_PAD_MODE) -> np.ndarray:
         """(N,) audio @ 16 kHz -> (N // 160 + 1,) F0 Hz, 0 = unvoiced."""
         thr = self.cfg.threshold if threshold is None else threshold
-        return decode(self.salience(audio), thr, self.cfg)
+        return decode(self.salience(audio, chunk_frames, pad_mode), thr, self.cfg)
