@@ -55,6 +55,8 @@ class ReferenceProfile:
 
     # --- features -------------------------------------------------------------------------------
     hubert_v1_layer: int  # transformer layer (1..12) whose output final_proj maps to v1's 256-d features
+    hubert_attention: str  # the torch HuBERT's attention kernel (rvclab.models.hubert.config.ATTENTION_KERNELS):
+    #   "sdpa" (transformers' default HubertSdpaAttention) | "explicit" (fairseq's MultiheadAttention)
     index_k: int  # neighbours retrieved per 50 fps frame
     index_weight_power: int  # neighbour weight = score ** -power, normalised (score: faiss squared L2)
     default_index_rate: float  # the UI's default blend, retrieved * rate + features * (1 - rate)
@@ -143,6 +145,7 @@ _PROFILES = (
         **_SHARED,
         **_WEBUI_RELEASES,
         name="rvc-webui-2026",
+        hubert_attention="sdpa",
         release="RVC 20260716",
         source=f"{_WEBUI}@5d47da14888d2a33a8b6ce6a480b4b84c9481143",
         f0_methods=(_PM, _RMVPE, _FCPE),
@@ -156,6 +159,7 @@ _PROFILES = (
         **_SHARED,
         **_WEBUI_RELEASES,
         name="rvc-webui-2024",
+        hubert_attention="explicit",
         release="RVC 20240604",
         source=f"{_WEBUI}@64b78bed3b48f595e27fbe302819b2df13124095",
         f0_methods=(_PM, _HARVEST, F0Method.of("crepe", **_CREPE), _RMVPE),
@@ -176,6 +180,7 @@ _PROFILES = (
         rmvpe_pad_mode="reflect",
         rmvpe_chunk_frames=32000,
         hubert_v1_layer=12,
+        hubert_attention="sdpa",
         default_protect=0.5,
         half_pad_config=None,
         split_quietness="abs-sum",

@@ -93,9 +93,10 @@ def test_rows_judge_the_named_figure_and_name_what_rvclab_does_not_follow():
     assert row("synth", "torch", p, {"max_abs": 1e-9})["ok"] is False  # bit-exact goal
     assert row("synth", "mlx", p, {"max_abs": float("nan")})["ok"] is False
     assert row("hubert", "mlx", p, {"max_abs": 1.0, "max_abs_rel": 1e-6})["ok"] is True  # relative figure
-    r = row("rmvpe", "torch", p, {"max_abs": 0.0})
-    assert r["rvclab_differs"] == ["rmvpe_pad_mode='constant' (rvclab: 'reflect')"]
-    assert "rvclab_differs" not in row("rmvpe", "torch", get_profile("applio"), {"max_abs": 0.0})
+    r = row("synth", "torch", get_profile("applio"), {"max_abs": 0.0})
+    assert r["rvclab_differs"] == ["sine_phase='frame-wrapped' (rvclab: 'interpolated-cumsum')"]
+    assert "rvclab_differs" not in row("synth", "torch", p, {"max_abs": 0.0})
+    assert "rvclab_differs" not in row("rmvpe", "torch", p, {"max_abs": 0.0})  # the profile's framing is followed
     assert all(r["ok"] is None for r in skipped("hubert", p, "skipped: x"))
 
 

@@ -19,6 +19,7 @@ from rvclab.models.crepe import f0 as crepe_f0
 from rvclab.models.fcpe import config as fcpe_config
 from rvclab.models.fcpe import f0 as fcpe_f0
 from rvclab.models.hubert.config import V1_LAYER
+from rvclab.models.hubert.torch import HubertModel
 from rvclab.models.rmvpe.config import RmvpeConfig
 from rvclab.models.rmvpe.torch import pad_frames
 from rvclab.pipeline import index, output, steps
@@ -78,6 +79,7 @@ def todays_values() -> dict[str, object]:
         "rmvpe_pad_mode": _rmvpe_pad_mode(),
         "rmvpe_chunk_frames": RmvpeConfig.chunk_frames,
         "hubert_v1_layer": V1_LAYER,
+        "hubert_attention": inspect.signature(HubertModel.extract_features).parameters["attention"].default,
         "index_k": index.TOP_K,
         "index_weight_power": _index_weight_power(),
         "protect_off": steps.PROTECT_OFF,

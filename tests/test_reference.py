@@ -164,7 +164,7 @@ def test_convert_voice_follows_the_profile(small_voice, speech):
         warnings.simplefilter("ignore", ReferenceGapWarning)
         new = convert_voice(speech, small_voice, sr=16000, f0_method="pm", backend="torch")
         old = convert_voice(speech, small_voice, sr=16000, f0_method="pm", backend="torch", reference=P24)
-    assert (new.reference, new.reference_gaps) == ("rvc-webui-2026", ("input_resampler",))
+    assert (new.reference, new.reference_gaps) == ("rvc-webui-2026", ())  # 16 kHz: nothing to resample
     assert old.reference == "rvc-webui-2024"
     assert (old.f0 == 0).mean() > 0.2 and (new.f0 > 0).all()
     voiced = old.f0 > 0
@@ -186,3 +186,14 @@ def test_sidecar_records_the_profile_and_its_gaps(tmp_path):
     assert provenance.differences(record, default) == [
         "reference_profile 'applio' -> 'rvc-webui-2026'",
         "reference_gaps ['sine_phase', 'input_dtype'] -> ['input_resampler']"]
+
+
+def test_the_resampler_gap_applies_only_to_inputs_not_at_16k(small_voice, speech):
+    """The releases' ffmpeg resampling (not reproduced) acts only on inputs at another rate."""
+    at_32k = np.repeat(speech[:8000], 2)  # 0.5 s at 32 kHz
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ReferenceGapWarning)
+        resampled = convert_voice(at_32k, small_voice, sr=32000, f0_method="pm", backend="torch")
+        native = convert_voice(speech[:8000], small_voice, sr=16000, f0_method="pm", backend="torch")
+    assert resampled.reference_gaps == ("input_resampler",)
+    assert native.reference_gaps == ()

@@ -39,14 +39,10 @@ METHOD_PACKAGES = dict(pm="parselmouth", fcpe="torchfcpe", crepe="torchcrepe", h
 
 
 def rvclab_arguments(profile: ReferenceProfile, method: str) -> dict:
-    """``convert_voice`` keywords set from ``profile`` for F0 ``method``: index_rate, protect,
-    rms_mix_rate (the UI defaults) and pad_config (fp32 chunking). The F0 method's parameters
-    (``profile.f0_params``) are rvclab's defaults for the methods the releases share; the fields
-    rvclab does not read yet are listed by :data:`rvclab.parity_upstream.stages.RVCLAB_FIXED`."""
+    """``convert_voice`` keywords for F0 ``method``: the profile itself (``reference=``), which sets
+    the UI defaults, the F0 parameters, RMVPE framing, unvoiced filling and RMS precision."""
     profile.check_f0_method(method)
-    return dict(f0_method=method, f0_up_key=0, index_rate=profile.default_index_rate,
-                protect=profile.default_protect, rms_mix_rate=profile.default_rms_mix_rate, resample_sr=0,
-                pad_config=steps.PadConfig(*profile.pad_config))
+    return dict(f0_method=method, f0_up_key=0, reference=profile, resample_sr=0)
 
 
 def upstream_pipeline(code: CheckoutCode, profile: ReferenceProfile, voice_sr: int, rmvpe_path: Path):

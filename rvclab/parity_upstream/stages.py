@@ -33,9 +33,7 @@ BACKENDS = ("torch", "mlx")
 # A row whose profile asks otherwise names the field under "rvclab_differs" (the wiring of the
 # profiles into rvclab, issue 19, empties this).
 RVCLAB_FIXED = dict(
-    synth=dict(sine_phase="interpolated-cumsum"),
-    rmvpe=dict(rmvpe_pad_mode="reflect"),
-    pipeline=dict(f0_fill_unvoiced=False, rmvpe_pad_mode="reflect", rms_dtype="float64"),
+    synth=dict(sine_phase="interpolated-cumsum"),  # the synthesizer stage builds rvclab's own model
 )
 WEBUI_SYNTH_CLASSES = {("v1", 1): "SynthesizerTrnMs256NSFsid", ("v1", 0): "SynthesizerTrnMs256NSFsid_nono",
                        ("v2", 1): "SynthesizerTrnMs768NSFsid", ("v2", 0): "SynthesizerTrnMs768NSFsid_nono"}
@@ -158,7 +156,8 @@ def hubert_rows(code: CheckoutCode, profile: ReferenceProfile, folder: Path, cli
             wav = torch.from_numpy(audio)[None]
             ref = upstream_features(code, model, wav, version)[0].numpy()
             with torch.no_grad():
-                got = {"torch": ours["torch"].extract_features(wav, version=version, output_layer=layer)[0].numpy()}
+                got = {"torch": ours["torch"].extract_features(wav, version=version, output_layer=layer,
+                                                               attention=profile.hubert_attention)[0].numpy()}
             mx = import_mlx()
             out = ours["mlx"].extract_features(mx.array(audio)[None], version=version, output_layer=layer)
             got["mlx"] = np.array(out[0])
@@ -192,7 +191,7 @@ def rmvpe_rows(code: CheckoutCode, profile: ReferenceProfile, model_path: Path, 
         frames = ref.shape[0]
         chunk = profile.rmvpe_chunk_frames or 32 * ((frames - 1) // 32 + 1)  # None: one call
         for b in BACKENDS:
-            got = get_estimator(b, model_path).salience(audio, chunk)
+            got = get_estimator(b, model_path).salience(audio, chunk, profile.rmvpe_pad_mode)
             d = metrics.max_abs(ref, got) if got.shape == ref.shape else float("inf")  # frame counts differ
             if d > worst[b]["max_abs"]:
                 worst[b] = {"max_abs": d, "worst_clip": name, "frames": frames,

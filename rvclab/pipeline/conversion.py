@@ -137,10 +137,11 @@ def pcm_to_float(audio) -> np.ndarray:
     return y
 
 
-def _to_16k(audio, sr: int | None, res_type: str = RES_TYPE) -> np.ndarray:
+def _to_16k(audio, sr: int | None, res_type: str = RES_TYPE) -> tuple[np.ndarray, int]:
+    """(mono float32 @ 16 kHz, the rate it came at)."""
     if isinstance(audio, str | os.PathLike):
         data, native = load_audio_native(audio)
-        return resample(data, native, SAMPLE_RATE_16K, res_type)
+        return resample(data, native, SAMPLE_RATE_16K, res_type), native
     x = pcm_to_float(audio)
     if x.ndim == 2:  # (T, channels) or (channels, T): average to mono
         x = x.mean(axis=0 if x.shape[0] < x.shape[1] else 1)
@@ -150,7 +151,7 @@ def _to_16k(audio, sr: int | None, res_type: str = RES_TYPE) -> np.ndarray:
         raise AudioError("audio given as an array needs its sample rate: sr=...")
     check_sample_rate(sr)
     check_finite(x)
-    return resample(x, int(sr), SAMPLE_RATE_16K, res_type)
+    return resample(x, int(sr), SAMPLE_RATE_16K, res_type), int(sr)
 
 
 def _resolve_backends(backend: str, backends: dict | None) -> dict[str, str]:
@@ -247,10 +248,13 @@ def convert_voice(
     if resample_sr and p.output_resampler is None:
         raise PipelineError(f"resample_sr={resample_sr}: reference profile {p.name!r} ({p.release}) offers no "
                             "output resampling; leave resample_sr at 0 or choose another profile")
-    gaps = ref.warn_gaps(p)
+    gaps = ref.reference_gaps(p)
     step = StepTimes(device_sync(chosen) if profile else None)
     with step("load_input"):
-        x16 = _to_16k(audio, sr, RES_TYPE if "input_resampler" in gaps else p.input_resampler)
+        x16, native_sr = _to_16k(audio, sr, RES_TYPE if "input_resampler" in gaps else p.input_resampler)
+    if native_sr == SAMPLE_RATE_16K:  # nothing to resample: the releases' resampler would not act either
+        gaps = tuple(g for g in gaps if g != "input_resampler")
+    ref.warn_gaps(p, gaps=gaps)
     if x16.size < MIN_SECONDS * SAMPLE_RATE_16K:
         name = audio if isinstance(audio, str | os.PathLike) else "audio"
         raise AudioError(f"{name}: {x16.size / SAMPLE_RATE_16K:.3f} s is too short (minimum {MIN_SECONDS} s)")
@@ -307,7 +311,8 @@ def convert_voice(
         for i, chunk in enumerate(chunks):
             t = time.perf_counter()
             feats = features(hubert, chunk.audio(padded), voice.version, chosen["features"], step,
-                             modes["features"], v1_layer=p.hubert_v1_layer)
+                             modes["features"], v1_layer=p.hubert_v1_layer,
+                             attention=p.hubert_attention)
             with step("index_blend"):
                 feats0 = feats.copy()  # protect mixes it back even without an index, as upstream
                 feats = feats if feature_index is None else feature_index.blend(feats, index_rate, p.index_k)

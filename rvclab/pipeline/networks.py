@@ -203,9 +203,10 @@ def torch_mode(chosen: dict[str, str], stage: str, mode: str | None, synth):
 
 
 def features(hubert, chunk16: np.ndarray, version: str, backend: str, step=None, mode=None,
-             v1_layer: int | None = None) -> np.ndarray:
+             v1_layer: int | None = None, attention: str = "explicit") -> np.ndarray:
     """(N,) float32 @ 16 kHz -> (T, 256|768) float32 @ 50 fps. ``v1_layer``: the transformer layer
-    (1..12) a v1 voice reads through final_proj (ReferenceProfile.hubert_v1_layer; None: 9)."""
+    (1..12) a v1 voice reads through final_proj (ReferenceProfile.hubert_v1_layer; None: 9).
+    ``attention``: the torch HuBERT's kernel (ReferenceProfile.hubert_attention); MLX has one."""
     step = step or StepTimes()
     layer = v1_layer if version == "v1" else None
     if backend == "torch":
@@ -215,7 +216,7 @@ def features(hubert, chunk16: np.ndarray, version: str, backend: str, step=None,
             with step("copy_in"):
                 x = torch.from_numpy(chunk16)[None].to(torch_device(hubert))
             with step("hubert"), torch_precision(mode, x.device.type):
-                out = hubert.extract_features(x, version=version, output_layer=layer)
+                out = hubert.extract_features(x, version=version, output_layer=layer, attention=attention)
         with step("copy_out"):
             return check_output("features (HuBERT)", mode, out[0].float().cpu().numpy())
     mx = import_mlx()

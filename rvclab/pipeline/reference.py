@@ -46,6 +46,8 @@ FIELD_USE = MappingProxyType(dict(
     rmvpe_pad_mode=Use("rvclab.models.rmvpe.f0.estimate(pad_mode=...)"),
     rmvpe_chunk_frames=Use("rvclab.models.rmvpe.f0.estimate(chunk_frames=...)"),
     hubert_v1_layer=Use("rvclab.pipeline.networks.features(v1_layer=...) on both backends"),
+    hubert_attention=Use("rvclab.pipeline.networks.features(attention=...): the torch HuBERT's kernel; MLX "
+                         "has one attention, within the HuBERT tolerances of both"),
     index_k=Use("rvclab.pipeline.index.FeatureIndex.blend(k=...)"),
     index_weight_power=Use("rvclab.pipeline.index.neighbour_weights (1 / score ** 2)", reproduced=(2,),
                            why="rvclab weighs neighbours by 1 / score ** 2 only"),
@@ -100,9 +102,10 @@ def gap_text(profile: ReferenceProfile, field: str) -> str:
             f"is not reproduced: {FIELD_USE[field].why}")
 
 
-def warn_gaps(profile: ReferenceProfile, stacklevel: int = 3) -> tuple[str, ...]:
-    """Warn (:class:`ReferenceGapWarning`) once per process for each gap of ``profile``; returns them."""
-    gaps = reference_gaps(profile)
+def warn_gaps(profile: ReferenceProfile, stacklevel: int = 3, gaps: tuple[str, ...] | None = None) -> tuple[str, ...]:
+    """Warn (:class:`ReferenceGapWarning`) once per process for each gap of ``profile`` (or each of
+    ``gaps``, those that apply to one conversion); returns them."""
+    gaps = reference_gaps(profile) if gaps is None else gaps
     for field in gaps:
         if (profile.name, field) not in _WARNED:
             _WARNED.add((profile.name, field))

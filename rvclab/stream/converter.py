@@ -129,7 +129,8 @@ class StreamConverter:
         p_len = f.frames_total
         t = time.perf_counter()
         feats = features(self.hubert, self.input16, self.voice.version, self.backend,
-                         v1_layer=self.config.profile.hubert_v1_layer)
+                         v1_layer=self.config.profile.hubert_v1_layer,
+                         attention=self.config.profile.hubert_attention)
         feats = np.concatenate([feats, feats[-1:]], axis=0)
         if self.index is not None:
             head = f.skip_head // 2
