@@ -179,13 +179,15 @@ def test_profile_switcher_compares_two_profiles_and_names_missing_methods():
     assert calls == [("pm", ("rvc-webui-2024", "rvc-webui-2026"))]
     assert box.last["voicing_agreement"] == pytest.approx(0.5)  # 2024 leaves half unvoiced, 2026 fills
     assert box.last["f0_within_50_cents"] == pytest.approx(1.0)
-    f0_image, spec_image, players = box.children[2:]
+    figures, players = box.children[2:]
+    f0_image, spec_image = figures.children
     assert bytes(f0_image.value).startswith(b"\x89PNG") and bytes(spec_image.value).startswith(b"\x89PNG")
     assert len(players.children) == 2 and "rvc-webui-2024" in players.children[0].value
     box.controls["b"].value = "applio"  # applio offers no pm
     assert "applio does not offer pm; it offers: crepe, crepe-tiny, rmvpe, fcpe" in box.last["error"]
-    assert bytes(f0_image.value) == b"" and players.children == ()
+    assert figures.children == () and players.children == ()  # no stale drawing, no empty image
     box.controls["method"].value = "rmvpe"
     assert calls[-1] == ("rmvpe", ("rvc-webui-2024", "applio")) and "error" not in box.last
+    assert figures.children == (f0_image, spec_image) and len(players.children) == 2
     box.controls["b"].value = "rvc-webui-2024"
     assert box.last == {} and len(calls) == 2  # the same profile twice; nothing converted again

@@ -28,13 +28,14 @@ def profile_switcher(audio16: np.ndarray, voice, *, a: str = "rvc-webui-2024", b
                 "method": w.Dropdown(options=list(METHODS), value=method, description="F0 method")}
     # figures as images and players as HTML: widget values, drawn without an Output capture
     status, f0_image, spec_image, players = w.HTML(), w.Image(format="png"), w.Image(format="png"), w.HBox()
+    figures = w.VBox()  # holds the two images only while they show a drawing (never an empty image)
     cache: dict = {}
-    box = w.VBox([w.HBox(list(controls.values())), status, f0_image, spec_image, players])
+    box = w.VBox([w.HBox(list(controls.values())), status, figures, players])
     box.controls, box.last = controls, {}
 
     def run(_change=None):
         pa, pb, m = controls["a"].value, controls["b"].value, controls["method"].value
-        f0_image.value, spec_image.value, players.children = b"", b"", ()
+        figures.children, players.children = (), ()
         missing = [p for p in (pa, pb) if m not in PROFILES[p].f0_method_names]
         if missing:
             offered = PROFILES[missing[0]].f0_method_names
@@ -52,6 +53,7 @@ def profile_switcher(audio16: np.ndarray, voice, *, a: str = "rvc-webui-2024", b
         f0_image.value = _png(f0_overlay(ra.f0, rb.f0, labels=(pa, pb),
                                          title=f"F0 ({m}) as each profile feeds the synthesizer"))
         spec_image.value = _png(spectrogram_diff(ra.audio, rb.audio, ra.sr, labels=(pa, pb)))
+        figures.children = (f0_image, spec_image)
         players.children = tuple(w.HTML(audio_player(r.audio, r.sr, label=p).data) for p, r in ((pa, ra), (pb, rb)))
 
     for c in controls.values():
