@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 NOTEBOOKS = sorted((Path(__file__).resolve().parents[1] / "notebooks").glob("*.ipynb"))
@@ -65,3 +66,35 @@ def test_the_check_sees_a_figure_only_cell():
     printed = {"outputs": [{"output_type": "stream", "name": "stdout", "text": ["corr 0.99\n"]}]}
     assert _compared_outputs(figure) == [] and _compared_outputs({"outputs": []}) == []
     assert _compared_outputs(printed) == ["corr 0.99\n"]
+
+
+def test_sanitizers_stay_linear_on_embedded_media():
+    """nbval runs every sanitizer over every output, embedded audio and images included (one line
+    of base64, up to about 1 MB). A pattern that backtracks over such a line (``\\S+\\.py:`` did:
+    minutes per output) stalls the suite without failing it; each must finish on 400 KB of base64
+    well inside a hang guard of 20 s (linear patterns take milliseconds)."""
+    import base64
+    import configparser
+    import re
+    import signal
+
+    cfg = configparser.ConfigParser()
+    cfg.read(NOTEBOOKS[0].parent / "sanitize.cfg")
+    line = base64.b64encode(np.random.default_rng(0).bytes(300_000)).decode()
+    line = f'<audio controls><source src="data:audio/wav;base64,{line}"></audio>'
+
+    def hang(signum, frame):
+        raise TimeoutError
+
+    previous = signal.signal(signal.SIGALRM, hang)
+    try:
+        for section in cfg.sections():
+            signal.alarm(20)
+            try:
+                re.sub(cfg[section]["regex"], cfg[section]["replace"], line)
+            except TimeoutError:
+                pytest.fail(f"notebooks/sanitize.cfg [{section}] backtracks over a base64 line")
+            finally:
+                signal.alarm(0)
+    finally:
+        signal.signal(signal.SIGALRM, previous)
