@@ -179,15 +179,16 @@ def test_profile_switcher_compares_two_profiles_and_names_missing_methods():
     assert calls == [("pm", ("rvc-webui-2024", "rvc-webui-2026"))]
     assert box.last["voicing_agreement"] == pytest.approx(0.5)  # 2024 leaves half unvoiced, 2026 fills
     assert box.last["f0_within_50_cents"] == pytest.approx(1.0)
-    figures, players = box.children[2:]
-    f0_image, spec_image = figures.children
-    assert bytes(f0_image.value).startswith(b"\x89PNG") and bytes(spec_image.value).startswith(b"\x89PNG")
+    status, figures, players = box.children[1:]
+    assert figures.value.count('<img src="data:image/png;base64,iVBOR') == 2  # F0 and spectrogram
+    assert status.value.startswith("A rvc-webui-2024 vs B rvc-webui-2026, pm: ")
     assert len(players.children) == 2 and "rvc-webui-2024" in players.children[0].value
     box.controls["b"].value = "applio"  # applio offers no pm
     assert "applio does not offer pm; it offers: crepe, crepe-tiny, rmvpe, fcpe" in box.last["error"]
-    assert figures.children == () and players.children == ()  # no stale drawing, no empty image
+    assert figures.value == "" and players.children == ()  # no stale drawing
+    assert status.value.startswith("A rvc-webui-2024 vs B applio, pm: applio does not offer pm")
     box.controls["method"].value = "rmvpe"
     assert calls[-1] == ("rmvpe", ("rvc-webui-2024", "applio")) and "error" not in box.last
-    assert figures.children == (f0_image, spec_image) and len(players.children) == 2
+    assert figures.value.count("<img") == 2 and len(players.children) == 2
     box.controls["b"].value = "rvc-webui-2024"
     assert box.last == {} and len(calls) == 2  # the same profile twice; nothing converted again

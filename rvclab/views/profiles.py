@@ -3,6 +3,7 @@ spectrogram difference and A/B players, redrawn when a profile or the F0 method 
 
 from __future__ import annotations
 
+import base64
 import html
 import io
 
@@ -26,20 +27,21 @@ def profile_switcher(audio16: np.ndarray, voice, *, a: str = "rvc-webui-2024", b
     controls = {"a": w.Dropdown(options=names, value=a, description="profile A"),
                 "b": w.Dropdown(options=names, value=b, description="profile B"),
                 "method": w.Dropdown(options=list(METHODS), value=method, description="F0 method")}
-    # figures as images and players as HTML: widget values, drawn without an Output capture
-    status, f0_image, spec_image, players = w.HTML(), w.Image(format="png"), w.Image(format="png"), w.HBox()
-    figures = w.VBox()  # holds the two images only while they show a drawing (never an empty image)
+    # figures and players as HTML widget values (PNG data URIs, audio tags), drawn without an Output
+    # capture and stored with the notebook as text; no drawing shows while a profile lacks the method
+    status, figures, players = w.HTML(), w.HTML(), w.HBox()
     cache: dict = {}
     box = w.VBox([w.HBox(list(controls.values())), status, figures, players])
     box.controls, box.last = controls, {}
 
     def run(_change=None):
         pa, pb, m = controls["a"].value, controls["b"].value, controls["method"].value
-        figures.children, players.children = (), ()
+        figures.value, players.children = "", ()
         missing = [p for p in (pa, pb) if m not in PROFILES[p].f0_method_names]
         if missing:
             offered = PROFILES[missing[0]].f0_method_names
-            status.value = html.escape(f"{missing[0]} does not offer {m}; it offers: {', '.join(offered)}")
+            status.value = html.escape(f"A {pa} vs B {pb}, {m}: {missing[0]} does not offer {m}; "
+                                       f"it offers: {', '.join(offered)}")
             box.last = {"error": status.value}
             return
         todo = [p for p in dict.fromkeys((pa, pb)) if (m, p) not in cache]
@@ -48,12 +50,11 @@ def profile_switcher(audio16: np.ndarray, voice, *, a: str = "rvc-webui-2024", b
         ra, rb = cache[(m, pa)], cache[(m, pb)]
         row = compare_profiles({pa: ra, pb: rb})[0] if pa != pb else {}
         box.last = row
-        status.value = html.escape(" | ".join(f"{k} {v:.4f}" for k, v in row.items() if isinstance(v, float))
-                                   or "the same profile on both sides")
-        f0_image.value = _png(f0_overlay(ra.f0, rb.f0, labels=(pa, pb),
-                                         title=f"F0 ({m}) as each profile feeds the synthesizer"))
-        spec_image.value = _png(spectrogram_diff(ra.audio, rb.audio, ra.sr, labels=(pa, pb)))
-        figures.children = (f0_image, spec_image)
+        figures_text = " | ".join(f"{k} {v:.4f}" for k, v in row.items() if isinstance(v, float))
+        status.value = html.escape(f"A {pa} vs B {pb}, {m}: {figures_text or 'the same profile on both sides'}")
+        figures.value = "".join(_img(fig) for fig in (
+            f0_overlay(ra.f0, rb.f0, labels=(pa, pb), title=f"F0 ({m}) as each profile feeds the synthesizer"),
+            spectrogram_diff(ra.audio, rb.audio, ra.sr, labels=(pa, pb))))
         players.children = tuple(w.HTML(audio_player(r.audio, r.sr, label=p).data) for p, r in ((pa, ra), (pb, rb)))
 
     for c in controls.values():
@@ -63,8 +64,8 @@ def profile_switcher(audio16: np.ndarray, voice, *, a: str = "rvc-webui-2024", b
     return box
 
 
-def _png(fig) -> bytes:
-    """A (closed) matplotlib figure as PNG bytes."""
+def _img(fig) -> str:
+    """A (closed) matplotlib figure as an HTML <img> with a PNG data URI."""
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=80)
-    return buf.getvalue()
+    return f'<div><img src="data:image/png;base64,{base64.b64encode(buf.getvalue()).decode()}"></div>'
