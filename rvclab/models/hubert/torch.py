@@ -85,7 +85,7 @@ class WeightNormConv1d(nn.Module):
 
     def weight(self):
         # torch's own weight-norm op, v * (g / ||v||), as fairseq and transformers call it: the same
-        # bits (g * v / ||v|| differs from it by rounding, 2.7e-7 on the seeded positional conv)
+        # bits (g * v / ||v|| differs from it by rounding: docs/reference_profiles.md)
         return torch._weight_norm(self.weight_v, self.weight_g, self.dim)
 
     def forward(self, x):  # (B, C, T) -> (B, C, T + 2 * padding - K + 1)
