@@ -37,6 +37,14 @@
 # scripts/precision_parity.py). MLX reads MLX_ENABLE_TF32 once when it loads, so each TF32 setting
 # runs in a process of its own (tf32: 1; every other mode: 0).
 #
+# Issue 21's H200 columns (docs/streaming.md): after the two `stage` calls,
+#
+#   carry .gpuwheels/p2   command: bash scripts/gpu_bench.sh stream
+#
+# writes $OUT/stream_gpu.json: the torch vs MLX stream parity on the GPU and, per backend in a process
+# of its own, the per-block compute times over a 60 s clip (`scripts/stream_bench.py --part timing
+# --device gpu --seconds 60`; STREAM_BACKENDS, STREAM_SECONDS, STREAM_PARITY=0 narrow it).
+#
 # The same machine's 16 CPU cores also give the 10-minute peak-RSS figure of a CPU conversion
 # (too slow on a small shared CPU): `prepare-cpu` here packs MLX's CPU wheel, the small wheels and
 # Debian's OpenBLAS into .gpuwheels/cpu (about 21 MB, one call), then one device call:
@@ -155,6 +163,24 @@ default_voice('voice_v2_48k.pth'); default_hubert(); default_rmvpe()"
     --json "$out/parity_precision_gpu_tf32.json" || echo "precision parity tf32 failed"
 }
 
+stream() {  # issue 21's H200 columns: stream parity and per-block times over a 60 s clip, per backend
+  [ -d "$SITE/mlx" ] || install
+  local out=${OUT:-out/gpu} b
+  mkdir -p "$out"
+  export PYTHONPATH="$SITE:$PWD" RVCLAB_WEIGHTS=/tmp/weights PYTHONUNBUFFERED=1
+  export RVCLAB_TORCH_CUDA_GRAPH="${RVCLAB_TORCH_CUDA_GRAPH:-1}"  # torch at its best, as the benchmarks run it
+  nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv | tee "$out/nvidia_smi.txt"
+  python3 -c "from rvclab.voices import default_voice; from rvclab.weights import default_hubert, default_rmvpe
+default_voice('voice_v2_40k.pth'); default_voice('voice_v1_32k.pth'); default_hubert(); default_rmvpe()"
+  [ -f "$out/stream_gpu.json" ] || cp docs/bench/stream_gpu.json "$out/" 2>/dev/null || true
+  [ "${STREAM_PARITY:-1}" = 0 ] || timeout 120 python3 scripts/stream_bench.py --part parity --device gpu \
+    --json "$out/stream_gpu.json" || echo "stream parity failed"
+  for b in ${STREAM_BACKENDS:-torch mlx}; do  # each backend in a process of its own
+    timeout "${STREAM_TIMEOUT:-240}" python3 scripts/stream_bench.py --part timing --device gpu --backends "$b" \
+      --seconds "${STREAM_SECONDS:-60}" --json "$out/stream_gpu.json" || echo "stream timing $b failed"
+  done
+}
+
 prepare_cpu() {
   local py=${PYTHON:-.venv/bin/python}
   local ver
@@ -198,5 +224,6 @@ case "$MODE" in
   stage) stage ;;
   run) run ;;
   steps) steps ;;
-  *) echo "usage: scripts/gpu_bench.sh prepare|stage|run|steps|prepare-cpu|cpu-memory (see the header)" >&2; exit 2 ;;
+  stream) stream ;;
+  *) echo "usage: scripts/gpu_bench.sh prepare|stage|run|steps|stream|prepare-cpu|cpu-memory (see the header)" >&2; exit 2 ;;
 esac

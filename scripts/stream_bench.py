@@ -5,10 +5,11 @@
 
 Each call adds its rows to the JSON file (rows of the same part, device and backend are replaced),
 so the parts and each backend can run in processes of their own. ``--device gpu`` puts torch on
-CUDA and MLX on its GPU (MLX's CUDA backend; docs/streaming.md). Timing: ``--warmup`` blocks are
-dropped, then ``--blocks`` blocks are timed per configuration (the per-block cost depends on the
-context, ``extra``, not on the clip's length), fed as fast as possible; a block misses its
-deadline when its compute time exceeds its length.
+CUDA (HuBERT, RMVPE, FCPE and the voice) and MLX on its GPU (MLX's CUDA backend;
+docs/streaming.md). Timing: ``--warmup`` blocks are dropped, then ``--blocks`` blocks are timed per
+configuration (the per-block cost depends on the context, ``extra``, not on the clip's length), or
+as many blocks as ``--seconds`` of audio holds (the realtime check over a whole clip), fed as fast as
+possible; a block misses its deadline when its compute time exceeds its length.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ sys.path.insert(0, str(ROOT))
 from rvclab.audio import clip, load_audio, resample  # noqa: E402
 from rvclab.bench.run import machine_info  # noqa: E402
 from rvclab.bench.stages import StageOptions, place_pipeline_models  # noqa: E402
+from rvclab.models.fcpe import f0 as f0_fcpe  # noqa: E402
 from rvclab.pipeline.networks import VoiceModel  # noqa: E402
 from rvclab.runtime import import_mlx  # noqa: E402
 from rvclab.stream import StreamConfig, StreamConverter  # noqa: E402
@@ -51,6 +53,7 @@ def voice_on(name: str, device: str) -> VoiceModel:
     voice = VoiceModel(default_voice(name))
     if device == "gpu":
         voice.model("torch").to("cuda")
+        f0_fcpe.get_model("torch")  # loaded here so that it is placed with the others
         place_pipeline_models(StageOptions(device="gpu"))
     return voice
 
@@ -91,19 +94,21 @@ def part_timing(args) -> list[dict]:
         voice = voice_on(name, args.device)
         for method in F0_METHODS:
             for backend in args.backends:
-                for block in TIMING_BLOCKS:
+                for block in args.block_sizes:
                     config = StreamConfig(block=block, extra=args.extra, f0_method=method)
                     conv = StreamConverter(voice, backend, config)
-                    x = resample(speech((args.warmup + args.blocks) * block + 0.1), 16000, conv.sr)
+                    timed = int(round(args.seconds / block)) if args.seconds else args.blocks
+                    x = resample(speech((args.warmup + timed) * block + 0.1), 16000, conv.sr)
                     b = conv.frames.block
-                    for i in range(args.warmup + args.blocks):
+                    for i in range(args.warmup + timed):
                         conv.process(x[i * b:(i + 1) * b])
                         _sync(backend, args.device)
                     stats = [dict(s, missed=s["compute_s"] > block) for s in conv.stats[args.warmup:]]
                     summary = block_time_summary(stats, block)
                     stages = {k: float(np.median([s[k] for s in stats])) for k in ("features_s", "f0_s", "synth_s")}
                     row = {"part": "timing", "voice": name, "f0_method": method, "backend": backend, "block_s": block,
-                           "extra_s": args.extra, "latency_s": conv.latency["total"], **summary,
+                           "extra_s": args.extra, "latency_s": conv.latency["total"], "audio_s": timed * block,
+                           **summary,
                            **{f"median_{k}": v for k, v in stages.items()},
                            "compute_s": [s["compute_s"] for s in stats]}
                     rows.append(row)
@@ -118,6 +123,9 @@ def main() -> int:
     p.add_argument("--backends", default="torch,mlx")
     p.add_argument("--json", default=None, help="default docs/bench/stream_<device>.json")
     p.add_argument("--blocks", type=int, default=6, help="timed blocks per configuration")
+    p.add_argument("--seconds", type=float, default=0.0,
+                   help="timing: time as many blocks as this much audio holds, instead of --blocks")
+    p.add_argument("--block-sizes", default=",".join(map(str, TIMING_BLOCKS)), help="timing: block lengths (s)")
     p.add_argument("--warmup", type=int, default=1)
     p.add_argument("--extra", type=float, default=StreamConfig.extra)
     p.add_argument("--quality-seconds", type=float, default=4.0)
@@ -125,6 +133,7 @@ def main() -> int:
     p.add_argument("--skip", type=float, default=1.0, help="quality: seconds left out at the start")
     args = p.parse_args()
     args.backends = args.backends.split(",")
+    args.block_sizes = [float(b) for b in args.block_sizes.split(",")]
     if args.device == "gpu":
         import torch
 

@@ -111,12 +111,15 @@ def voice_model(opts: StageOptions):
 
 
 def place_pipeline_models(opts: StageOptions) -> None:
-    """Put the pipeline's cached torch models (HuBERT, RMVPE) on the benchmark's torch device."""
+    """Put the pipeline's cached torch models (HuBERT, RMVPE; FCPE once loaded) on the benchmark's
+    torch device."""
     if opts.device != "gpu":
         return
     from rvclab.models.rmvpe.torch import RMVPE
 
     embedder("torch").to("cuda")
+    if "torch" in f0_fcpe._MODELS:
+        f0_fcpe._MODELS["torch"].to("cuda")
     f0_rmvpe.get_estimator("torch")
     graphs = torch_cuda_graph_enabled("cuda", default=True)  # torch at its best, as upstream runs it
     for key, est in list(f0_rmvpe._MODELS.items()):

@@ -133,7 +133,7 @@ def decode(latent: torch.Tensor, cent_table: torch.Tensor, mode: str = "local_ar
     confidence <= threshold."""
     conf, idx = latent.max(dim=-1, keepdim=True)
     if mode == "local_argmax":
-        win = (idx + torch.arange(-LOCAL_HALF, LOCAL_HALF + 1)).clamp(0, latent.shape[-1] - 1)
+        win = (idx + torch.arange(-LOCAL_HALF, LOCAL_HALF + 1, device=idx.device)).clamp(0, latent.shape[-1] - 1)
         y = latent.gather(-1, win)
         c = cent_table[win]
     elif mode == "argmax":
@@ -179,7 +179,8 @@ def expected_shapes() -> dict[str, tuple]:
 @torch.no_grad()
 def infer(model: CFNaiveMelPE, audio: np.ndarray, mode: str = "local_argmax",
           threshold: float = DEFAULT_THRESHOLD) -> tuple[np.ndarray, np.ndarray]:
-    """(T,) audio @ 16 kHz -> (f0 Hz, confidence), each (T // 160 + 1,) float32."""
-    latent = model(log_mel(audio))
+    """(T,) audio @ 16 kHz -> (f0 Hz, confidence), each (T // 160 + 1,) float32. The log-mel is
+    made on the CPU and moved to the model's device (``model.cent_table``'s)."""
+    latent = model(log_mel(audio).to(model.cent_table.device))
     f0, conf = decode(latent, model.cent_table, mode, threshold)
-    return f0[0].numpy(), conf[0].numpy()
+    return f0[0].cpu().numpy(), conf[0].cpu().numpy()
