@@ -41,6 +41,9 @@ from rvclab.audio import SAMPLE_RATE_16K, clip, load_audio
 from rvclab.bench import run as bench_run
 from rvclab.bench.stages import StageOptions
 from rvclab.checkpoints import load_checkpoint
+from rvclab.models.fcpe import f0 as fcpe_f0
+from rvclab.models.fcpe import torch as fcpe_torch
+from rvclab.models.fcpe.io import load_fcpe
 from rvclab.models.hubert import io as hubert_io
 from rvclab.models.hubert import parity as hubert_parity
 from rvclab.models.rmvpe import f0 as rmvpe_f0
@@ -501,6 +504,25 @@ def test_rmvpe_parity_on_device(request):
     assert row["frames"] == row["frames_mlx"], row
     assert row["frames_voiced_both"] > 0.3 * row["frames"], row  # F0 compared on real frames
     assert row["salience_max_abs"] <= tol.RMVPE_SALIENCE_MAX_ABS, row
+    assert row["f0_median_cents"] <= tol.F0_MEDIAN_CENTS_MAX, row
+    assert row["f0_p99_cents"] <= tol.F0_P99_CENTS_MAX, row
+    assert row["voicing_agreement"] >= tol.VOICING_AGREEMENT_MIN, row
+
+
+def test_fcpe_parity_on_device(request):
+    """FCPE's torch model on the device (the log-mel made on the CPU and moved there) against MLX on
+    its GPU, against the F0 goals (as RMVPE above)."""
+    model = load_fcpe(backend="torch").to(TORCH_DEVICE)
+    audio = load_audio(clip("librivox_male_0880"), SAMPLE_RATE_16K).astype(np.float32)
+    f0_t, _ = fcpe_torch.infer(model, audio)
+    with mlx_device(MLX_GPU):
+        f0_m = fcpe_f0.predict(audio, "mlx")["f0"]
+    err = metrics.cents_error(f0_m, f0_t)
+    row = {"frames_voiced_both": err["frames"], "f0_median_cents": err["median"], "f0_p99_cents": err["p99"],
+           "voicing_agreement": metrics.voicing_agreement(f0_m, f0_t)}
+    record(request, **row)
+    assert f0_t.shape == f0_m.shape
+    assert err["frames"] > 0.3 * f0_t.size, row  # F0 compared on real frames
     assert row["f0_median_cents"] <= tol.F0_MEDIAN_CENTS_MAX, row
     assert row["f0_p99_cents"] <= tol.F0_P99_CENTS_MAX, row
     assert row["voicing_agreement"] >= tol.VOICING_AGREEMENT_MIN, row
