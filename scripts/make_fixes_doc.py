@@ -114,7 +114,8 @@ def render(data: dict) -> str:
         "",
         "Each fix is a named toggle: `with rvclab.fixes.registry.reintroduce(name): ...` swaps the named "
         "attributes (a converter rule, a method of an MLX module class, a helper function) for the "
-        "buggy variants kept in `rvclab/fixes_*.py` and restores them on exit, also after an "
+        "buggy variants kept per stage in `rvclab/fixes/` (`synth.py`, `rmvpe.py`, `features.py`; the "
+        "mechanism: `toggle.py`) and restores them on exit, also after an "
         "exception. The model and converter files contain no toggle checks, so with every toggle "
         "off the code path is the normal one. Thresholds and goals live in `rvclab/tolerances.py`; "
         "`tests/test_fixes.py` checks every row (bug on past the threshold, fixed within the goal); "

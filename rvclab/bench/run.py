@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from rvclab import __version__, runtime
+from rvclab import help_text as text
 from rvclab.bench import memory as bench_memory
 from rvclab.bench.stages import BACKENDS, STAGE_NAMES, StageOptions, build, count_flops, mlx_sync, torch_sync_for
 from rvclab.checkpoints import atomic_write
@@ -284,21 +285,22 @@ def parse_stages(text: str) -> list[str]:
 
 
 def add_arguments(s: argparse.ArgumentParser) -> None:
-    s.add_argument("--stage", default="matmul", help=f"comma-separated, from {', '.join(STAGE_CHOICES)}")
-    s.add_argument("--seconds", default="1,5", help="comma-separated clip lengths in seconds")
-    s.add_argument("--device", default="cpu", choices=("cpu", "gpu"))
-    s.add_argument("--repeats", type=int, default=3)
-    s.add_argument("--warmup", type=int, default=1)
-    s.add_argument("--f0-method", default="rmvpe", help="F0 method of the e2e stage")
-    s.add_argument("--reference", default=DEFAULT_PROFILE, choices=list(PROFILES), help="profile of the e2e stage")
-    s.add_argument("--crepe-model", default="full", choices=("full", "tiny"))
-    s.add_argument("--noise", default="numpy", choices=NOISE_KINDS, help="noise generator of the e2e stage")
+    d = text.DEFAULT
+    s.add_argument("--stage", default="matmul", help=f"comma-separated, from {', '.join(STAGE_CHOICES)} {d}")
+    s.add_argument("--seconds", default="1,5", help=f"comma-separated clip lengths in seconds, each > 0 {d}")
+    s.add_argument("--device", default="cpu", choices=("cpu", "gpu"), help=f"device: %(choices)s {d}")
+    s.add_argument("--repeats", type=int, default=3, help=f"timed runs per case, >= 1 {d}")
+    s.add_argument("--warmup", type=int, default=1, help=f"untimed runs before them, >= 0 {d}")
+    s.add_argument("--f0-method", default="rmvpe", help=f"F0 method of the e2e stage, one the profile offers {d}")
+    s.add_argument("--reference", default=DEFAULT_PROFILE, choices=list(PROFILES), help=f"profile of the e2e stage {d}")
+    s.add_argument("--crepe-model", default="full", choices=("full", "tiny"), help=f"CREPE capacity: %(choices)s {d}")
+    s.add_argument("--noise", default="numpy", choices=NOISE_KINDS, help=f"noise generator of the e2e stage {d}")
     s.add_argument("--precision", default=None, choices=PRECISIONS,
                    help="precision mode of the e2e stage (rvclab.precision); default: the backends as set")
     s.add_argument("--no-memory", action="store_true", help="skip peak-memory measurement")
     s.add_argument("--memory-only", action="store_true", help="one call per backend: peak memory and time")
     s.add_argument("--backends", default="torch,mlx", choices=("torch,mlx", "torch", "mlx"),
-                   help="with --memory-only: which backends, in this order")
+                   help=f"with --memory-only: which backends, in this order {d}")
     s.add_argument("--json", dest="json_out", default=None, help="write JSON rows to this file (atomically)")
 
 

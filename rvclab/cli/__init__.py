@@ -16,6 +16,7 @@ import re
 import sys
 from pathlib import Path
 
+from rvclab import help_text as text
 from rvclab.audio import AudioError
 from rvclab.checkpoints import CheckpointError, check_writable_dir, load_checkpoint
 from rvclab.cli.exit_codes import EXIT_BAD_INPUT, EXIT_CODES, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK
@@ -177,16 +178,17 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
 
     s = sub.add_parser("info", help="versions, MLX device, BLAS in use, a matmul timing")
-    s.add_argument("--json", action="store_true")
-    s.add_argument("-n", type=int, default=1024, help="matmul size (default 1024)")
+    s.add_argument("--json", action="store_true", help=text.JSON)
+    s.add_argument("-n", type=int, default=1024, help=f"matmul size n (n x n), >= 1 {text.DEFAULT}")
     s.set_defaults(fn=cmd_info)
 
     w = sub.add_parser("weights", help="seeded weights in upstream file formats")
     wsub = w.add_subparsers(dest="weights_command", required=True)
     s = wsub.add_parser("make", help="write seeded checkpoints (not trained) into weights/")
     s.add_argument("--out", default=None, help="folder (default: weights/ or $RVCLAB_WEIGHTS)")
-    s.add_argument("--seed", type=int, default=0)
-    s.add_argument("--only", default="", help=f"comma-separated subset of {','.join(SEEDED_FAMILIES)}")
+    s.add_argument("--seed", type=int, default=0, help=text.seed("the weights"))
+    s.add_argument("--only", default="",
+                   help=f"comma-separated subset of {','.join(SEEDED_FAMILIES)} (default: every family)")
     s.add_argument("--force", action="store_true", help="replace existing files")
     s.set_defaults(fn=cmd_weights_make)
 
@@ -197,13 +199,13 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
         if mod is None:
             continue
         s = psub.add_parser(name, help=_plain(mod.__doc__, name))
-        s.add_argument("--json", action="store_true", help="print JSON")
+        s.add_argument("--json", action="store_true", help=text.JSON)
         mod.add_arguments(s)
         s.set_defaults(fn=cmd_parity, parity_module=mod)
 
     s = sub.add_parser("convert-weights", help="torch checkpoint -> MLX safetensors")
-    s.add_argument("input")
-    s.add_argument("output")
+    s.add_argument("input", help=f"torch checkpoint (.pth, .pt) of one of {', '.join(RULE_FAMILIES)}")
+    s.add_argument("output", help="MLX .safetensors file to write")
     s.add_argument("--force", action="store_true", help="replace an existing output")
     s.set_defaults(fn=cmd_convert_weights)
 

@@ -15,6 +15,7 @@ import platform
 from datetime import UTC, datetime
 from pathlib import Path
 
+from rvclab import help_text as text
 from rvclab import metrics
 from rvclab.audio import SAMPLE_RATE_16K, clip, load_audio, save_audio_atomic
 from rvclab.checkpoints import atomic_write, check_writable_dir
@@ -32,7 +33,7 @@ PRINTED = ("wave_corr", "spec_corr", "wave_max_abs", "rms_ratio", "voicing_agree
 
 
 def add_arguments(p) -> None:
-    p.add_argument("--out", default="out")
+    p.add_argument("--out", default="out", help=f"folder for the report, audio and plots {text.DEFAULT}")
 
 
 def run_cli(args) -> int:

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from rvclab import help_text as text
 from rvclab.audio import AUDIO_EXTENSIONS, SAMPLE_RATE_16K, load_audio
 from rvclab.cli.exit_codes import EXIT_BAD_INPUT, EXIT_OK
 from rvclab.models.hubert.io import load_hubert
@@ -29,15 +30,18 @@ def add_arguments(p) -> None:
     src = b.add_mutually_exclusive_group(required=True)
     src.add_argument("--features", nargs="+", help="(N, D) float .npy feature files")
     src.add_argument("--audio", help="folder of audio clips (features via HuBERT)")
-    b.add_argument("--hubert", default=str(weights_dir() / HUBERT_FILE), help="HuBERT/ContentVec checkpoint")
+    b.add_argument("--hubert", default=str(weights_dir() / HUBERT_FILE),
+                   help=f"HuBERT/ContentVec checkpoint, with --audio {text.DEFAULT}")
     b.add_argument("--name", required=True, help="model name used in the file name")
-    b.add_argument("--version", default="v2", choices=("v1", "v2"))
+    b.add_argument("--version", default="v2", choices=tuple(FEATURE_DIMS),
+                   help=f"voice version: {', '.join(f'{v} ({d}-d features)' for v, d in FEATURE_DIMS.items())} "
+                        + text.DEFAULT)
     b.add_argument("--out", required=True, help="output folder")
-    b.add_argument("--seed", type=int, default=0, help="row shuffle / k-means seed")
+    b.add_argument("--seed", type=int, default=0, help=text.seed("the row shuffle and k-means"))
     b.add_argument("--force", action="store_true", help="replace an existing index file")
     b.set_defaults(fn=cmd_index_build)
     i = isub.add_parser("info", help="dimension, vector count and lists of an index file")
-    i.add_argument("path")
+    i.add_argument("path", help="FAISS .index file")
     i.set_defaults(fn=cmd_index_info)
 
 

@@ -323,10 +323,11 @@ class LabServer:
 
 
 def add_arguments(p) -> None:
-    p.add_argument("--port", type=int, default=None, help="port on 127.0.0.1 (default: a free one)")
+    p.add_argument("--port", type=int, default=None,
+                   help="port on 127.0.0.1, in [1, 65535] (default: none, a free one)")
     p.add_argument("--dir", default=str(NOTEBOOKS),
-                   help="folder to serve (default: the project's notebooks/, whose notebooks open trusted "
-                        "and read-only: save a run with File > Save Notebook As...)")
+                   help="folder to serve; the project's notebooks open trusted and read-only there: save a run "
+                        "with File > Save Notebook As... (default %(default)s)")
     browser = p.add_mutually_exclusive_group()
     browser.add_argument("--no-browser", dest="browser", action="store_false", default=None,
                          help="do not open a browser (the default where there is no display)")

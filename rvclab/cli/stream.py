@@ -15,44 +15,64 @@ from pathlib import Path
 
 import numpy as np
 
-from rvclab.audio import load_audio_native, resample, save_audio_atomic
+from rvclab import help_text as text
+from rvclab.audio import OUTPUT_FORMATS, SAMPLE_RATE_16K, load_audio_native, resample, save_audio_atomic
 from rvclab.checkpoints import atomic_write
 from rvclab.cli.exit_codes import EXIT_BAD_INPUT, EXIT_INTERRUPTED, EXIT_OK
+from rvclab.pipeline.batch_options import add_reference_arguments
+from rvclab.pipeline.conversion import BACKENDS, DEFAULT_BACKEND
 from rvclab.pipeline.networks import VoiceModel
-from rvclab.profiles import DEFAULT_PROFILE, PROFILES
 from rvclab.stream import StreamConfig, StreamConverter
-from rvclab.stream.config import GATE_OFF_DB
+from rvclab.stream.config import (
+    EXTRA_MAX_S,
+    FORMANT_MAX,
+    FRAME_RATE,
+    GATE_OFF_DB,
+    HUBERT_FRAME_16K,
+    SOLA_BUFFER_MAX_FRAMES,
+)
 from rvclab.stream.run import run_live, stream_file
 
 
 def add_arguments(p) -> None:
-    p.add_argument("-m", "--model", required=True, help="voice model (.pth or converted .safetensors)")
-    p.add_argument("-i", "--input", help="audio file (any rate: resampled to the stream's rate first)")
-    p.add_argument("-o", "--output", help="output audio file (wav/flac/ogg)")
-    p.add_argument("--block", type=float, default=StreamConfig.block, help="block seconds (default 0.25)")
-    p.add_argument("--crossfade", type=float, default=StreamConfig.crossfade, help="crossfade seconds (0.05)")
-    p.add_argument("--extra", type=float, default=StreamConfig.extra, help="context seconds (2.5)")
-    p.add_argument("--backend", choices=("torch", "mlx"), default="mlx")
-    p.add_argument("--reference", default=StreamConfig.reference,
-                   help=f"the release to follow: {', '.join(PROFILES)} (default {DEFAULT_PROFILE}, the current RVC "
-                        "WebUI release): its F0 methods and parameters, RMVPE framing, HuBERT v1 layer, F0 filling")
-    p.add_argument("--f0-method", default=None, help="F0 method, one the profile offers (default: its default)")
-    p.add_argument("--pitch", type=float, default=0.0, help="transpose in semitones (f0_up_key)")
-    p.add_argument("--formant", type=float, default=0.0, help="formant shift in semitones")
-    p.add_argument("--threshold", type=float, default=GATE_OFF_DB,
-                   help=f"silence gate in dB ('threhold' upstream; <= {GATE_OFF_DB}: off)")
-    p.add_argument("--index", default=None, help="FAISS .index file")
-    p.add_argument("--index-rate", type=float, default=StreamConfig.index_rate)
-    p.add_argument("--rms-mix-rate", type=float, default=StreamConfig.rms_mix_rate)
-    p.add_argument("--sid", type=int, default=0)
-    p.add_argument("--sr", type=int, default=None, help="stream rate in Hz (default: the voice's)")
-    p.add_argument("--seed", type=int, default=0, help="noise seed (block i draws with seed + i)")
-    p.add_argument("--hubert", default=None, help="HuBERT/ContentVec checkpoint (default: weights/)")
+    p.add_argument("-m", "--model", required=True, help=text.MODEL)
+    p.add_argument("-i", "--input",
+                   help="audio file, any rate (resampled to the stream's rate first); none with --live")
+    p.add_argument("-o", "--output", help=f"output audio file ({', '.join(OUTPUT_FORMATS)}); none with --live")
+    p.add_argument("--block", type=float, default=StreamConfig.block,
+                   help=f"block length in seconds, >= {HUBERT_FRAME_16K / SAMPLE_RATE_16K} (one HuBERT frame), "
+                        f"rounded to 10 ms {text.DEFAULT}")
+    p.add_argument("--crossfade", type=float, default=StreamConfig.crossfade,
+                   help=f"crossfade in seconds, in [0.01, block]; SOLA matches at most "
+                        f"{SOLA_BUFFER_MAX_FRAMES / FRAME_RATE} s of it {text.DEFAULT}")
+    p.add_argument("--extra", type=float, default=StreamConfig.extra,
+                   help=f"past context in seconds, in [0, {EXTRA_MAX_S}]: costs compute, not latency {text.DEFAULT}")
+    p.add_argument("--backend", choices=BACKENDS, default=DEFAULT_BACKEND, help=text.BACKEND)
+    add_reference_arguments(p, stream=True)
+    p.add_argument("--pitch", type=float, default=StreamConfig.f0_up_key, help=text.PITCH)
+    p.add_argument("--formant", type=float, default=StreamConfig.formant,
+                   help=f"formant shift in semitones, in [-{FORMANT_MAX}, {FORMANT_MAX}] {text.DEFAULT}")
+    p.add_argument("--threshold", type=float, default=StreamConfig.threshold_db,
+                   help=f"silence gate in dB re full scale ('threhold' upstream), any value; <= {GATE_OFF_DB}: off "
+                        + text.DEFAULT)
+    p.add_argument("--index", default=None, help=text.INDEX)
+    p.add_argument("--index-rate", type=float, default=StreamConfig.index_rate,
+                   help=f"{text.INDEX_RATE} {text.DEFAULT}")
+    p.add_argument("--rms-mix-rate", type=float, default=StreamConfig.rms_mix_rate,
+                   help=f"{text.RMS_MIX_RATE} {text.DEFAULT}")
+    p.add_argument("--sid", type=int, default=StreamConfig.sid, help=text.SID)
+    p.add_argument("--sr", type=int, default=StreamConfig.sr,
+                   help=f"stream rate in Hz, a multiple of {FRAME_RATE}, >= {SAMPLE_RATE_16K} (default: none, the "
+                        "voice's rate)")
+    p.add_argument("--seed", type=int, default=StreamConfig.noise_seed, help=text.NOISE_SEED)
+    p.add_argument("--hubert", default=None, help=text.HUBERT)
     p.add_argument("--paced", action="store_true", help="feed blocks at the pace of a sound card")
     p.add_argument("--no-align", action="store_true", help="keep the stream's delay in the output")
-    p.add_argument("--report", default=None, help="JSON report: settings, latency budget, per-block times")
+    p.add_argument("--report", default=None,
+                   help="JSON report to write: settings, latency budget, per-block times (default: none)")
     p.add_argument("--live", action="store_true", help="microphone to speakers (needs sounddevice)")
-    p.add_argument("--seconds", type=float, default=None, help="--live: stop after this long")
+    p.add_argument("--seconds", type=float, default=None,
+                   help="with --live: stop after this many seconds, > 0 (default: none, at Ctrl+C)")
 
 
 def _config(args, sr: int | None) -> StreamConfig:

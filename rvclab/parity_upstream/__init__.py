@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 
+from rvclab import help_text as text
 from rvclab.audio import data_clips, load_audio
 from rvclab.parity_upstream.checkout import checkout_code, find_layout
 from rvclab.parity_upstream.pipeline import pipeline_rows
@@ -30,12 +31,15 @@ CONTENTVEC_FOLDER = "contentvec_base"  # the transformers twin of weights/hubert
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--checkout", required=True, help="folder of an RVC WebUI (2026 or 2024 layout) or Applio checkout")
     p.add_argument("--reference", default=None, choices=tuple(PROFILES),
-                   help="reference profile rvclab's side follows (default: the one the checkout's layout is)")
-    p.add_argument("--stages", default=",".join(STAGES), help=f"comma-separated subset of {','.join(STAGES)}")
-    p.add_argument("--seconds", type=float, default=0.5, help="synthesizer input length (100 fps)")
+                   help="reference profile rvclab's side follows: %(choices)s (default: none, the one the checkout's "
+                        "layout is)")
+    p.add_argument("--stages", default=",".join(STAGES), help=f"comma-separated subset of them {text.DEFAULT}")
+    p.add_argument("--seconds", type=float, default=0.5,
+                   help=f"synthesizer input length in seconds (100 fps), > 0 {text.DEFAULT}")
     p.add_argument("--max-seconds", type=float, default=3.0,
-                   help="HuBERT and pipeline clips cut to this length (0: whole); RMVPE reads whole clips")
-    p.add_argument("--seed", type=int, default=0, help="synthesizer input projection and pipeline noise seed")
+                   help=f"HuBERT and pipeline clips cut to this many seconds, >= 0 (0: whole clips); RMVPE reads "
+                        f"whole clips {text.DEFAULT}")
+    p.add_argument("--seed", type=int, default=0, help=text.seed("the synthesizer input projection and pipeline noise"))
 
 
 def run_upstream(checkout, reference: str | None = None, stages=STAGES, *, seconds: float = 0.5,

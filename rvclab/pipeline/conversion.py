@@ -61,6 +61,7 @@ BACKENDS = ("torch", "mlx")
 # has without torch (torch is optional there). "torch", the reference, is one argument away.
 DEFAULT_BACKEND = "mlx"
 MIN_SECONDS = 0.1  # shorter inputs cannot fill one HuBERT frame after padding; refused
+MIN_RESAMPLE_SR = 16000  # resample_sr below this is ignored, as upstream (rvclab convert refuses it)
 # Integer PCM arrays (as scipy.io.wavfile or soundfile return them) -> float: divided by their
 # full scale, 2**(bits-1); unsigned 8-bit WAV is centred on 128 first. Other integer types refused.
 PCM_FULL_SCALE = {np.dtype(np.int8): 2**7, np.dtype(np.int16): 2**15, np.dtype(np.int32): 2**31,
@@ -348,7 +349,7 @@ def convert_voice(
             steps.mix_rms_(out, voice.sr, source_rms, rms_mix_rate, rms_out)
     out_sr = voice.sr
     with step("finalize"):
-        if resample_sr >= 16000 and resample_sr != voice.sr:
+        if resample_sr >= MIN_RESAMPLE_SR and resample_sr != voice.sr:
             out, out_sr = resample(out, voice.sr, resample_sr, p.output_resampler), resample_sr
         out = steps.finalize_audio_(out)  # the WebUI's int16: to_int16_webui(out) (output_int16)
     return Conversion(audio=out, sr=out_sr, backends=chosen, f0=f0bak, coarse=coarse, chunks=chunks,

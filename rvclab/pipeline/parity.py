@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
+from rvclab import help_text as text
 from rvclab import metrics
 from rvclab.audio import data_clips, load_audio
 from rvclab.pipeline import steps as pipeline_steps
@@ -29,15 +30,17 @@ SMALL_CHUNKS = pipeline_steps.PadConfig(x_pad=1, x_query=1, x_center=2, x_max=3)
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--voice", default="", help="voice .pth (default: seeded weights/voice_v2_40k.pth)")
-    p.add_argument("--f0-methods", default="rmvpe,fcpe", help="comma-separated F0 methods")
+    p.add_argument("--f0-methods", default="rmvpe,fcpe",
+                   help=f"comma-separated F0 methods, each one the profile offers {text.DEFAULT}")
     p.add_argument("--clips", default="", help="comma-separated clip names (default: every data clip)")
-    p.add_argument("--max-seconds", type=float, default=0.0, help="cut clips to this length (0: whole)")
+    p.add_argument("--max-seconds", type=float, default=0.0,
+                   help=f"cut clips to this many seconds, >= 0 (0: whole clips) {text.DEFAULT}")
     p.add_argument("--no-index", action="store_true", help="skip the cases with a FAISS index")
     p.add_argument("--no-chunked", action="store_true", help="skip the chunked case")
-    p.add_argument("--seed", type=int, default=0, help="noise seed")
+    p.add_argument("--seed", type=int, default=0, help=text.NOISE_SEED)
     p.add_argument("--reference", default=DEFAULT_PROFILE, choices=list(PROFILES),
-                   help=f"reference profile to follow (default {DEFAULT_PROFILE}, the current RVC WebUI release); "
-                        "every F0 method must be one it offers")
+                   help="reference profile to follow: %(choices)s; every F0 method must be one it offers "
+                        + text.DEFAULT)
 
 
 def compare(a, b, sr: int) -> dict:

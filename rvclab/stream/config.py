@@ -28,6 +28,8 @@ GATE_OFF_DB = -60  # threshold_db at or below this disables the silence gate (up
 GATE_WINDOW_FRAMES = 4  # the gate's RMS window: 40 ms, hop 10 ms
 F0_CONTEXT_16K = 800  # F0 reads the newest block plus 50 ms @ 16 kHz
 RMVPE_WINDOW_16K = 5120  # RMVPE's F0 window is rounded up to multiples of this, less one hop
+EXTRA_MAX_S = 10  # longest past context, seconds
+FORMANT_MAX = 12  # formant shift limit, semitones either way
 PITCH_CACHE_SKIP = 3  # F0 frames at the start of each F0 window, dropped (no left context)
 
 
@@ -149,9 +151,12 @@ def plan_frames(config: StreamConfig, sr: int) -> Frames:
     except ValueError as exc:  # unknown profile, or a method it does not offer
         raise StreamError(str(exc)) from None
     for name, value, low, high in (("index_rate", config.index_rate, 0, 1), ("rms_mix_rate", config.rms_mix_rate, 0, 1),
-                                   ("extra", config.extra, 0, 10), ("formant", config.formant, -12, 12)):
+                                   ("extra", config.extra, 0, EXTRA_MAX_S),
+                                   ("formant", config.formant, -FORMANT_MAX, FORMANT_MAX)):
         if not low <= value <= high:
             raise StreamError(f"{name} {value}: must be in [{low}, {high}]")
+    if config.noise_seed < 0:
+        raise StreamError(f"noise_seed {config.noise_seed}: must not be negative")
     zc = sr // FRAME_RATE
     block = _frames_of(config.block, sr)
     block_16k = HOP_16K * block // zc

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from rvclab import help_text as text
 from rvclab import metrics
 from rvclab.audio import HOP_16K, SAMPLE_RATE_16K
 from rvclab.f0 import F0_MAX, F0_MIN
@@ -38,8 +39,8 @@ CAPACITY = "full"
 def add_arguments(parser) -> None:
     parser.add_argument("--clip", default=None, help="only clips whose name starts with this")
     parser.add_argument("--max-seconds", type=float, default=None,
-                        help="use only the first seconds of each clip (CREPE full is heavy)")
-    parser.add_argument("--seed", type=int, default=0, help="dither seed shared by both sides")
+                        help=f"{text.MAX_SECONDS}; CREPE full is heavy (default: none, whole clips)")
+    parser.add_argument("--seed", type=int, default=0, help=text.seed("the dither both sides share"))
 
 
 def reference(audio: np.ndarray, capacity: str, seed: int) -> dict:

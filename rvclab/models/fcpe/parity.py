@@ -16,6 +16,7 @@ import io
 
 import numpy as np
 
+from rvclab import help_text as text
 from rvclab import metrics
 from rvclab.audio import SAMPLE_RATE_16K
 from rvclab.models.common import clips_audio, f0_row_verdicts
@@ -27,7 +28,7 @@ from rvclab.models.fcpe.config import DEFAULT_THRESHOLD
 def add_arguments(parser) -> None:
     parser.add_argument("--clip", default=None, help="only clips whose name starts with this")
     parser.add_argument("--max-seconds", type=float, default=None,
-                        help="use only the first seconds of each clip")
+                        help=f"{text.MAX_SECONDS} (default: none, whole clips)")
 
 
 _PACKAGE_MODEL = {}

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from rvclab import help_text as text
 from rvclab import metrics, tolerances
 from rvclab.audio import SAMPLE_RATE_16K, data_clips, load_audio
 from rvclab.models.hubert import io as hubert_io
@@ -36,11 +37,12 @@ def add_arguments(parser) -> None:
                         help="folder with hubert_base.pt and contentvec_base/ (default: weights/, "
                              "else seeded ones in a temp folder)")
     parser.add_argument("--small", action="store_true", help="small seeded config (fast check)")
-    parser.add_argument("--seed", type=int, default=0, help="seed for generated weights")
+    parser.add_argument("--seed", type=int, default=0, help=text.seed("generated weights"))
     parser.add_argument("--lengths", default=",".join(str(n) for n in LENGTHS),
-                        help="comma-separated sample counts @ 16 kHz ('' for none)")
+                        help=f"comma-separated sample counts @ 16 kHz ('' for none) {text.DEFAULT}")
     parser.add_argument("--no-clips", action="store_true", help="skip the shipped data clips")
-    parser.add_argument("--formats", default="fairseq,transformers")
+    parser.add_argument("--formats", default="fairseq,transformers",
+                        help=f"comma-separated checkpoint formats, of fairseq, transformers {text.DEFAULT}")
 
 
 def test_inputs(lengths=LENGTHS, clips: bool = True) -> list[tuple[str, np.ndarray]]:

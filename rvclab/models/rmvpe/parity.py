@@ -30,7 +30,8 @@ def add_arguments(parser) -> None:
                         help="rmvpe.pt (default weights/rmvpe.pt, seeded when missing)")
     parser.add_argument("--clip", default=None, help="only clips whose name starts with this")
     parser.add_argument("--chunk-frames", type=int, default=None,
-                        help="frames per network call (default 32000, as upstream)")
+                        help=f"frames per network call, > 0, a multiple of {RmvpeConfig.pad_multiple} (default: none, "
+                             f"{RmvpeConfig.chunk_frames} as upstream)")
 
 
 def reference_pitch(audio: np.ndarray, sr: int = SAMPLE_RATE_16K) -> np.ndarray:

@@ -15,6 +15,7 @@ import librosa
 import numpy as np
 import torch
 
+from rvclab import help_text as text
 from rvclab import metrics
 from rvclab import tolerances as tol
 from rvclab.audio import HOP_16K, SAMPLE_RATE_16K, data_clips, load_audio, log_mel
@@ -36,15 +37,17 @@ N_MELS = 80
 
 def add_arguments(parser) -> None:
     parser.add_argument("--config", default="v2-48k",
-                        help=f"'all' or one of {', '.join(CONFIG_NAMES)}")
-    parser.add_argument("--seconds", type=float, default=1.0, help="input length (100 fps)")
-    parser.add_argument("--seed", type=int, default=0, help="weights, projection and noise seed")
-    parser.add_argument("--noise", choices=("shared", "independent"), default="shared")
+                        help=f"'all' or one of {', '.join(CONFIG_NAMES)} {text.DEFAULT}")
+    parser.add_argument("--seconds", type=float, default=1.0,
+                        help=f"input length in seconds (100 fps), > 0 {text.DEFAULT}")
+    parser.add_argument("--seed", type=int, default=0, help=text.seed("the weights, input projection and noise"))
+    parser.add_argument("--noise", choices=("shared", "independent"), default="shared",
+                        help=f"noise: shared (the same arrays on both sides) or independent draws {text.DEFAULT}")
     parser.add_argument("--clip", default=None, help="data clip name or prefix (default: first)")
     parser.add_argument("--small", action="store_true",
                         help="reduced channel counts (same hop), for quick checks")
     parser.add_argument("--weights", choices=("seeded", "init"), default="seeded",
-                        help="seeded voice (fp16, as files are saved) or constructor init")
+                        help=f"seeded voice (fp16, as files are saved) or constructor init {text.DEFAULT}")
     parser.add_argument("--voice", default=None,
                         help="a voice .pth to check instead (its config; --config ignored)")
 
