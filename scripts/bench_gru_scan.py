@@ -23,7 +23,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from rvclab.bench.run import fastest_s  # noqa: E402
+from rvclab.bench.timing import fastest_s  # noqa: E402
 
 
 def main(argv=None) -> int:

@@ -19,8 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
-from rvclab.bench.run import machine_info, write_json_atomic
 from rvclab.bench.stages import speech
+from rvclab.bench.timing import machine_info, write_json_atomic
 from rvclab.models.synth import noise as nz
 from rvclab.pipeline import steps
 from rvclab.pipeline.networks import VoiceModel

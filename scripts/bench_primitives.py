@@ -28,7 +28,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from rvclab.bench.run import fastest_s  # noqa: E402
+from rvclab.bench.timing import fastest_s  # noqa: E402
 
 FRAMES, MELS = 1024, 128
 CHAIN = 1000
@@ -128,7 +128,7 @@ def main(argv=None) -> int:
 
     import torch
 
-    from rvclab.bench.run import machine_info, write_json_atomic
+    from rvclab.bench.timing import machine_info, write_json_atomic
     from rvclab.runtime import import_mlx
 
     mx = import_mlx()

@@ -49,7 +49,7 @@ def main(argv=None) -> int:
 
     import torch  # before MLX: on Linux with MLX-CUDA, torch's cuDNN loads first
 
-    from rvclab.bench.run import machine_info, timeit
+    from rvclab.bench.timing import machine_info, timeit
     from rvclab.checkpoints import atomic_write
     from rvclab.models.rmvpe import gru as G
     from rvclab.models.rmvpe.config import RmvpeConfig

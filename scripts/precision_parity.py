@@ -13,8 +13,8 @@ import sys
 from pathlib import Path
 
 from rvclab import metrics
-from rvclab.bench.run import machine_info, write_json_atomic
 from rvclab.bench.stages import StageOptions, place_pipeline_models, speech, voice_model
+from rvclab.bench.timing import machine_info, write_json_atomic
 from rvclab.models.synth.parity import clip_inputs
 from rvclab.pipeline.networks import embedder, features, synthesize
 from rvclab.pitch import estimate_f0

@@ -20,8 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
-from rvclab.bench.run import machine_info, write_json_atomic
 from rvclab.bench.stages import StageOptions, place_pipeline_models, speech, voice_model
+from rvclab.bench.timing import machine_info, write_json_atomic
 from rvclab.pipeline import conversion
 
 NETWORKS = ("f0_network", "hubert", "synth")

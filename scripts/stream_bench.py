@@ -26,8 +26,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from rvclab.audio import clip, load_audio, resample  # noqa: E402
-from rvclab.bench.run import machine_info  # noqa: E402
 from rvclab.bench.stages import StageOptions, place_pipeline_models  # noqa: E402
+from rvclab.bench.timing import machine_info  # noqa: E402
 from rvclab.models.fcpe import f0 as f0_fcpe  # noqa: E402
 from rvclab.pipeline.networks import VoiceModel  # noqa: E402
 from rvclab.runtime import import_mlx  # noqa: E402

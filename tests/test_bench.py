@@ -18,6 +18,7 @@ import torch
 from rvclab.bench import memory as bench_memory
 from rvclab.bench import run as bench
 from rvclab.bench import stages as bench_stages
+from rvclab.bench import timing as bench_timing
 from rvclab.runtime import import_mlx
 
 mx = import_mlx()
@@ -94,7 +95,7 @@ def test_timed_alternating_interleaves_backends():
     order: list[str] = []
     runners = {b: bench_stages.Runner(call=lambda b=b: order.append(b), sync=lambda out: None, stage="x",
                                       backend=b, seconds=1.0) for b in ("torch", "mlx")}
-    out = bench.timed_alternating(runners, warmup=2, repeats=2, first_torch=lambda: order.append("count"))
+    out = bench_timing.timed_alternating(runners, warmup=2, repeats=2, first_torch=lambda: order.append("count"))
     assert order == ["count"] + ["torch", "mlx"] * 4
     assert out["torch"]["repeats"] == out["mlx"]["repeats"] == 2
 
@@ -181,9 +182,9 @@ def test_cli_matmul_writes_json_with_meta(tmp_path, monkeypatch):
 
 def test_json_write_is_atomic(tmp_path):
     path = tmp_path / "rows.json"
-    bench.write_json_atomic(path, [{"a": 1}])
+    bench_timing.write_json_atomic(path, [{"a": 1}])
     with pytest.raises(TypeError):
-        bench.write_json_atomic(path, [{"a": object()}])  # fails while writing the temp file
+        bench_timing.write_json_atomic(path, [{"a": object()}])  # fails while writing the temp file
     assert json.loads(path.read_text()) == [{"a": 1}]
     assert list(tmp_path.iterdir()) == [path]
 

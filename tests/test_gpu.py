@@ -39,6 +39,7 @@ from rvclab import metrics, runtime
 from rvclab import tolerances as tol
 from rvclab.audio import SAMPLE_RATE_16K, clip, load_audio
 from rvclab.bench import run as bench_run
+from rvclab.bench import timing as bench_timing
 from rvclab.bench.stages import StageOptions
 from rvclab.checkpoints import load_checkpoint
 from rvclab.models.fcpe import f0 as fcpe_f0
@@ -378,7 +379,7 @@ def test_cudnn_load_order_torch_first(request):
 def test_bench_gpu_paths(request):
     """The benchmark's device paths: machine info, fp32 matmul, a synth stage with peak memory."""
     device = "cpu" if ON_CPU else "gpu"
-    info = bench_run.machine_info(device)
+    info = bench_timing.machine_info(device)
     mm = bench_run.bench_matmul(sizes=(1024,), repeats=1, device=device, warmup=0)
     rows = bench_run.bench_stage("synth", [1.0], StageOptions(device=device), warmup=0, repeats=1,
                                  peak_gflops=None, memory=not ON_CPU)

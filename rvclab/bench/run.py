@@ -10,25 +10,21 @@ memory and wall time.
 from __future__ import annotations
 
 import argparse
-import datetime as _dt
 import gc
 import json
 import os
-import platform
-import statistics
 import sys
 import time
 import traceback
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 
-from rvclab import __version__, runtime
 from rvclab import help_text as text
+from rvclab import runtime
 from rvclab.bench import memory as bench_memory
 from rvclab.bench.stages import BACKENDS, STAGE_NAMES, StageOptions, build, count_flops, mlx_sync, torch_sync_for
-from rvclab.checkpoints import atomic_write
+from rvclab.bench.timing import machine_info, timed_alternating, timeit, write_json_atomic
 from rvclab.models.synth.noise import NOISE_KINDS
 from rvclab.precision import PRECISIONS
 from rvclab.profiles import DEFAULT_PROFILE, PROFILES
@@ -39,93 +35,6 @@ MATMUL_SIZES = {"cpu": (1024, 2048), "gpu": (4096, 8192)}
 
 class BenchUsageError(ValueError):
     """Arguments the benchmark cannot run with (exit code 2)."""
-
-
-def timeit(fn: Callable[[], object], sync: Callable[[object], None], warmup: int = 2, repeats: int = 5) -> dict:
-    """Median/min/max seconds of ``sync(fn())`` over ``repeats`` after ``warmup`` calls."""
-    for _ in range(warmup):
-        sync(fn())
-    times = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        sync(fn())
-        times.append(time.perf_counter() - t)
-    return summarize(times)
-
-
-def fastest_s(fn: Callable[[], object], repeats: int) -> float:
-    """Fastest of ``repeats`` timed calls of ``fn`` (which synchronises itself) after one warm-up:
-    for a primitive this short, the least disturbed call on a shared machine is the better
-    estimate of what the code costs (the scripts under ``scripts/bench_*.py``)."""
-    fn()
-    times = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return min(times)
-
-
-def summarize(times: list[float]) -> dict:
-    return {"median_s": statistics.median(times), "min_s": min(times), "max_s": max(times),
-            "repeats": len(times), "times_s": list(times)}
-
-
-def timed_alternating(runners: dict, warmup: int, repeats: int, first_torch: Callable | None = None) -> dict:
-    """{backend: summary} with the backends' calls alternating; ``first_torch`` (an untimed
-    torch call that counts FLOPs) runs before the warm-up calls."""
-    if first_torch is not None:
-        first_torch()
-    for _ in range(warmup):
-        for r in runners.values():
-            r.sync(r.call())
-    times: dict[str, list[float]] = {name: [] for name in runners}
-    for _ in range(repeats):
-        for name, r in runners.items():
-            t = time.perf_counter()
-            r.sync(r.call())
-            times[name].append(time.perf_counter() - t)
-    return {name: summarize(ts) for name, ts in times.items()}
-
-
-torch_sync_cpu = torch_sync_for("cpu")
-
-
-def machine_info(device: str = "cpu") -> dict:
-    """The run's context: machine, device, versions, date, load average at the start."""
-    mx = runtime.import_mlx()
-    import torch
-
-    info = {
-        "date": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
-        "machine": f"{platform.node()} {platform.machine()}",
-        "processor": _cpu_name(),
-        "cpu_count": os.cpu_count(),
-        "device": device,
-        "device_name": _cpu_name(),
-        "python": sys.version.split()[0],
-        "torch": torch.__version__,
-        "mlx": mx.__version__,
-        "rvclab": __version__,
-        "mlx_device": str(mx.default_device()),
-        "mlx_blas": runtime.blas_in_use(),
-        "torch_threads": torch.get_num_threads(),
-        "loadavg_start": list(os.getloadavg()),
-    }
-    if device == "gpu":
-        info["device_name"] = torch.cuda.get_device_name(0)
-        info["cuda"] = torch.version.cuda
-    return info
-
-
-def _cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def bench_matmul(sizes=(1024, 2048), repeats: int = 5, device: str = "cpu", warmup: int = 2) -> list[dict]:
@@ -371,11 +280,6 @@ def _emit(rows: list, new: list[dict], meta: dict, args) -> None:
         rows.append({**meta, **row, "loadavg_end": end})
     if args.json_out:
         write_json_atomic(Path(args.json_out), rows)
-
-
-def write_json_atomic(path: Path, rows: list[dict]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write(path, lambda tmp: tmp.write_text(json.dumps(rows, indent=2) + "\n"))
 
 
 def _argv_of(args) -> list[str]:
