@@ -5,22 +5,29 @@ relative to the folder) to the fingerprint of the code that wrote it and the see
 for a file rewrites it when the record names it with another fingerprint (the seeding changed, so
 the file no longer matches what notebooks, docs and tests expect of it). A file the record does not
 name is kept as it is: it may be the user's (``--force`` replaces it).
+
+Makers check, write and record under :func:`exclusive`, a lock on the folder, so processes that
+need the same files at once (two notebooks, parallel test workers) take turns: each file is
+written once and the record keeps every entry.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import functools
 import hashlib
 import inspect
 import json
 import warnings
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from types import ModuleType
 
 from rvclab.checkpoints import atomic_write
 
 RECORD_NAME = ".rvclab-seeded.json"
+LOCK_NAME = ".rvclab-seeded.lock"
 
 
 class StaleSeededFile(UserWarning):
@@ -75,3 +82,17 @@ def record(folder: Path, names: Iterable[str], fp: str, seed: int) -> None:
     entries.update({n: {"fingerprint": fp, "seed": seed} for n in names})
     text = json.dumps(entries, indent=1, sort_keys=True) + "\n"
     atomic_write(folder / RECORD_NAME, lambda tmp: tmp.write_text(text))
+
+
+@contextlib.contextmanager
+def exclusive(folder: Path) -> Iterator[None]:
+    """Hold the folder's seeding lock (``LOCK_NAME``, an exclusive ``flock``) for the block; another
+    process or thread asking for it waits. Not re-entrant: a maker takes it once."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(folder / LOCK_NAME, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)

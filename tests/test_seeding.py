@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import threading
+import time
 import warnings
 
 import pytest
@@ -91,3 +93,33 @@ def test_a_broken_record_counts_as_none(tmp_path):
     assert seeding.read_record(tmp_path) == {}
     (tmp_path / seeding.RECORD_NAME).write_text("[1, 2]")
     assert seeding.read_record(tmp_path) == {}
+
+
+def test_makers_at_once_write_each_file_once_and_record_all(tmp_path, monkeypatch):
+    """Two workers asking for seeded files in one folder at the same moment (parallel test workers,
+    two notebooks): the lock makes them take turns, so each file is written once and the record
+    names every file. Without it both would see the file missing and write it, and one record
+    update would drop the other's entry."""
+    from rvclab.models.synth import seeded as synth_seeded
+
+    writes, real_save = [], synth_seeded.save_torch_atomic
+    barrier = threading.Barrier(4)
+
+    def slow_save(obj, path, **kw):
+        writes.append(path.name)
+        time.sleep(0.2)  # a window in which an unlocked second maker would also find the file missing
+        return real_save(obj, path, **kw)
+
+    monkeypatch.setattr(synth_seeded, "save_torch_atomic", slow_save)
+
+    def maker(name):
+        barrier.wait()
+        make_one(tmp_path / name, SMALL, seed=0)
+
+    threads = [threading.Thread(target=maker, args=(n,)) for n in ("a.pth", "a.pth", "b.pth", "b.pth")]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    assert sorted(writes) == ["a.pth", "b.pth"], writes
+    assert set(seeding.read_record(tmp_path)) == {"a.pth", "b.pth"}

@@ -194,14 +194,15 @@ def make(out_dir: Path, seed: int, force: bool, config: HubertConfig | None = No
     names = [str(p.relative_to(out_dir)) for p in targets]
     fp = seeding.fingerprint(sys.modules[__name__], hubert_config,
                              config="" if config == HubertConfig() else repr(config))
-    if not seeding.needs_writing(out_dir, names, fp, force):
-        return targets  # already there: kept, as the other seeded makers do
-    users = [n for n in names if seeding.is_users(out_dir, n)]
-    if users and not force:  # the set is incomplete or stale, and one file is not rvclab's
-        raise FileExistsError(f"{out_dir / users[0]}: not written by rvclab's seeded maker, and the set "
-                              f"{', '.join(names)} needs writing; pass --force to replace it")
-    state = seeded_state(config, seed)
-    written = [write_fairseq(targets[0], state, config, seed=seed, overwrite=True)]
-    written += write_transformers(out_dir / TRANSFORMERS_DIR, state, config, overwrite=True)
-    seeding.record(out_dir, names, fp, seed)
+    with seeding.exclusive(out_dir):
+        if not seeding.needs_writing(out_dir, names, fp, force):
+            return targets  # already there: kept, as the other seeded makers do
+        users = [n for n in names if seeding.is_users(out_dir, n)]
+        if users and not force:  # the set is incomplete or stale, and one file is not rvclab's
+            raise FileExistsError(f"{out_dir / users[0]}: not written by rvclab's seeded maker, and the set "
+                                  f"{', '.join(names)} needs writing; pass --force to replace it")
+        state = seeded_state(config, seed)
+        written = [write_fairseq(targets[0], state, config, seed=seed, overwrite=True)]
+        written += write_transformers(out_dir / TRANSFORMERS_DIR, state, config, overwrite=True)
+        seeding.record(out_dir, names, fp, seed)
     return written

@@ -139,9 +139,10 @@ def make(out_dir: Path, seed: int = 0, force: bool = False) -> list[Path]:
     or written by older seeding code (:mod:`rvclab.seeding`)."""
     path = Path(out_dir) / FILENAME
     fp = seeding.fingerprint(sys.modules[__name__], rmvpe_config)
-    if seeding.needs_writing(path.parent, [FILENAME], fp, force):
-        save_torch_atomic(seeded_state_dict(seed), path, overwrite=True)
-        seeding.record(path.parent, [FILENAME], fp, seed)
+    with seeding.exclusive(path.parent):
+        if seeding.needs_writing(path.parent, [FILENAME], fp, force):
+            save_torch_atomic(seeded_state_dict(seed), path, overwrite=True)
+            seeding.record(path.parent, [FILENAME], fp, seed)
     return [path]
 
 

@@ -169,12 +169,12 @@ def make_one(path: Path, config: SynthConfig, seed: int, force: bool = False) ->
     unless ``force`` or written by older seeding code (:mod:`rvclab.seeding`)."""
     path = Path(path)
     fp = seeding.fingerprint(sys.modules[__name__], synth_config, config=repr(config))
-    if not seeding.needs_writing(path.parent, [path.name], fp, force):
-        return path
-    model = seeded_model(config, seed)
-    ckpt = voice_checkpoint(model, info=f"rvclab seeded (untrained) {config.name}, seed={seed}")
-    save_torch_atomic(ckpt, path, overwrite=True)
-    seeding.record(path.parent, [path.name], fp, seed)
+    with seeding.exclusive(path.parent):
+        if seeding.needs_writing(path.parent, [path.name], fp, force):
+            model = seeded_model(config, seed)
+            ckpt = voice_checkpoint(model, info=f"rvclab seeded (untrained) {config.name}, seed={seed}")
+            save_torch_atomic(ckpt, path, overwrite=True)
+            seeding.record(path.parent, [path.name], fp, seed)
     return path
 
 
