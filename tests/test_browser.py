@@ -32,11 +32,13 @@ downloaded) opens each notebook. Then, in the page:
 * a screenshot is written to a temp folder, or to ``$RVCLAB_SCREENSHOTS`` (e.g.
   ``RVCLAB_SCREENSHOTS=docs/screenshots RVCLAB_BROWSER_RUN_ALL=1`` refreshes the committed ones).
 
-Covered: every notebooks/*.ipynb (parametrized). Run in the browser: 00, 01, 02b, 03, 04 and 05
-(players, tables, plots, widgets and the live slider). The others are opened with their saved
-outputs, which must render (no error outputs, plots decode, players load and play), to keep the
-run short; a saved notebook with a widget (02's clip picker) runs its cells up to the last widget
-cell, leaving the costly rest (02: RMVPE under every candidate bug) as saved. nbval in
+Covered: every notebooks/*.ipynb (parametrized). Run whole in the browser: 05 (the conversion
+explorer, the live slider, the A/B players and the profile switcher, after every cell before them).
+A saved notebook with a widget (02's clip picker, 02b's method picker, 03's players, 08's stream
+explorer) runs its cells up to the last widget cell, leaving the costly rest as saved. The others
+(00, 01, 04, 06, 07) hold no widget: they are opened with their saved outputs, which must render
+(no error outputs, plots decode, players load and play). Running those in the page again would
+prove only what nbval proves (every cell runs, outputs as stored), at a minute of the suite. nbval in
 ``make test`` executes every notebook. Every wait is a condition polled with a hang guard, never
 a fixed delay. Skipped, with the reason, only when chromium or chromedriver cannot be found
 (``scripts/setup.sh`` installs both).
@@ -72,8 +74,7 @@ CHROMIUM_FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic
                   "--disable-dev-shm-usage", "--autoplay-policy=no-user-gesture-required", "--window-size=1280,1500")
 NOTEBOOK_TIMEOUT = 900  # s per notebook, a ceiling for a loaded machine (they take 20-50 s on 2 quiet cores)
 HANG_S = 600  # s for any other wait: only a hang takes this long, however busy the machine
-RUN_IN_BROWSER = {"00_environment.ipynb", "01_conversion.ipynb", "02b_f0_methods.ipynb", "03_synthesizer_parity.ipynb",
-                  "04_hubert_parity.ipynb", "05_voice_conversion.ipynb"}
+RUN_IN_BROWSER = {"05_voice_conversion.ipynb"}
 RUN_ALL = os.environ.get("RVCLAB_BROWSER_RUN_ALL", "") not in ("", "0")
 PLAYERS = {"00_environment.ipynb", "03_synthesizer_parity.ipynb", "05_voice_conversion.ipynb"}
 PLOTS = {"00_environment.ipynb", "02_rmvpe_walkthrough.ipynb", "02b_f0_methods.ipynb",
