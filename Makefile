@@ -6,6 +6,11 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml scripts/setup.sh | sha256sum | cut -c1-16)
 NOTEBOOKS := $(sort $(wildcard notebooks/*.ipynb))
 PYTEST_FLAGS := -p no:cacheprovider --strict-markers --durations=20
+# Two pytest workers (pytest-xdist), one test file or notebook each at a time, in the order given:
+# the longest files first, so neither worker is left with a long one at the end.
+TEST_WORKERS ?= 2
+XDIST_FLAGS := -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder
+LONGEST_FIRST := tests/test_browser.py notebooks/06_documented_fixes.ipynb notebooks/05_voice_conversion.ipynb
 NBVAL_FLAGS := --nbval --nbval-sanitize-with notebooks/sanitize.cfg --nbval-cell-timeout=900
 
 .PHONY: setup test test-full test-py test-nb demo lab lint bench weights clean notebooks-sync notebooks-run
@@ -17,18 +22,18 @@ $(STAMP): pyproject.toml scripts/setup.sh
 
 # pytest exits 5 when it collects nothing: that is a failure here too.
 test: setup
-	$(PY) -m pytest $(PYTEST_FLAGS) tests $(NOTEBOOKS) $(NBVAL_FLAGS)
+	$(PY) -m pytest $(PYTEST_FLAGS) $(XDIST_FLAGS) $(LONGEST_FIRST) tests $(NOTEBOOKS) $(NBVAL_FLAGS)
 
 # The Python tests with every full-size configuration (`make test` runs one per run, in rotation:
 # tests/test_full_matrix.py, docs/parity.md "What is tested where").
 test-full: setup
-	RVCLAB_FULL_MATRIX=all $(PY) -m pytest $(PYTEST_FLAGS) tests
+	RVCLAB_FULL_MATRIX=all $(PY) -m pytest $(PYTEST_FLAGS) $(XDIST_FLAGS) tests
 
 test-py: setup
-	$(PY) -m pytest $(PYTEST_FLAGS) tests
+	$(PY) -m pytest $(PYTEST_FLAGS) $(XDIST_FLAGS) tests
 
 test-nb: setup
-	$(PY) -m pytest $(PYTEST_FLAGS) $(NOTEBOOKS) $(NBVAL_FLAGS)
+	$(PY) -m pytest $(PYTEST_FLAGS) $(XDIST_FLAGS) $(NOTEBOOKS) $(NBVAL_FLAGS)
 
 demo: setup
 	$(VENV)/bin/rvclab demo --out out
