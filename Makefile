@@ -60,8 +60,7 @@ notebooks-sync: setup
 # Execute and store outputs: `make notebooks-run NB=notebooks/05_voice_conversion.ipynb` (all without NB).
 # The one writer of the stored outputs nbval compares against (`rvclab lab` refuses to save over them).
 notebooks-run: notebooks-sync
-	cd notebooks && ../$(PY) -m jupyter nbconvert --to notebook --execute --inplace \
-		--ExecutePreprocessor.timeout=1200 $(notdir $(or $(NB),$(NOTEBOOKS)))
+	$(PY) scripts/run_notebooks.py --timeout 1200 $(or $(NB),$(NOTEBOOKS))
 	$(PY) scripts/stamp_notebooks.py $(or $(NB),$(NOTEBOOKS))
 
 clean:
