@@ -13,11 +13,11 @@ import torch
 
 from rvclab.cli import main
 from rvclab.cli.exit_codes import EXIT_BAD_INPUT
+from rvclab.models import f0_packages
 from rvclab.models.synth.config import SynthConfig
 from rvclab.models.synth.noise import SINE_NOISE, Z_P, make_noise
 from rvclab.parity_upstream import run_upstream
 from rvclab.parity_upstream.checkout import LAYOUTS, UpstreamCheckoutError, checkout_code, find_layout
-from rvclab.models import f0_packages
 from rvclab.parity_upstream.draws import DrawingSynth, RvclabDraws, upstream_draws, zeros
 from rvclab.parity_upstream.pipeline import _method_skip
 from rvclab.parity_upstream.stages import rmvpe_rows, row, skipped
@@ -91,7 +91,8 @@ def _without_torchaudio(monkeypatch):
     for name in names:  # each restored (or removed again) after the test, the stand-in included
         monkeypatch.setitem(sys.modules, name, None)
         monkeypatch.delitem(sys.modules, name)
-    monkeypatch.setattr(f0_packages.importlib, "import_module", _failing_torchaudio(f0_packages.importlib.import_module))
+    failing = _failing_torchaudio(f0_packages.importlib.import_module)
+    monkeypatch.setattr(f0_packages.importlib, "import_module", failing)
 
 
 def _failing_torchaudio(import_module):
