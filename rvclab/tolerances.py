@@ -113,7 +113,7 @@ SYNTH_SPEED_RATIO_GOAL = 3.0  # MLX/torch for 2 s at 48k on the CPU (benchmark)
 _TEXTENC_F64_BY = ("scripts/text_encoder_precision.py (7 seeded voices x 2 clips, 3 s, MLX on the CPU) and "
                    "tests/test_synth_parity.py's TextEncoder precision input, 2026-12-07")
 TEXTENC_F64_CHECKS = dict(
-    ratio_max_abs=Check(goal=1.25, guard=1.2, measured=1.03, unit="MLX / torch max abs from float64",
+    ratio_max_abs=Check(goal=1.25, guard=1.2, measured=1.025, unit="MLX / torch max abs from float64",
                         measured_by=_TEXTENC_F64_BY),
     ratio_rms_err=Check(goal=1.25, guard=1.1, measured=0.77, unit="MLX / torch RMS error from float64",
                         measured_by=_TEXTENC_F64_BY),
