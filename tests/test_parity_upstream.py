@@ -13,11 +13,13 @@ import torch
 
 from rvclab.cli import main
 from rvclab.cli.exit_codes import EXIT_BAD_INPUT
+from rvclab.models import f0_packages
 from rvclab.models.synth.config import SynthConfig
 from rvclab.models.synth.noise import SINE_NOISE, Z_P, make_noise
 from rvclab.parity_upstream import run_upstream
 from rvclab.parity_upstream.checkout import LAYOUTS, UpstreamCheckoutError, checkout_code, find_layout
 from rvclab.parity_upstream.draws import DrawingSynth, RvclabDraws, upstream_draws, zeros
+from rvclab.parity_upstream.pipeline import _method_skip
 from rvclab.parity_upstream.stages import rmvpe_rows, row, skipped
 from rvclab.profiles import PROFILES, get_profile
 
@@ -81,6 +83,49 @@ def test_a_module_that_fails_to_import_skips_its_stages_with_the_reason(tmp_path
         assert r["ok"] is None  # nothing claimed
         assert r["status"].startswith("skipped: infer.rmvpe does not import")
         assert "no_such_package_for_rvclab_tests" in r["status"]
+
+
+def _without_torchaudio(monkeypatch):
+    """This process as if torchaudio did not import: any torchaudio module dropped, its import failing."""
+    names = {"torchaudio", "torchaudio.transforms"} | {m for m in sys.modules if m.startswith("torchaudio.")}
+    for name in names:  # each restored (or removed again) after the test, the stand-in included
+        monkeypatch.setitem(sys.modules, name, None)
+        monkeypatch.delitem(sys.modules, name)
+    failing = _failing_torchaudio(f0_packages.importlib.import_module)
+    monkeypatch.setattr(f0_packages.importlib, "import_module", failing)
+
+
+def _failing_torchaudio(import_module):
+    def fake(name, *args, **kwargs):
+        if name == "torchaudio":
+            raise ImportError("torchaudio has no build for this torch (test)")
+        return import_module(name, *args, **kwargs)
+    return fake
+
+
+def test_fcpe_rows_record_the_torchaudio_stand_in_and_the_stand_in_raises_when_used(tmp_path, monkeypatch):
+    _without_torchaudio(monkeypatch)
+    root = _fake_layout(tmp_path, "rvc-webui-2026")
+    (root / "torchfcpe.py").write_text("import torchaudio\nRESAMPLE = torchaudio.transforms.Resample\n")
+    with checkout_code(*find_layout(root)) as code:
+        monkeypatch.delitem(sys.modules, "torchfcpe", raising=False)
+        skip, extra = _method_skip(code, "fcpe")
+        assert (skip, extra) == ("", {"torchaudio": "stand-in"})  # imports, and the row says with what
+        assert _method_skip(code, "rmvpe") == ("", {})  # no torchaudio field where none is imported
+        with pytest.raises(RuntimeError, match="torchaudio is not usable"):
+            sys.modules["torchfcpe"].RESAMPLE(44100, 16000)  # resampling would fail loudly, never pass
+    assert f0_packages.torchaudio_status() == "stand-in"
+
+
+def test_fcpe_rows_skip_with_the_reason_when_torchfcpe_still_fails(tmp_path, monkeypatch):
+    _without_torchaudio(monkeypatch)
+    root = _fake_layout(tmp_path, "rvc-webui-2026")
+    (root / "torchfcpe.py").write_text("import no_such_package_for_rvclab_tests\n")
+    with checkout_code(*find_layout(root)) as code:
+        monkeypatch.delitem(sys.modules, "torchfcpe", raising=False)
+        skip, extra = _method_skip(code, "fcpe")
+    assert skip.startswith("skipped: torchfcpe does not import") and "no_such_package_for_rvclab_tests" in skip
+    assert extra == {"torchaudio": "stand-in"}
 
 
 def run_stage_rmvpe(code, profile):

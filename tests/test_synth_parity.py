@@ -4,13 +4,18 @@ agreement (relative attention indexing, SineGen phase, reverse flow order)."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import torch
 
 from rvclab import tolerances as tol
+from rvclab.mlx.accumulate import blocked_matmul, blocked_sum
 from rvclab.models.synth.config import SynthConfig
-from rvclab.models.synth.parity import CONFIG_NAMES, compare
+from rvclab.models.synth.mlx.layers import Conv1d
+from rvclab.models.synth.parity import CONFIG_NAMES, clip_inputs, compare, models_from_voice, torch_voice
+from rvclab.models.synth.textenc_precision import text_encoder_distances
 from rvclab.runtime import import_mlx
 
 torch.set_num_threads(min(2, torch.get_num_threads()))
@@ -38,6 +43,35 @@ def test_parity_small(name):
 
 def test_parity_full_size_v2_48k():
     _check(compare(SynthConfig.preset("v2-48k"), seconds=0.2, seed=0))
+
+
+# the TextEncoder at full size (the vocoder small: not run), seeded weights
+TEXTENC_CONFIG = replace(SynthConfig.preset("v2-40k"), inter_channels=8, upsample_initial_channel=32, spk_embed_dim=3,
+                         gin_channels=8)
+TEXTENC_FRAMES = (100, 300)
+
+
+def test_text_encoder_float32_is_as_close_to_float64_as_torchs():
+    tmodel, mmodel = models_from_voice(torch_voice(TEXTENC_CONFIG, seed=0, weights="seeded"))
+    for frames in TEXTENC_FRAMES:
+        row = text_encoder_distances(tmodel.enc_p, mmodel.enc_p, clip_inputs(TEXTENC_CONFIG, frames, seed=0))
+        assert row["torch_max_abs"] > 0 and row["frames"] == frames, row  # float32 does round
+        assert not tol.guard_failures(row, tol.TEXTENC_F64_CHECKS), row
+        assert tol.verdicts(row, tol.TEXTENC_F64_CHECKS) == {"ok": True, "guard_ok": True}, row
+
+
+def test_blocked_sums_add_every_term():
+    x = mx.array(np.arange(2 * 3 * 37, dtype=np.float32).reshape(2, 3, 37))  # exact in float32
+    np.testing.assert_array_equal(np.array(blocked_sum(x))[..., 0], np.array(x).sum(-1))
+    a = np.random.default_rng(0).integers(-8, 8, (5, 70)).astype(np.float32)
+    w = np.random.default_rng(1).integers(-8, 8, (70, 9)).astype(np.float32)
+    np.testing.assert_array_equal(np.array(blocked_matmul(mx.array(a), mx.array(w), 32)), a @ w)
+    with pytest.raises(ValueError, match="70 features, the weight 9"):
+        blocked_matmul(mx.array(a), mx.array(w.T), 32)
+    with pytest.raises(ValueError, match="block must be >= 2"):
+        blocked_sum(x, 1)
+    with pytest.raises(ValueError, match="needs a plain 1x1 conv"):
+        Conv1d(4, 4, 3, k_block=32)
 
 
 def test_independent_noise_collapses_waveform_corr():

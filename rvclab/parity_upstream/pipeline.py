@@ -21,6 +21,7 @@ import torch
 from rvclab import metrics
 from rvclab.audio import SAMPLE_RATE_16K, data_clips
 from rvclab.checkpoints import load_checkpoint
+from rvclab.models.f0_packages import ensure_torchaudio
 from rvclab.parity_upstream.checkout import CheckoutCode, quiet
 from rvclab.parity_upstream.draws import DrawingSynth, RvclabDraws
 from rvclab.parity_upstream.stages import BACKENDS, build_upstream_synth, row, skipped
@@ -36,6 +37,10 @@ from rvclab.profiles import ReferenceProfile
 WEBUI_2024_EXTRAS = dict(input_audio_path="", filter_radius=3, f0_file=None)
 # The package each F0 method needs on both sides; a method whose package does not import is skipped.
 METHOD_PACKAGES = dict(pm="parselmouth", fcpe="torchfcpe", crepe="torchcrepe", harvest="pyworld")
+# Packages that import torchaudio at import time: rvclab's stand-in (rvclab.models.f0_packages) is
+# put in its place first when the real one does not import; the stand-in raises if anything in it
+# is used, and each row of such a method names which torchaudio it ran with ("torchaudio").
+TORCHAUDIO_PACKAGES = ("torchfcpe", "torchcrepe")
 
 
 def rvclab_arguments(profile: ReferenceProfile, method: str) -> dict:
@@ -85,8 +90,8 @@ def pipeline_rows(code: CheckoutCode, profile: ReferenceProfile, voice_path: Pat
             x = steps.normalize_input(audio)
             for method in profile.f0_method_names:
                 for idx in (None, index):
-                    skip = _method_skip(code, method)
-                    info = dict(clip=name, f0_method=method, index=idx is not None, voice=voice_path.name)
+                    skip, extra = _method_skip(code, method)
+                    info = dict(clip=name, f0_method=method, index=idx is not None, voice=voice_path.name, **extra)
                     if skip:
                         rows += skipped("pipeline", profile, skip, **info)
                         continue
@@ -104,11 +109,14 @@ def pipeline_rows(code: CheckoutCode, profile: ReferenceProfile, voice_path: Pat
     return rows
 
 
-def _method_skip(code: CheckoutCode, method: str) -> str:
+def _method_skip(code: CheckoutCode, method: str) -> tuple[str, dict]:
+    """(why F0 ``method`` cannot run, "" if it can; fields every row of the method carries:
+    ``torchaudio`` "real" or "stand-in" for a package that imports it)."""
     package = METHOD_PACKAGES.get(method)
+    extra = {"torchaudio": ensure_torchaudio()} if package in TORCHAUDIO_PACKAGES else {}
     if package and code.module(package) is None:
-        return f"skipped: {package} does not import ({code.failures[package]}); F0 method {method} needs it"
-    return ""
+        return f"skipped: {package} does not import ({code.failures[package]}); F0 method {method} needs it", extra
+    return "", extra
 
 
 def _run_upstream(pipe, hubert, net, voice: VoiceModel, x: np.ndarray, method: str, index, profile, seed: int,

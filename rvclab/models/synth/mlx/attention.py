@@ -4,6 +4,10 @@ Layout ``(B, T, C)``; attention internals ``(B, heads, T, head_dim)``. Relative-
 ``emb_rel_k`` / ``emb_rel_v`` are ``(1, 2*window+1, head_dim)``, copied from torch untransposed.
 The relative<->absolute index conversions are the same pad/reshape/slice steps as the reference,
 so the two backends index the same elements.
+
+Sums are blocked (:mod:`rvclab.mlx.accumulate`): the softmax denominator, LayerNorm's mean and
+variance, and the 1x1 convs' contractions (``k_block``), which brings the float32 TextEncoder
+as close to float64 as torch's own float32 run (docs/synthesizer.md, "TextEncoder precision").
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ import math
 import mlx.core as mx
 import mlx.nn as nn
 
+from rvclab.mlx.accumulate import MATMUL_K_BLOCK, layer_norm, softmax
 from rvclab.models.synth.config import LAYER_NORM_EPS, MASK_FILL, WINDOW_SIZE
 from rvclab.models.synth.mlx.layers import Conv1d
 
@@ -28,7 +33,7 @@ class LayerNorm(nn.Module):
         self.beta = mx.zeros((channels,))
 
     def __call__(self, x):  # (B, T, C)
-        return mx.fast.layer_norm(x, self.gamma, self.beta, self.eps)
+        return layer_norm(x, self.gamma, self.beta, self.eps)
 
 
 class MultiHeadAttention(nn.Module):
@@ -40,10 +45,10 @@ class MultiHeadAttention(nn.Module):
         self.n_heads = n_heads
         self.k_channels = channels // n_heads
         self.window_size = window_size
-        self.conv_q = Conv1d(channels, channels, 1)
-        self.conv_k = Conv1d(channels, channels, 1)
-        self.conv_v = Conv1d(channels, channels, 1)
-        self.conv_o = Conv1d(channels, out_channels, 1)
+        self.conv_q = Conv1d(channels, channels, 1, k_block=MATMUL_K_BLOCK)
+        self.conv_k = Conv1d(channels, channels, 1, k_block=MATMUL_K_BLOCK)
+        self.conv_v = Conv1d(channels, channels, 1, k_block=MATMUL_K_BLOCK)
+        self.conv_o = Conv1d(channels, out_channels, 1, k_block=MATMUL_K_BLOCK)
         if window_size is not None:
             self.emb_rel_k = mx.zeros((1, 2 * window_size + 1, self.k_channels))
             self.emb_rel_v = mx.zeros((1, 2 * window_size + 1, self.k_channels))
@@ -69,7 +74,7 @@ class MultiHeadAttention(nn.Module):
             scores = scores + self._relative_position_to_absolute_position(rel_logits)
         if mask is not None:
             scores = mx.where(mask == 0, mx.array(MASK_FILL, scores.dtype), scores)
-        p_attn = mx.softmax(scores, axis=-1)
+        p_attn = softmax(scores)
         out = p_attn @ v  # (B, H, T, dk)
         if self.window_size is not None:
             rel_w = self._absolute_position_to_relative_position(p_attn)  # (B, H, T, 2T-1)

@@ -14,6 +14,7 @@ import mlx.core as mx
 import mlx.nn as nn
 
 from rvclab.mlx import ops
+from rvclab.mlx.accumulate import blocked_matmul
 from rvclab.models.synth.config import LRELU_SLOPE
 
 
@@ -34,17 +35,28 @@ def conv_transpose1d(x, w, b=None, stride=1, padding=0, output_padding=0):
 
 # --- layers ---------------------------------------------------------------------------------------
 class Conv1d(nn.Module):
-    """Conv1d with torch's arguments; ``weight`` (O, K, I/groups), ``bias`` (O,)."""
+    """Conv1d with torch's arguments; ``weight`` (O, K, I/groups), ``bias`` (O,).
+
+    ``k_block``: for a plain 1x1 conv only, its matmul's contraction summed in slices of this many
+    input channels (:func:`rvclab.mlx.accumulate.blocked_matmul`); None: one matmul."""
 
     def __init__(self, in_ch, out_ch, kernel_size, stride=1, padding=0, dilation=1, groups=1,
-                 bias=True):
+                 bias=True, k_block=None):
         super().__init__()
+        if k_block is not None and (kernel_size, stride, padding, dilation, groups) != (1, 1, 0, 1, 1):
+            raise ValueError(f"Conv1d k_block={k_block} needs a plain 1x1 conv (kernel 1, stride 1, no padding, "
+                             f"dilation 1, groups 1); got kernel {kernel_size}, stride {stride}, padding "
+                             f"{padding}, dilation {dilation}, groups {groups}")
         self.stride, self.padding, self.dilation, self.groups = stride, padding, dilation, groups
+        self.k_block = k_block
         self.weight = mx.zeros((out_ch, kernel_size, in_ch // groups))
         if bias:
             self.bias = mx.zeros((out_ch,))
 
     def __call__(self, x):  # (B, T, I) -> (B, T', O)
+        if self.k_block is not None:
+            y = blocked_matmul(x, self.weight[:, 0, :].T, self.k_block)
+            return y + self.bias if "bias" in self else y
         return conv1d(x, self.weight, self.get("bias"), self.stride, self.padding, self.dilation,
                       self.groups)
 
@@ -66,16 +78,18 @@ class ConvTranspose1d(nn.Module):
 
 
 class Linear(nn.Module):
-    """torch-style Linear: ``weight`` (out, in), ``bias`` (out,)."""
+    """torch-style Linear: ``weight`` (out, in), ``bias`` (out,); ``k_block`` as :class:`Conv1d`'s."""
 
-    def __init__(self, in_features, out_features, bias=True):
+    def __init__(self, in_features, out_features, bias=True, k_block=None):
         super().__init__()
+        self.k_block = k_block
         self.weight = mx.zeros((out_features, in_features))
         if bias:
             self.bias = mx.zeros((out_features,))
 
     def __call__(self, x):
-        y = x @ self.weight.T
+        w_t = self.weight.T
+        y = x @ w_t if self.k_block is None else blocked_matmul(x, w_t, self.k_block)
         return y + self.bias if "bias" in self else y
 
 

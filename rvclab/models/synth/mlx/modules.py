@@ -11,6 +11,7 @@ import math
 import mlx.core as mx
 import mlx.nn as nn
 
+from rvclab.mlx.accumulate import MATMUL_K_BLOCK
 from rvclab.models.synth.config import FLOW_COUPLINGS, LRELU_SLOPE, PITCH_BINS
 from rvclab.models.synth.mlx.attention import Encoder
 from rvclab.models.synth.mlx.layers import (
@@ -170,11 +171,11 @@ class TextEncoder(nn.Module):
         super().__init__()
         self.out_channels = out_channels
         self.hidden_channels = hidden_channels
-        self.emb_phone = Linear(in_channels, hidden_channels)
+        self.emb_phone = Linear(in_channels, hidden_channels, k_block=MATMUL_K_BLOCK)
         if f0:
             self.emb_pitch = Embedding(PITCH_BINS, hidden_channels)
         self.encoder = Encoder(hidden_channels, filter_channels, n_heads, n_layers, kernel_size)
-        self.proj = Conv1d(hidden_channels, out_channels * 2, 1)
+        self.proj = Conv1d(hidden_channels, out_channels * 2, 1, k_block=MATMUL_K_BLOCK)
 
     def __call__(self, phone, pitch, lengths):
         x = self.emb_phone(phone)
