@@ -17,6 +17,7 @@ import torch
 from rvclab import metrics
 from rvclab.audio import SAMPLE_RATE_16K
 from rvclab.checkpoints import load_checkpoint
+from rvclab.models.f0_packages import ensure_torchaudio
 from rvclab.models.hubert.io import load_hubert
 from rvclab.models.rmvpe.f0 import get_estimator
 from rvclab.models.synth.noise import noise_shapes
@@ -96,12 +97,18 @@ def build_upstream_synth(code: CheckoutCode, ckpt: dict):
 
 
 def synth_rows(code: CheckoutCode, profile: ReferenceProfile, voice: Path, seconds: float, seed: int) -> list[dict]:
-    """Upstream's ``infer`` vs rvclab's torch and MLX synthesizers on one voice file: waveform rows."""
+    """Upstream's ``infer`` vs rvclab's torch and MLX synthesizers on one voice file: waveform rows.
+
+    Some layouts import torchaudio beside the synthesizer (Applio: its RefineGAN vocoder) without
+    using it for the NSF-HiFiGAN voices compared here: rvclab's stand-in lets that import succeed
+    (it raises if anything in it is used), and each row names which torchaudio it ran with."""
     ckpt = load_checkpoint(voice)
     config = config_of(ckpt)
+    torchaudio = ensure_torchaudio()
     net = build_upstream_synth(code, ckpt)
     if net is None:
-        return skipped("synth", profile, code.skip_reason(code.layout.synth), config=config.name)
+        return skipped("synth", profile, code.skip_reason(code.layout.synth), config=config.name,
+                       torchaudio=torchaudio)
     frames = max(int(round(seconds * 100)), 1)
     inp = clip_inputs(config, frames, seed)
     noise = {k: np.zeros(s, np.float32) for k, s in noise_shapes(config, 1, frames).items()}
@@ -119,8 +126,8 @@ def synth_rows(code: CheckoutCode, profile: ReferenceProfile, voice: Path, secon
         figures = {"max_abs": metrics.max_abs(ref["wave"], out["wave"]), "corr": metrics.corr(ref["wave"], out["wave"]),
                    "textenc_max_abs": max(metrics.max_abs(ref[k], out[k]) for k in ("m_p", "logs_p")),
                    "first_differing_output": first}
-        rows.append(row("synth", backend, profile, figures, config=config.name,
-                        voice=voice.name, frames=frames, samples=int(ref["wave"].size)))
+        rows.append(row("synth", backend, profile, figures, config=config.name, voice=voice.name, frames=frames,
+                        samples=int(ref["wave"].size), torchaudio=torchaudio))
     return rows
 
 
