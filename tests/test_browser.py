@@ -3,7 +3,7 @@
 One JupyterLab server (``rvclab.cli.lab.LabServer``, the server ``rvclab lab`` starts) serves a temp
 copy of notebooks/ on a free local port with a token known here, its user settings in a temp folder
 (no autosave, no notebook windowing) and the test's environment, so kernels inherit
-``RVCLAB_WEIGHTS`` (a temp folder, tests/conftest.py) and write nothing into the repository.
+``RVCLAB_WEIGHTS`` (a temp folder, the root conftest.py) and write nothing into the repository.
 Chromium (``/usr/bin/chromium`` driven through ``/usr/bin/chromedriver`` by selenium; nothing
 downloaded) opens each notebook. Then, in the page:
 
@@ -236,7 +236,7 @@ def lab(tmp_path_factory):
         path = settings / name
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(value))
-    assert os.environ.get("RVCLAB_WEIGHTS"), "tests/conftest.py sets RVCLAB_WEIGHTS to a temp folder"
+    assert os.environ.get("RVCLAB_WEIGHTS"), "conftest.py sets RVCLAB_WEIGHTS to a temp folder"
     env = {"JUPYTER_CONFIG_DIR": str(tmp / "config"), "JUPYTER_DATA_DIR": str(tmp / "data"),
            "JUPYTER_RUNTIME_DIR": str(tmp / "runtime")}
     _write_reopen_probe(served / REOPEN_PROBE)

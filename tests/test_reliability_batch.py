@@ -140,7 +140,7 @@ def test_interrupt_while_writing_leaves_no_partial_file(tmp_path):
 
 
 def test_subprocesses_use_the_session_weights_folder():
-    """The CLI subprocesses above inherit the session's temp weights folder (tests/conftest.py), so
+    """The CLI subprocesses above inherit the session's temp weights folder (conftest.py), so
     they never write into the repository's weights/."""
     code = "from rvclab.paths import weights_dir; print(weights_dir())"
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=HANG_S,
