@@ -41,15 +41,6 @@ def speech():
     return np.concatenate([a, a])[: 9 * 16000]
 
 
-@pytest.fixture
-def ctrl_c():
-    """SIGINT raises KeyboardInterrupt, as in a terminal (a shell starts background jobs with
-    SIGINT ignored, and Python then leaves it ignored)."""
-    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
-    yield
-    signal.signal(signal.SIGINT, previous)
-
-
 def _numpy_peak(fn) -> int:
     tracemalloc.start()
     try:

@@ -171,7 +171,7 @@ def test_an_output_without_its_record_is_a_users_file(tmp_path):
     assert state == provenance.FOREIGN and "changed since rvclab wrote it" in why[0]
 
 
-def test_ctrl_c_while_an_output_and_its_record_are_written_waits_for_both():
+def test_ctrl_c_while_an_output_and_its_record_are_written_waits_for_both(ctrl_c):
     finished = []
     with pytest.raises(KeyboardInterrupt):
         with _interrupt_held():

@@ -192,7 +192,7 @@ def test_deadline_misses_are_counted_not_raised(monkeypatch):
     assert stream_file(stub, np.zeros(4000 * 5, np.float32)).summary(0.1)["deadline_misses"] == 0
 
 
-def test_cli_ctrl_c_writes_the_output_so_far(small_voice_path, tmp_path, monkeypatch):
+def test_cli_ctrl_c_writes_the_output_so_far(small_voice_path, tmp_path, monkeypatch, ctrl_c):
     out, report = tmp_path / "out.wav", tmp_path / "report.json"
     monkeypatch.setenv(INTERRUPT_ENV, "3")  # a real SIGINT after the third block
     rc = main(["stream", "-m", str(small_voice_path), "-i", str(clip("librivox_male_0880")), "-o", str(out),
