@@ -87,10 +87,17 @@ def record(folder: Path, names: Iterable[str], fp: str, seed: int) -> None:
 @contextlib.contextmanager
 def exclusive(folder: Path) -> Iterator[None]:
     """Hold the folder's seeding lock (``LOCK_NAME``, an exclusive ``flock``) for the block; another
-    process or thread asking for it waits. Not re-entrant: a maker takes it once."""
+    process or thread asking for it waits. Not re-entrant: a maker takes it once. In a folder this
+    process cannot write (a read-only weights folder that already holds the files), no writer can
+    race it: the block runs unlocked, and a file that must be written fails as it would anyway."""
     folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    with open(folder / LOCK_NAME, "a") as handle:
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        handle = open(folder / LOCK_NAME, "a")  # noqa: SIM115 - closed below, after the unlock
+    except OSError:
+        yield
+        return
+    with handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
         try:
             yield

@@ -123,3 +123,18 @@ def test_makers_at_once_write_each_file_once_and_record_all(tmp_path, monkeypatc
         t.join(timeout=120)
     assert sorted(writes) == ["a.pth", "b.pth"], writes
     assert set(seeding.read_record(tmp_path)) == {"a.pth", "b.pth"}
+
+
+def test_a_folder_without_write_access_still_serves_its_files(tmp_path, monkeypatch):
+    """The lock is a file in the weights folder; where it cannot be made (a read-only folder that
+    already holds the seeded files), the files are used as before instead of an error."""
+    path = make_one(tmp_path / "v.pth", SMALL, seed=0)
+    real_open = open
+
+    def read_only(file, mode="r", *args, **kwargs):
+        if str(file).endswith(seeding.LOCK_NAME):
+            raise PermissionError(13, "Permission denied", str(file))
+        return real_open(file, mode, *args, **kwargs)
+
+    monkeypatch.setattr("builtins.open", read_only)
+    assert make_one(path, SMALL, seed=0) == path
