@@ -10,17 +10,24 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 
 import pytest
 
 
 @pytest.hookimpl(trylast=True)  # after pytest's tmpdir plugin has set up the session's base temp
 def pytest_configure(config):
-    """Seeded weights go to one folder under the session's base temp, never into the repository.
+    """Seeded weights go to one folder under the session's base temp, never into the repository;
+    SIGINT raises KeyboardInterrupt (tests, workers and their subprocesses).
 
     The base temp goes when the session passes (``tmp_path_retention_policy`` in pyproject.toml), so
     a run leaves no weights behind; a failed run keeps them for a look (one session at most).
     """
+    # Ctrl+C as in a terminal, however the suite was started: a shell starts a background job with
+    # SIGINT ignored, Python keeps it ignored, and every worker and subprocess inherits that. The
+    # tests that interrupt a batch, a stream or a conversion with a real SIGINT need the default.
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
     if "RVCLAB_WEIGHTS" not in os.environ:
         folder = config._tmp_path_factory.getbasetemp() / "weights"
         folder.mkdir(parents=True, exist_ok=True)

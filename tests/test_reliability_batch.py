@@ -59,7 +59,9 @@ def test_batch_interrupted_by_sigint_keeps_complete_outputs_and_resumes(models, 
     cmd = [sys.executable, "-m", "rvclab.cli", "convert", "-m", str(models[0]), "--hubert", str(models[1]),
            "--f0-method", "pm", "--backend", "torch", "-i", str(src), "-o", str(out)]
     env = {**os.environ, HOLD_ENV: str(marker)}
-    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # the child's SIGINT at its default, so Ctrl+C can reach it however this process was started
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         deadline = time.monotonic() + HANG_S  # a guard against a hung batch, not a speed limit
         while not marker.exists() and proc.poll() is None and time.monotonic() < deadline:
