@@ -38,7 +38,7 @@ A saved notebook with a widget (02's clip picker, 02b's method picker, 03's play
 explorer) runs its cells up to the last widget cell, leaving the costly rest as saved. The others
 (00, 01, 04, 06, 07) hold no widget: they are opened with their saved outputs, which must render
 (no error outputs, plots decode, players load and play). Running those in the page again would
-prove only what nbval proves (every cell runs, outputs as stored), at a minute of the suite. nbval in
+prove only what nbval proves (every cell runs, outputs as stored). nbval in
 ``make test`` executes every notebook. Every wait is a condition polled with a hang guard, never
 a fixed delay. Skipped, with the reason, only when chromium or chromedriver cannot be found
 (``scripts/setup.sh`` installs both).
