@@ -1,4 +1,5 @@
-"""The streaming window of one synthesizer call, shared by both backends (numpy only).
+"""The windows of a synthesizer call, shared by both backends (numpy only): the streaming
+window and the decoder's segments on long inputs.
 
 Upstream's realtime ``infer(..., skip_head, return_length, return_length2)`` decodes only frames
 ``skip_head .. skip_head + return_length`` (100 fps) of its input; the reverse flow starts
@@ -6,9 +7,16 @@ Upstream's realtime ``infer(..., skip_head, return_length, return_length2)`` dec
 ``return_length2`` (formant shift) stretches the decoder's input to that many frames by linear
 interpolation (torch's ``F.interpolate(size=n, mode="linear")``, align_corners False), whose
 indices and weights :func:`linear_resize_weights` gives to the MLX port.
+
+The HiFi-GAN decoder is convolutional, so a long input decodes in segments of
+``DECODE_SEGMENT_FRAMES`` frames, each with :func:`decoder_context` frames of context on both
+sides, whose outputs are joined: the same waveform as one call (to float rounding), with the
+decoder's activations bounded by the segment instead of the chunk (:func:`decode_segments`).
 """
 
 from __future__ import annotations
+
+import math
 
 import numpy as np
 
@@ -17,6 +25,47 @@ from rvclab.models.synth.config import FLOW_COUPLINGS, FLOW_DILATION_RATE, FLOW_
 # Frames of context the reverse flow needs on the left: each coupling's WN stack reaches
 # (kernel // 2) * dilation frames per layer. 4 couplings x 3 layers x 2 = 24, upstream's constant.
 FLOW_CONTEXT = FLOW_COUPLINGS * FLOW_LAYERS * (FLOW_KERNEL_SIZE // 2) * FLOW_DILATION_RATE
+
+
+# Frames (100 fps) per decoder call on long inputs: the audio-rate activations of one call stay
+# near a tenth of a 100 s chunk's. Inputs up to this plus twice the context decode in one call.
+DECODE_SEGMENT_FRAMES = 1000
+
+
+def decoder_context(upsample_rates, upsample_kernel_sizes, resblock_kernel_sizes, resblock_dilation_sizes,
+                    pre_kernel: int = 7, post_kernel: int = 7) -> int:
+    """Frames on each side that one decoder output frame depends on (an upper bound), rounded up.
+
+    Summed over the layers, each reach converted to frames by the rate it runs at (``U`` samples per
+    frame after the upsamplings so far): conv_pre ``pre_kernel // 2`` frames; per stage, the
+    transposed conv ``ceil(k / u)`` input positions, the NSF excitation conv (kernel 2s, stride s)
+    two positions, the widest resblock ``sum_d (k - 1) / 2 * (d + 1)`` (type 1: a dilated and a
+    plain conv per dilation; type 2 reaches less); conv_post ``post_kernel // 2`` samples.
+    """
+    reach, rate = float(pre_kernel // 2), 1
+    for u, k in zip(upsample_rates, upsample_kernel_sizes):
+        reach += math.ceil(k / u) / rate
+        rate *= int(u)
+        reach += 2 / rate
+        reach += max((kr - 1) // 2 * sum(d + 1 for d in dil)
+                     for kr, dil in zip(resblock_kernel_sizes, resblock_dilation_sizes)) / rate
+    reach += (post_kernel // 2) / rate
+    return math.ceil(reach)
+
+
+def decode_segments(frames: int, context: int, core: int = DECODE_SEGMENT_FRAMES) -> list[tuple[int, int, int, int]]:
+    """How a decoder input of ``frames`` frames is cut: ``[(lo, hi, a, b)]``, run frames lo..hi and
+    keep its output for frames a..b (lo <= a < b <= hi, the kept parts tile 0..frames in order).
+
+    One segment ``(0, frames, 0, frames)`` when ``frames <= core + 2 * context``; otherwise cores of
+    ``core`` frames, each run with up to ``context`` frames more on either side (fewer at the ends).
+    """
+    if frames < 1 or context < 0 or core < 1:
+        raise ValueError(f"decode_segments: frames {frames} and core {core} must be >= 1, context {context} >= 0")
+    if frames <= core + 2 * context:
+        return [(0, frames, 0, frames)]
+    return [(max(a - context, 0), min(a + core + context, frames), a, min(a + core, frames))
+            for a in range(0, frames, core)]
 
 
 def check_window(skip_head: int, return_length: int, frames: int) -> None:

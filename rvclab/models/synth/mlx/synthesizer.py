@@ -18,13 +18,12 @@ from rvclab.models.synth.config import (
     FLOW_DILATION_RATE,
     FLOW_KERNEL_SIZE,
     FLOW_LAYERS,
-    LRELU_SLOPE,
     SYNTH_PHONE_DIMS,
     SYNTHESIZER_CLASSES,
     synth_sr_hz,
     synthesizer_class_name,
 )
-from rvclab.models.synth.mlx.layers import Embedding, leaky_relu
+from rvclab.models.synth.mlx.layers import Embedding
 from rvclab.models.synth.mlx.modules import ResidualCouplingBlock, TextEncoder
 from rvclab.models.synth.mlx.vocoder import Generator, GeneratorNSF
 from rvclab.models.synth.noise import SINE_NOISE, SINE_PHASE, Z_P, Z_P_SCALE
@@ -132,7 +131,7 @@ class Synthesizer(nn.Module):
             o = self.dec(x, f0, g=g, phase0=phase0, sine_noise=sine_noise)
             return o, x_mask, (z, z_p, m_p, logs_p)
         har = _resize(self.dec.m_source(f0, hop, phase0=phase0, noise=sine_noise), n * hop)
-        return _nsf_body(self.dec, x, har, g), x_mask, (z, z_p, m_p, logs_p)
+        return self.dec.body(x, g, har), x_mask, (z, z_p, m_p, logs_p)
 
     def __call__(self, *args, **kwargs):
         return self.infer(*args, **kwargs)
@@ -144,16 +143,6 @@ def _resize(x, n: int):
         return x
     i0, i1, w0, w1 = linear_resize_weights(x.shape[1], n)
     return x[:, mx.array(i0)] * mx.array(w0)[None, :, None] + x[:, mx.array(i1)] * mx.array(w1)[None, :, None]
-
-
-def _nsf_body(dec, x, har, g):
-    """GeneratorNSF after its source: x (B, n, C), har (B, n*hop, 1) -> (B, n*hop, 1)."""
-    x = dec.conv_pre(x)
-    if g is not None:
-        x = x + dec.cond(g)
-    for i in range(dec.num_upsamples):
-        x = dec._stage(i, dec.ups[i](leaky_relu(x, LRELU_SLOPE)) + dec.noise_convs[i](har))
-    return dec._post(x)
 
 
 class SynthesizerTrnMs256NSFsid(Synthesizer):

@@ -22,6 +22,7 @@ from rvclab.models.synth.config import (
 from rvclab.models.synth.mlx.layers import Conv1d, ConvTranspose1d, Linear, leaky_relu
 from rvclab.models.synth.mlx.modules import ResBlock1, ResBlock2
 from rvclab.models.synth.noise import HARMONIC_NUM
+from rvclab.models.synth.window import DECODE_SEGMENT_FRAMES, decode_segments, decoder_context
 
 
 def _interp_align_corners(x, upp):
@@ -134,6 +135,10 @@ class Generator(nn.Module):
         super().__init__()
         self.num_kernels = len(resblock_kernel_sizes)
         self.num_upsamples = len(upsample_rates)
+        self.hop = math.prod(upsample_rates)
+        self.context = decoder_context(upsample_rates, upsample_kernel_sizes, resblock_kernel_sizes,
+                                       resblock_dilation_sizes)
+        self.segment_frames = DECODE_SEGMENT_FRAMES  # frames per call on long inputs (set it per model)
         self.conv_pre = Conv1d(initial_channel, upsample_initial_channel, 7, padding=3)
         block = ResBlock1 if str(resblock) == "1" else ResBlock2
         self.ups, self.resblocks = [], []
@@ -160,11 +165,33 @@ class Generator(nn.Module):
         return mx.tanh(self.conv_post(leaky_relu(x, POST_LRELU_SLOPE)))
 
     def __call__(self, x, g=None):  # x (B, T, C), g (B, 1, gin) -> (B, T*hop, 1)
+        return self.body(x, g)
+
+    def body(self, x, g=None, har=None, segment: int | None = None):
+        """x (B, T, C), g (B, 1, gin), har (B, T*hop, 1) excitation or None -> (B, T*hop, 1).
+
+        Long inputs run in overlapping segments of ``segment`` frames (default
+        ``self.segment_frames``; :func:`rvclab.models.synth.window.decode_segments`), each
+        evaluated before the next so that one segment's activations are alive at a time."""
+        plan = decode_segments(x.shape[1], self.context, segment or self.segment_frames)
+        if len(plan) == 1:
+            return self._body(x, g, har)
+        pieces = []
+        for lo, hi, a, b in plan:
+            y = self._body(x[:, lo:hi], g, None if har is None else har[:, lo * self.hop:hi * self.hop])
+            pieces.append(y[:, (a - lo) * self.hop:(b - lo) * self.hop])
+            mx.eval(pieces[-1])
+        return mx.concatenate(pieces, axis=1)
+
+    def _body(self, x, g, har):
         x = self.conv_pre(x)
         if g is not None:
             x = x + self.cond(g)
         for i in range(self.num_upsamples):
-            x = self._stage(i, self.ups[i](leaky_relu(x, LRELU_SLOPE)))
+            x = self.ups[i](leaky_relu(x, LRELU_SLOPE))
+            if har is not None:
+                x = x + self.noise_convs[i](har)
+            x = self._stage(i, x)
         return self._post(x)
 
 
@@ -192,10 +219,4 @@ class GeneratorNSF(Generator):
         """x (B, T, C), f0 (B, T) Hz, g (B, 1, gin); phase0 / sine_noise as SineGen (None:
         drawn here) -> (B, T*upp, 1)."""
         har = self.m_source(f0, self.upp, phase0=phase0, noise=sine_noise)  # (B, T*upp, 1)
-        x = self.conv_pre(x)
-        if g is not None:
-            x = x + self.cond(g)
-        for i in range(self.num_upsamples):
-            x = self.ups[i](leaky_relu(x, LRELU_SLOPE)) + self.noise_convs[i](har)
-            x = self._stage(i, x)
-        return self._post(x)
+        return self.body(x, g, har)

@@ -27,8 +27,6 @@ from rvclab.models.synth.config import (
     FLOW_DILATION_RATE,
     FLOW_KERNEL_SIZE,
     FLOW_LAYERS,
-    LRELU_SLOPE,
-    POST_LRELU_SLOPE,
     SYNTH_PHONE_DIMS,
     SYNTHESIZER_CLASSES,
     SynthConfig,
@@ -186,23 +184,11 @@ class Synthesizer(nn.Module):
             return o, x_mask, (z, z_p, m_p, logs_p)
         har = self.dec.m_source(f0, hop, nz[SINE_PHASE], sine_noise).transpose(1, 2)  # (B, 1, L*hop)
         har = F.interpolate(har, size=n * hop, mode="linear")
-        return _nsf_body(self.dec, x, har, g), x_mask, (z, z_p, m_p, logs_p)
+        return self.dec.body(x, g, har), x_mask, (z, z_p, m_p, logs_p)
 
     def forward(self, *args, **kwargs):
         """Inference only (training's forward needs the posterior encoder and slicing)."""
         return self.infer(*args, **kwargs)
-
-
-def _nsf_body(dec: GeneratorNSF, x, har, g):
-    """GeneratorNSF after its source: x (B, C, n), har (B, 1, n*hop) -> (B, 1, n*hop); the path
-    upstream takes when the decoder stretches its inputs (formant shift)."""
-    x = dec.conv_pre(x)
-    if g is not None:
-        x = x + dec.cond(g)
-    for i in range(dec.num_upsamples):
-        x = dec.ups[i](F.leaky_relu(x, LRELU_SLOPE))
-        x = dec._stage(i, x + dec.noise_convs[i](har))
-    return torch.tanh(dec.conv_post(F.leaky_relu(x, POST_LRELU_SLOPE)))
 
 
 class SynthesizerTrnMs256NSFsid(Synthesizer):

@@ -23,6 +23,7 @@ from rvclab.models.synth.config import (
 from rvclab.models.synth.noise import HARMONIC_NUM
 from rvclab.models.synth.torch.layers import WNConvTranspose1d
 from rvclab.models.synth.torch.modules import ResBlock1, ResBlock2
+from rvclab.models.synth.window import DECODE_SEGMENT_FRAMES, decode_segments, decoder_context
 
 
 class SineGen(nn.Module):
@@ -116,6 +117,10 @@ class Generator(nn.Module):
         super().__init__()
         self.num_kernels = len(resblock_kernel_sizes)
         self.num_upsamples = len(upsample_rates)
+        self.hop = math.prod(upsample_rates)
+        self.context = decoder_context(upsample_rates, upsample_kernel_sizes, resblock_kernel_sizes,
+                                       resblock_dilation_sizes)
+        self.segment_frames = DECODE_SEGMENT_FRAMES  # frames per call on long inputs (set it per model)
         # registered first so the state-dict order matches upstream's (m_source, noise_convs, ...)
         self._build_source(upsample_rates, upsample_initial_channel)
         self.conv_pre = nn.Conv1d(initial_channel, upsample_initial_channel, 7, 1, padding=3)
@@ -146,11 +151,28 @@ class Generator(nn.Module):
         return xs / self.num_kernels
 
     def forward(self, x: torch.Tensor, g: torch.Tensor | None = None) -> torch.Tensor:
+        return self.body(x, g)
+
+    def body(self, x: torch.Tensor, g: torch.Tensor | None = None, har: torch.Tensor | None = None,
+             segment: int | None = None) -> torch.Tensor:
+        """x (B, C, T), g (B, gin, 1), har (B, 1, T*hop) excitation or None -> (B, 1, T*hop).
+
+        Long inputs run in overlapping segments of ``segment`` frames (default
+        ``self.segment_frames``; :func:`rvclab.models.synth.window.decode_segments`)."""
+        pieces = []
+        for lo, hi, a, b in decode_segments(x.shape[-1], self.context, segment or self.segment_frames):
+            y = self._body(x[..., lo:hi], g, None if har is None else har[..., lo * self.hop:hi * self.hop])
+            pieces.append(y if (lo, hi) == (a, b) else y[..., (a - lo) * self.hop:(b - lo) * self.hop])
+        return pieces[0] if len(pieces) == 1 else torch.cat(pieces, dim=-1)
+
+    def _body(self, x, g, har):
         x = self.conv_pre(x)
         if g is not None:
             x = x + self.cond(g)
         for i in range(self.num_upsamples):
             x = self.ups[i](F.leaky_relu(x, LRELU_SLOPE))
+            if har is not None:
+                x = x + self.noise_convs[i](har)
             x = self._stage(i, x)
         x = self.conv_post(F.leaky_relu(x, POST_LRELU_SLOPE))
         return torch.tanh(x)
@@ -187,12 +209,4 @@ class GeneratorNSF(Generator):
 
     def forward(self, x, f0, g=None, *, phase0: torch.Tensor, sine_noise: torch.Tensor):
         har = self.m_source(f0, self.upp, phase0, sine_noise).transpose(1, 2)  # (B, 1, T*hop)
-        x = self.conv_pre(x)
-        if g is not None:
-            x = x + self.cond(g)
-        for i in range(self.num_upsamples):
-            x = self.ups[i](F.leaky_relu(x, LRELU_SLOPE))
-            x = x + self.noise_convs[i](har)
-            x = self._stage(i, x)
-        x = self.conv_post(F.leaky_relu(x, POST_LRELU_SLOPE))
-        return torch.tanh(x)
+        return self.body(x, g, har)
