@@ -1,5 +1,6 @@
-"""The decoder in overlapping segments on long inputs: the same waveform as one call, on both
-backends, and the context it carries is what makes it so (rvclab.models.synth.window)."""
+"""Long inputs in bounded memory: the decoder in overlapping segments (both backends: the same
+waveform as one call, and the context it carries is what makes it so; rvclab.models.synth.window)
+and the MLX TextEncoder's attention in blocks of query rows (the same output as full scores)."""
 
 from __future__ import annotations
 
@@ -10,12 +11,15 @@ import pytest
 import torch
 
 from rvclab.models.synth.config import SynthConfig
+from rvclab.models.synth.mlx.attention import ATTN_ROW_BLOCK, MultiHeadAttention
 from rvclab.models.synth.noise import make_noise
 from rvclab.models.synth.parity import clip_inputs, models_from_voice, torch_voice
 from rvclab.models.synth.window import DECODE_SEGMENT_FRAMES, decode_segments, decoder_context
 from rvclab.runtime import import_mlx
 
 mx = import_mlx()
+
+from mlx.utils import tree_map  # noqa: E402  (after the runtime is prepared)
 
 # the real vocoder layout (rates, kernels, resblocks) with few channels, so long inputs stay cheap
 SMALL = {name: replace(SynthConfig.preset(name), inter_channels=8, hidden_channels=16, filter_channels=32,
@@ -123,3 +127,34 @@ def test_long_inputs_decode_in_segments(models, backend, monkeypatch):
     assert len(calls) == 3
     assert wave.shape == whole.shape == (frames * config.hop_length,)
     assert np.abs(wave - whole).max() <= SAME and np.abs(whole).max() > 0.05
+
+
+@pytest.mark.parametrize("frames", [ATTN_ROW_BLOCK + 1, 2 * ATTN_ROW_BLOCK + 100])
+def test_attention_in_row_blocks_equals_full_scores(frames):
+    """The TextEncoder's attention on long inputs (blocks of query rows, relative terms as a band)
+    gives the full-score form's output, padding mask included."""
+    rng = np.random.default_rng(frames)
+    attn = MultiHeadAttention(16, 16, 2)
+    attn.update(tree_map(lambda a: mx.array(rng.standard_normal(a.shape).astype(np.float32) * 0.5),
+                         attn.parameters()))
+    x = mx.array(rng.standard_normal((2, frames, 16)).astype(np.float32))
+    lengths = np.array([frames, frames - 37])
+    m = mx.array((np.arange(frames)[None] < lengths[:, None]).astype(np.float32))
+    mask = (m[:, :, None] * m[:, None, :])[:, None]
+    q, k, v = (attn._heads(conv(x)) for conv in (attn.conv_q, attn.conv_k, attn.conv_v))
+    q = q / np.sqrt(attn.k_channels)
+    full = np.array(attn._attention_full(q, k, v, mask))
+    rows = np.array(attn._attention_rows(q, k, v, mask))
+    assert np.abs(rows - full).max() <= 1e-5 * np.abs(full).max()
+    assert np.abs(full).max() > 0.1
+    # the band carries the relative terms: without them the rows differ
+    saved = attn.emb_rel_v
+    attn.emb_rel_v = mx.zeros_like(saved)
+    try:
+        assert np.abs(np.array(attn._attention_rows(q, k, v, mask)) - full).max() > 1e-3
+    finally:
+        attn.emb_rel_v = saved
+    calls = []
+    attn._attention_rows = lambda *a: calls.append(1) or MultiHeadAttention._attention_rows(attn, *a)
+    attn(x, x, mask)
+    assert calls == [1]  # long inputs take the row-block path

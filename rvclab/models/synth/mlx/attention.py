@@ -3,7 +3,8 @@
 Layout ``(B, T, C)``; attention internals ``(B, heads, T, head_dim)``. Relative-position tables
 ``emb_rel_k`` / ``emb_rel_v`` are ``(1, 2*window+1, head_dim)``, copied from torch untransposed.
 The relative<->absolute index conversions are the same pad/reshape/slice steps as the reference,
-so the two backends index the same elements.
+so the two backends index the same elements. Inputs longer than ``ATTN_ROW_BLOCK`` frames run in
+blocks of query rows with the relative terms as a band (memory T x block instead of T x T).
 
 Sums are blocked (:mod:`rvclab.mlx.accumulate`): the softmax denominator, LayerNorm's mean and
 variance, and the 1x1 convs' contractions (``k_block``), which brings the float32 TextEncoder
@@ -20,6 +21,8 @@ import mlx.nn as nn
 from rvclab.mlx.accumulate import MATMUL_K_BLOCK, layer_norm, softmax
 from rvclab.models.synth.config import LAYER_NORM_EPS, MASK_FILL, WINDOW_SIZE
 from rvclab.models.synth.mlx.layers import Conv1d
+
+ATTN_ROW_BLOCK = 512  # query rows per block of attention scores on inputs longer than this (frames)
 
 
 class LayerNorm(nn.Module):
@@ -66,9 +69,19 @@ class MultiHeadAttention(nn.Module):
         t_s = key.shape[1]
         q = self._heads(query) / math.sqrt(self.k_channels)
         k, v = self._heads(key), self._heads(value)
+        if self.window_size is not None and t_s != t_t:
+            raise ValueError(f"relative attention is self-attention only: {t_t} queries, {t_s} keys")
+        if t_t > ATTN_ROW_BLOCK and self.window_size is not None:
+            out = self._attention_rows(q, k, v, mask)
+        else:
+            out = self._attention_full(q, k, v, mask)
+        return out.transpose(0, 2, 1, 3).reshape(b, t_t, d)
+
+    def _attention_full(self, q, k, v, mask):
+        """(B, H, T, dk) each -> (B, H, T, dk), with (B, H, T, T) scores: the reference's steps."""
+        t_s = k.shape[2]
         scores = q @ k.transpose(0, 1, 3, 2)  # (B, H, Tt, Ts)
         if self.window_size is not None:
-            assert t_s == t_t, "relative attention is self-attention only"
             rel_k = self._get_relative_embeddings(self.emb_rel_k, t_s)  # (1, 2T-1, dk)
             rel_logits = q @ rel_k[None].transpose(0, 1, 3, 2)  # (B, H, T, 2T-1)
             scores = scores + self._relative_position_to_absolute_position(rel_logits)
@@ -80,7 +93,51 @@ class MultiHeadAttention(nn.Module):
             rel_w = self._absolute_position_to_relative_position(p_attn)  # (B, H, T, 2T-1)
             rel_v = self._get_relative_embeddings(self.emb_rel_v, t_s)
             out = out + rel_w @ rel_v[None]
-        return out.transpose(0, 2, 1, 3).reshape(b, t_t, d)
+        return out
+
+    def _attention_rows(self, q, k, v, mask):
+        """As :meth:`_attention_full` for inputs longer than ``ATTN_ROW_BLOCK`` frames, in blocks of
+        that many query rows: each block's (B, H, rows, T) scores are made, softmaxed and used before
+        the next, and the relative-position terms enter as the band of +-window keys they are
+        nonzero on (:meth:`_band_to_keys`, :meth:`_keys_to_band`), so memory grows with T x block,
+        not T x T. Per row the same terms; sums may round in another order."""
+        t_s = k.shape[2]
+        k_t = k.transpose(0, 1, 3, 2)
+        outs = []
+        for r0 in range(0, q.shape[2], ATTN_ROW_BLOCK):
+            q_b = q[:, :, r0:r0 + ATTN_ROW_BLOCK]  # (B, H, n, dk)
+            scores = q_b @ k_t + self._band_to_keys(q_b @ self.emb_rel_k[0].T, r0, t_s)  # (B, H, n, Ts)
+            if mask is not None:
+                scores = mx.where(mask[:, :, r0:r0 + ATTN_ROW_BLOCK] == 0, mx.array(MASK_FILL, scores.dtype), scores)
+            p_attn = softmax(scores)
+            outs.append(p_attn @ v + self._keys_to_band(p_attn, r0) @ self.emb_rel_v[0])  # (B, H, n, dk)
+            mx.eval(outs[-1])
+        return mx.concatenate(outs, axis=2)
+
+    def _band_to_keys(self, band, r0: int, t_s: int):
+        """(B, H, n, 2w+1) terms of query rows r0.. for key offsets -w..w -> (B, H, n, Ts), zero
+        off the band: row i's entry m lands on key r0 + i - w + m (dropped outside 0..Ts-1)."""
+        b, h, n, width = band.shape
+        w = self.window_size
+        skew = mx.pad(band, [(0, 0), (0, 0), (0, 0), (0, n)]).reshape(b, h, n * (n + width))
+        skew = skew[:, :, :n * (n + width - 1)].reshape(b, h, n, n + width - 1)  # column c: key r0 - w + c
+        lo = r0 - w
+        if lo < 0:
+            skew, lo = skew[..., -lo:], 0
+        skew = skew[..., :t_s - lo]
+        return mx.pad(skew, [(0, 0), (0, 0), (0, 0), (lo, t_s - lo - skew.shape[-1])])
+
+    def _keys_to_band(self, p_attn, r0: int):
+        """(B, H, n, Ts) weights of query rows r0.. -> (B, H, n, 2w+1): row i's weights on keys
+        r0 + i - w .. r0 + i + w (zero where the key is outside 0..Ts-1)."""
+        b, h, n, t_s = p_attn.shape
+        w = self.window_size
+        width = n + 2 * w  # column c: key r0 - w + c
+        start, end = max(r0 - w, 0), min(r0 + n + w, t_s)
+        left = start - (r0 - w)
+        ext = mx.pad(p_attn[..., start:end], [(0, 0), (0, 0), (0, 0), (left, width - left - (end - start))])
+        flat = mx.pad(ext.reshape(b, h, n * width), [(0, 0), (0, 0), (0, n)])
+        return flat.reshape(b, h, n, width + 1)[..., :2 * w + 1]
 
     def _get_relative_embeddings(self, emb, length):
         """Window table (1, 2w+1, dk) -> (1, 2*length-1, dk), zero-padded where length > w+1."""
