@@ -4,6 +4,8 @@ Same class names and attribute paths as the reference, so conversion is layout o
 (B, T, C), conv weights (O, K, I), the positional conv's weight norm fused at conversion
 (``encoder.pos_conv.0.weight``). Exact (erf) GELU. Strided front-end convs run as one matmul over
 K gathered views; the grouped positional conv goes through :func:`rvclab.mlx.ops.conv1d`.
+Long inputs run in bounded memory: the front end in segments of ``FRONT_END_SEGMENT_FRAMES``
+output frames and the attention in blocks of ``ATTN_ROW_BLOCK`` query rows.
 """
 
 from __future__ import annotations
@@ -16,6 +18,11 @@ from rvclab.mlx.ops import conv1d
 from rvclab.models.hubert.config import VERSION_LAYERS, HubertConfig, TooShortError, check_length
 
 __all__ = ["HubertModel", "TooShortError", "VERSION_LAYERS"]
+
+# Long inputs in bounded memory: output frames per front-end segment (10 s) and query rows per
+# block of attention scores; inputs at or under these take one call, as the reference does.
+FRONT_END_SEGMENT_FRAMES = 500
+ATTN_ROW_BLOCK = 512
 
 
 def strided_conv1d(x: mx.array, weight: mx.array, stride: int, bias=None) -> mx.array:
@@ -75,20 +82,25 @@ class GroupNorm32(nn.Module):
         return (x - mean) * mx.rsqrt(var + self.eps) * self.weight + self.bias
 
 
-def time_mean(x, block: int = 64):
-    """Mean over axis 1 of (B, T, C) by a tree of blocked sums (``block`` frames per level).
-
-    A single running fp32 sum over T ~ 10^5 frames (30 s at the first conv layer) drifts by
-    ~T * 6e-8 relative, while torch's reduction is pairwise-accurate; the tree keeps the error
-    at ~block * log_block(T) * 6e-8, which the 1e-4 feature goal needs on long inputs."""
-    t = x.shape[1]
+def blocked_time_sum(x, block: int = 64):
+    """Sum over axis 1 of (B, T, C) by a tree of blocked sums (``block`` frames per level) ->
+    (B, 1, C): the accuracy a long fp32 sum needs (:func:`time_mean`)."""
     total = x
     while total.shape[1] > block:
         b, n, c = total.shape
         nb = -(-n // block)
         total = mx.pad(total, [(0, 0), (0, nb * block - n), (0, 0)])
         total = mx.sum(total.reshape(b, nb, block, c), axis=2)  # (B, nb, C)
-    return mx.sum(total, axis=1, keepdims=True) / t
+    return mx.sum(total, axis=1, keepdims=True)
+
+
+def time_mean(x, block: int = 64):
+    """Mean over axis 1 of (B, T, C) by a tree of blocked sums (``block`` frames per level).
+
+    A single running fp32 sum over T ~ 10^5 frames (30 s at the first conv layer) drifts by
+    ~T * 6e-8 relative, while torch's reduction is pairwise-accurate; the tree keeps the error
+    at ~block * log_block(T) * 6e-8, which the 1e-4 feature goal needs on long inputs."""
+    return blocked_time_sum(x, block) / x.shape[1]
 
 
 class ConvFeatureExtractor(nn.Module):
@@ -106,12 +118,69 @@ class ConvFeatureExtractor(nn.Module):
             in_ch = dim
         self.conv_layers = layers
 
-    def __call__(self, wav):
-        x = wav[..., None]  # (B, N, 1)
+    def __call__(self, wav, segment_frames: int | None = None):
+        """(B, N) -> (B, T, C); more than ``segment_frames`` (default ``FRONT_END_SEGMENT_FRAMES``)
+        output frames run in segments (:meth:`_segmented`)."""
+        segment_frames = segment_frames or FRONT_END_SEGMENT_FRAMES
+        if self.frames(wav.shape[-1]) <= segment_frames:
+            x = wav[..., None]  # (B, N, 1)
+            for block in self.conv_layers:
+                for layer in block:
+                    x = layer(x)
+            return x
+        return self._segmented(wav, segment_frames)
+
+    def frames(self, n: int) -> int:
+        """Output frames of ``n`` samples (valid convs)."""
         for block in self.conv_layers:
-            for layer in block:
-                x = layer(x)
-        return x
+            conv = block[0]
+            n = (n - conv.weight.shape[1]) // conv.stride + 1
+        return n
+
+    def _segmented(self, wav, segment_frames: int):
+        """The front end on long inputs, ``segment_frames`` output frames at a time.
+
+        The convs are valid and strided, so output frames a..b-1 need exactly samples
+        ``a * hop .. (b - 1) * hop + field`` (hop: the strides' product, field: the receptive
+        field). Only layer 0's GroupNorm looks at the whole input: its per-channel mean and
+        variance are summed first, segment by segment (two passes over layer 0's conv, as the
+        one-call path computes them, mean first), then applied in each segment.
+        """
+        conv0, _, norm, act0 = self.conv_layers[0]
+        k0, s0 = conv0.weight.shape[1], conv0.stride
+        n0 = (wav.shape[-1] - k0) // s0 + 1  # layer-0 frames
+        step = segment_frames * 64  # layer-0 frames per statistics pass segment
+
+        def layer0(a, b):  # layer-0 conv output for its frames a..b-1
+            return conv0(wav[:, a * s0:(b - 1) * s0 + k0, None])
+
+        total = None
+        for a in range(0, n0, step):
+            part = blocked_time_sum(layer0(a, min(a + step, n0)))
+            total = part if total is None else total + part
+            mx.eval(total)
+        mean = total / n0
+        total = None
+        for a in range(0, n0, step):
+            part = blocked_time_sum(mx.square(layer0(a, min(a + step, n0)) - mean))
+            total = part if total is None else total + part
+            mx.eval(total)
+        inv_std = mx.rsqrt(total / n0 + norm.eps)
+        hop, field = 1, 1
+        for block in self.conv_layers:
+            field += (block[0].weight.shape[1] - 1) * hop
+            hop *= block[0].stride
+        frames = self.frames(wav.shape[-1])
+        outs = []
+        for a in range(0, frames, segment_frames):
+            b = min(a + segment_frames, frames)
+            x = act0((conv0(wav[:, a * hop:(b - 1) * hop + field, None]) - mean) * inv_std * norm.weight + norm.bias)
+            for block in self.conv_layers[1:]:
+                for layer in block:
+                    x = layer(x)
+            mx.eval(x)
+            outs.append(x)
+        return mx.concatenate(outs, axis=1)
 
 
 class PosConv(nn.Module):
@@ -154,12 +223,17 @@ class MultiheadAttention(nn.Module):
 
         q = heads(self.q_proj(x) * self.scaling)
         k, v = heads(self.k_proj(x)), heads(self.v_proj(x))
-        scores = q @ k.transpose(0, 1, 3, 2)  # (B, H, T, T)
-        if key_padding_mask is not None:
-            scores = mx.where(key_padding_mask[:, None, None, :], -mx.inf, scores)
-        attn = mx.softmax(scores, axis=-1, precise=True)
-        out = (attn @ v).transpose(0, 2, 1, 3).reshape(b, t, c)
-        return self.out_proj(out)
+        k_t = k.transpose(0, 1, 3, 2)
+        outs = []
+        for r0 in range(0, t, ATTN_ROW_BLOCK):  # one block of query rows unless T > ATTN_ROW_BLOCK
+            scores = q[:, :, r0:r0 + ATTN_ROW_BLOCK] @ k_t  # (B, H, rows, T)
+            if key_padding_mask is not None:
+                scores = mx.where(key_padding_mask[:, None, None, :], -mx.inf, scores)
+            outs.append(mx.softmax(scores, axis=-1, precise=True) @ v)  # (B, H, rows, dh)
+            if t > ATTN_ROW_BLOCK:
+                mx.eval(outs[-1])  # one block's scores alive at a time
+        out = outs[0] if len(outs) == 1 else mx.concatenate(outs, axis=2)
+        return self.out_proj(out.transpose(0, 2, 1, 3).reshape(b, t, c))
 
 
 class TransformerLayer(nn.Module):
