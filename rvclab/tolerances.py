@@ -166,6 +166,9 @@ RMVPE_CHECKS = dict(
 )
 RMVPE_SALIENCE_MAX_ABS = RMVPE_CHECKS["salience_max_abs"].goal
 RMVPE_THRESHOLD = 0.03  # decoding threshold, as upstream
+# U-Net + cnn in overlapping time segments vs one whole call, same backend (tests/test_rmvpe_segments.py):
+# the same arithmetic on every kept frame, up to the convolution kernels' summation order.
+RMVPE_SEGMENT_MAX_ABS = 1e-6
 
 # --- CREPE and FCPE (real weights, vs torchcrepe / torchfcpe), keyed by the rows' "model" -----
 # CREPE's F0 is bit-identical on most frames (median 0): its median guard sits a few float32

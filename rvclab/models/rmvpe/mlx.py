@@ -13,7 +13,7 @@ import numpy as np
 
 from rvclab.audio import HOP_16K, mel_filterbank
 from rvclab.mlx import ops
-from rvclab.models.rmvpe.config import DEFAULT_PAD_MODE, RmvpeConfig, check_rmvpe_framing
+from rvclab.models.rmvpe.config import DEFAULT_PAD_MODE, RmvpeConfig, check_rmvpe_framing, unet_segments
 from rvclab.models.rmvpe.gru import GRU
 from rvclab.models.rmvpe.mlx_layers import (
     BatchNorm2d,
@@ -191,8 +191,25 @@ class E2E(nn.Module):
         self.fc = [BiGRU(3 * cfg.n_mels, cfg.gru_hidden, cfg.n_gru),
                    Linear(2 * cfg.gru_hidden, cfg.n_classes), Dropout(), Sigmoid()]
 
-    def features(self, mel: mx.array) -> mx.array:
-        """mel (B, T, 128) -> BiGRU input (B, T, 384) (torch order: channel-major, then mel)."""
+    def features(self, mel: mx.array, segment_frames: int | None = None) -> mx.array:
+        """mel (B, T, 128) -> BiGRU input (B, T, 384) (torch order: channel-major, then mel).
+
+        Long inputs run in overlapping time segments as in the torch reference
+        (:func:`unet_segments`); each segment's kept frames are evaluated before the next
+        segment is built, so the lazy graph never holds two segments' activations.
+        """
+        segments = unet_segments(mel.shape[1], self.cfg, segment_frames)
+        if len(segments) == 1:
+            return self._features(mel)
+        parts = []
+        for lo, hi, keep_lo, keep_hi in segments:
+            part = self._features(mel[:, lo:hi])[:, keep_lo - lo:keep_hi - lo]
+            mx.eval(part)
+            parts.append(part)
+        return mx.concatenate(parts, axis=1)
+
+    def _features(self, mel: mx.array) -> mx.array:
+        """One call of the U-Net + cnn: (B, T, 128) -> (B, T, 384)."""
         x = self.cnn(self.unet(mel[..., None]))  # (B, T, 128, 3)
         b, t = x.shape[:2]
         return mx.swapaxes(x, -1, -2).reshape(b, t, -1)

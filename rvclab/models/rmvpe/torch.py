@@ -6,6 +6,8 @@ Pipeline, all at 16 kHz with a 10 ms hop (``HOP = 160`` samples):
                                                 128 HTK mel bins 30-8000 Hz, log(clamp(., 1e-5))
     -> pad T to a multiple of 32               reflect or zeros; the U-Net halves time five times
     -> E2E: DeepUnet -> cnn (3 ch) -> BiGRU -> Linear(512, 360) -> sigmoid
+                                                long inputs: DeepUnet + cnn in overlapping time
+                                                segments, the BiGRU over all frames at once
     -> salience (B, T, 360)                    one bin = 20 cents, bin 0 = 1997.38 cents (~31.7 Hz)
     -> local weighted average of 9 bins around the argmax, threshold 0.03 -> Hz, 0 = unvoiced
 
@@ -15,7 +17,9 @@ Attribute paths equal the upstream checkpoint's keys (``unet.encoder.bn``,
 
 On CUDA the network can run under CUDA graphs (:class:`GraphedForward`), as current upstream RVC
 does with ``RVC_CUDA_GRAPH``: ``RMVPE(model, "cuda", cuda_graph=True)`` or
-``RVCLAB_TORCH_CUDA_GRAPH=1``; off by default and always off elsewhere.
+``RVCLAB_TORCH_CUDA_GRAPH=1``; off by default and always off elsewhere. A graph is captured per
+input shape, around the whole ``E2E.forward``; its segments depend on that shape and the config
+alone, so a long input's graph replays its own segmented calls.
 """
 
 from __future__ import annotations
@@ -26,7 +30,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from rvclab.audio import HOP_16K, mel_filterbank
-from rvclab.models.rmvpe.config import DEFAULT_PAD_MODE, RmvpeConfig, check_rmvpe_framing
+from rvclab.models.rmvpe.config import DEFAULT_PAD_MODE, RmvpeConfig, check_rmvpe_framing, unet_segments
 from rvclab.models.rmvpe.graphed import GRAPH_CACHE_SIZE as GRAPH_CACHE_SIZE
 from rvclab.models.rmvpe.graphed import GRAPH_WARMUP_CALLS as GRAPH_WARMUP_CALLS
 from rvclab.models.rmvpe.graphed import GraphedForward as GraphedForward
@@ -211,12 +215,27 @@ class E2E(nn.Module):
             nn.Sigmoid(),
         )
 
-    def forward(self, mel: torch.Tensor) -> torch.Tensor:
-        """mel (B, 128, T), T a multiple of 32 -> salience (B, T, 360) in [0, 1]."""
+    def features(self, mel: torch.Tensor, segment_frames: int | None = None) -> torch.Tensor:
+        """mel (B, 128, T), T a multiple of 32 -> BiGRU input (B, T, 384) (channel-major, then mel).
+
+        Beyond ``segment_frames`` (default ``cfg.segment_frames``) + 2 x context frames, the
+        U-Net + cnn run on overlapping time segments (:func:`unet_segments`), each segment's
+        activations freed before the next; the kept frames equal one whole call's.
+        """
         x = mel.transpose(-1, -2).unsqueeze(1)  # (B, 1, T, 128)
-        x = self.cnn(self.unet(x))  # (B, 3, T, 128)
-        x = x.transpose(1, 2).flatten(-2)  # (B, T, 384)
-        return self.fc(x)
+        segments = unet_segments(x.shape[2], self.cfg, segment_frames)
+        if len(segments) == 1:
+            return self.cnn(self.unet(x)).transpose(1, 2).flatten(-2)  # (B, 3, T, 128) -> (B, T, 384)
+        parts = []
+        for lo, hi, keep_lo, keep_hi in segments:
+            y = self.cnn(self.unet(x[:, :, lo:hi]))[:, :, keep_lo - lo:keep_hi - lo]  # (B, 3, t, 128)
+            parts.append(y.transpose(1, 2).flatten(-2))  # flatten copies the view: the maps are freed
+        return torch.cat(parts, dim=1)
+
+    def forward(self, mel: torch.Tensor) -> torch.Tensor:
+        """mel (B, 128, T), T a multiple of 32 -> salience (B, T, 360) in [0, 1]; the BiGRU sees
+        all T frames at once (the U-Net in segments on long inputs: :meth:`features`)."""
+        return self.fc(self.features(mel))
 
 
 class MelSpectrogram(nn.Module):
