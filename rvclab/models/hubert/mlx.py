@@ -148,8 +148,12 @@ class ConvFeatureExtractor(nn.Module):
         """
         conv0, _, norm, act0 = self.conv_layers[0]
         k0, s0 = conv0.weight.shape[1], conv0.stride
+        hop, field = 1, 1
+        for block in self.conv_layers:
+            field += (block[0].weight.shape[1] - 1) * hop
+            hop *= block[0].stride
         n0 = (wav.shape[-1] - k0) // s0 + 1  # layer-0 frames
-        step = segment_frames * 64  # layer-0 frames per statistics pass segment
+        step = segment_frames * (hop // s0)  # layer-0 frames per segment of the statistics passes
 
         def layer0(a, b):  # layer-0 conv output for its frames a..b-1
             return conv0(wav[:, a * s0:(b - 1) * s0 + k0, None])
@@ -166,10 +170,6 @@ class ConvFeatureExtractor(nn.Module):
             total = part if total is None else total + part
             mx.eval(total)
         inv_std = mx.rsqrt(total / n0 + norm.eps)
-        hop, field = 1, 1
-        for block in self.conv_layers:
-            field += (block[0].weight.shape[1] - 1) * hop
-            hop *= block[0].stride
         frames = self.frames(wav.shape[-1])
         outs = []
         for a in range(0, frames, segment_frames):

@@ -15,6 +15,7 @@ from rvclab.audio import (
     SAMPLE_RATE_16K,
 )
 from rvclab.models.crepe.config import CENTS_OFFSET, CENTS_PER_BIN, PITCH_BINS
+from rvclab.segments import overlapping_segments
 
 # How the log-mel frame axis is padded at the end to a multiple of ``pad_multiple``: "reflect"
 # (Applio) or "constant" (zeros: RVC WebUI since 2023-09); rvclab.profiles picks one per release.
@@ -132,5 +133,4 @@ def unet_segments(frames: int, cfg: RmvpeConfig, core: int | None = None) -> lis
         raise ValueError(f"RMVPE U-Net segments need segment_frames ({core}) and the padded frame "
                          f"count ({frames}) to be positive multiples of pad_multiple ({m}), itself a "
                          f"multiple of {cfg.kernel_size[0]} ** en_de_layers ({cfg.en_de_layers})")
-    return [(max(0, s - ctx), min(frames, s + core + ctx), s, min(frames, s + core))
-            for s in range(0, frames, core)]
+    return overlapping_segments(frames, core, ctx)

@@ -21,6 +21,7 @@ import math
 import numpy as np
 
 from rvclab.models.synth.config import FLOW_COUPLINGS, FLOW_DILATION_RATE, FLOW_KERNEL_SIZE, FLOW_LAYERS
+from rvclab.segments import overlapping_segments
 
 # Frames of context the reverse flow needs on the left: each coupling's WN stack reaches
 # (kernel // 2) * dilation frames per layer. 4 couplings x 3 layers x 2 = 24, upstream's constant.
@@ -55,17 +56,8 @@ def decoder_context(upsample_rates, upsample_kernel_sizes, resblock_kernel_sizes
 
 def decode_segments(frames: int, context: int, core: int = DECODE_SEGMENT_FRAMES) -> list[tuple[int, int, int, int]]:
     """How a decoder input of ``frames`` frames is cut: ``[(lo, hi, a, b)]``, run frames lo..hi and
-    keep its output for frames a..b (lo <= a < b <= hi, the kept parts tile 0..frames in order).
-
-    One segment ``(0, frames, 0, frames)`` when ``frames <= core + 2 * context``; otherwise cores of
-    ``core`` frames, each run with up to ``context`` frames more on either side (fewer at the ends).
-    """
-    if frames < 1 or context < 0 or core < 1:
-        raise ValueError(f"decode_segments: frames {frames} and core {core} must be >= 1, context {context} >= 0")
-    if frames <= core + 2 * context:
-        return [(0, frames, 0, frames)]
-    return [(max(a - context, 0), min(a + core + context, frames), a, min(a + core, frames))
-            for a in range(0, frames, core)]
+    keep its output for frames a..b (:func:`rvclab.segments.overlapping_segments`)."""
+    return overlapping_segments(frames, core, context)
 
 
 def check_window(skip_head: int, return_length: int, frames: int) -> None:
