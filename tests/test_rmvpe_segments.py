@@ -110,8 +110,9 @@ def test_receptive_field_within_the_formula(blocks, levels, inters):
     torch.manual_seed(blocks)
     model = T.E2E(cfg).double().eval()
     mel = torch.from_numpy(log_mel(frames, seed=levels)).double().requires_grad_(True)
-    out = model.cnn(model.unet(mel.transpose(-1, -2).unsqueeze(1)))  # (1, 3, T, 128)
-    (grad,) = torch.autograd.grad(out[:, :, centres].sum(), mel)
+    with torch.enable_grad():  # whatever an earlier test in this process left set
+        out = model.cnn(model.unet(mel.transpose(-1, -2).unsqueeze(1)))  # (1, 3, T, 128)
+        (grad,) = torch.autograd.grad(out[:, :, centres].sum(), mel)
     hit = np.nonzero(grad.abs().sum((0, 1)).numpy())[0]
     reach = []
     for c in centres:
