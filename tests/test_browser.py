@@ -13,6 +13,7 @@ downloaded) opens each notebook. Then, in the page:
 * every ``<audio>`` has a playable source (a data/blob URI the browser loaded: readyState >= 1,
   duration > 0), and PLAYERS have at least one;
 * every output ``<img>`` decoded (naturalWidth > 0), and PLOTS have at least one;
+* no output is wider than its area in a WINDOW_WIDTH window (a table or line read by scrolling sideways);
 * every widget is driven as a user would, and must work: each picker (a Dropdown's ``<select>`` or
   a ToggleButtons group, outside the explorer) takes its next option and its output must change;
   every live slider (CSS class ``rvclab-live``, :func:`rvclab.views.widgets.pitch_shift_view`)
@@ -69,9 +70,11 @@ CHROMIUM = next((p for p in (shutil.which("chromium"), shutil.which("chromium-br
                  if p and Path(p).exists()), None)
 CHROMEDRIVER = next((p for p in (shutil.which("chromedriver"), "/usr/bin/chromedriver") if p and Path(p).exists()),
                     None)
+WINDOW_WIDTH = 1280  # px: a laptop's browser window; no output may need sideways scrolling in it
 CHROMIUM_FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                   "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                  "--disable-dev-shm-usage", "--autoplay-policy=no-user-gesture-required", "--window-size=1280,1500")
+                  "--disable-dev-shm-usage", "--autoplay-policy=no-user-gesture-required",
+                  f"--window-size={WINDOW_WIDTH},1500")
 NOTEBOOK_TIMEOUT = 900  # s per notebook, a ceiling for a loaded machine (they take 20-50 s on 2 quiet cores)
 HANG_S = 600  # s for any other wait: only a hang takes this long, however busy the machine
 RUN_IN_BROWSER = {"05_voice_conversion.ipynb"}
@@ -191,7 +194,7 @@ const [code, done] = [arguments[0], arguments[arguments.length - 1]];
 })().catch(e => done({error: String(e)}));
 """
 
-PAGE_STATE = """
+PAGE_STATE = r"""
 const panel = window.rvclabPanel;
 const cells = panel.content.widgets.filter(c => c.model.type === 'code');
 const errors = [], unrun = [];
@@ -207,8 +210,17 @@ const audio = [...panel.node.querySelectorAll('audio')].map(a => {
 });
 const imgs = [...panel.node.querySelectorAll('.jp-OutputArea-output img')]
   .map(i => ({w: i.naturalWidth, ok: i.complete}));
+// outputs wider than their area (a table or a line the user would have to scroll sideways to read)
+const wide = [];
+cells.forEach((c, i) => c.node.querySelectorAll('.jp-OutputArea-output').forEach(area => {
+  if (area.scrollWidth > area.clientWidth + 1) {
+    const what = area.querySelector('table') ? 'table' : area.querySelector('pre') ? 'text' : 'output';
+    wide.push(`cell ${i}: ${what} ${area.scrollWidth}px in ${area.clientWidth}px: ` +
+              area.innerText.trim().slice(0, 60).replace(/\s+/g, ' '));
+  }
+}));
 return {errors, unrun, cells: cells.length, audio, imgs, kernel: panel.sessionContext.session.kernel.status,
-        live: panel.node.querySelectorAll('.rvclab-live').length};
+        live: panel.node.querySelectorAll('.rvclab-live').length, wide};
 """
 
 # The output area that holds a widget (arguments[0]): a signature of its plots, players and text.
@@ -521,6 +533,7 @@ def test_notebook_in_browser(notebook, lab, browser, screenshots, tmp_path):
         return s if audio_ok and all(i["ok"] and i["w"] > 0 for i in s["imgs"]) else None
 
     state = _until(media_ready, f"{name}: players and plots to load", record)
+    assert not state["wide"], f"{name}: outputs wider than the notebook ({WINDOW_WIDTH} px window): {state['wide']}"
     for a in state["audio"]:
         assert a["scheme"] in ("data", "blob"), f"{name}: an <audio> without an embedded source: {a}"
     if name in PLAYERS:

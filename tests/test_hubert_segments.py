@@ -41,7 +41,7 @@ def test_front_end_in_segments_equals_one_call(small_model):
     fe = small_model.feature_extractor
     wav = mx.array(_speech(SMALL.hop * 230 + 123))[None]  # 230 frames, an odd tail
     whole = fe(wav, segment_frames=10**9)
-    assert whole.shape[1] == SMALL.num_frames(wav.shape[-1]) == fe.frames(wav.shape[-1])
+    assert whole.shape[1] == SMALL.num_frames(wav.shape[-1])
     _close(fe(wav, segment_frames=50), whole)  # five segments
     _close(fe(wav, segment_frames=229), whole)  # a last segment of one frame
     assert float(mx.abs(whole).max()) > 0.05

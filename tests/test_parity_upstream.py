@@ -109,9 +109,9 @@ def test_fcpe_rows_record_the_torchaudio_stand_in_and_the_stand_in_raises_when_u
     (root / "torchfcpe.py").write_text("import torchaudio\nRESAMPLE = torchaudio.transforms.Resample\n")
     with checkout_code(*find_layout(root)) as code:
         monkeypatch.delitem(sys.modules, "torchfcpe", raising=False)
-        skip, extra = _method_skip(code, "fcpe")
-        assert (skip, extra) == ("", {"torchaudio": "stand-in"})  # imports, and the row says with what
-        assert _method_skip(code, "rmvpe") == ("", {})  # no torchaudio field where none is imported
+        assert f0_packages.ensure_torchaudio() == "stand-in"  # as pipeline_rows does first; rows carry it
+        assert _method_skip(code, "fcpe") == ""  # imports
+        assert _method_skip(code, "rmvpe") == ""
         with pytest.raises(RuntimeError, match="torchaudio is not usable"):
             sys.modules["torchfcpe"].RESAMPLE(44100, 16000)  # resampling would fail loudly, never pass
     assert f0_packages.torchaudio_status() == "stand-in"
@@ -123,25 +123,22 @@ def test_fcpe_rows_skip_with_the_reason_when_torchfcpe_still_fails(tmp_path, mon
     (root / "torchfcpe.py").write_text("import no_such_package_for_rvclab_tests\n")
     with checkout_code(*find_layout(root)) as code:
         monkeypatch.delitem(sys.modules, "torchfcpe", raising=False)
-        skip, extra = _method_skip(code, "fcpe")
+        f0_packages.ensure_torchaudio()
+        skip = _method_skip(code, "fcpe")
     assert skip.startswith("skipped: torchfcpe does not import") and "no_such_package_for_rvclab_tests" in skip
-    assert extra == {"torchaudio": "stand-in"}
 
 
 def run_stage_rmvpe(code, profile):
     return rmvpe_rows(code, profile, Path("unused.pt"), [])
 
 
-def test_rows_judge_the_named_figure_and_name_what_rvclab_does_not_follow():
+def test_rows_judge_the_named_figure():
     p = get_profile("rvc-webui-2026")
     assert row("synth", "torch", p, {"max_abs": 0.0})["ok"] is True
     assert row("synth", "torch", p, {"max_abs": 1e-9})["ok"] is False  # bit-exact goal
     assert row("synth", "mlx", p, {"max_abs": float("nan")})["ok"] is False
     assert row("hubert", "mlx", p, {"max_abs": 1.0, "max_abs_rel": 1e-6})["ok"] is True  # relative figure
-    r = row("synth", "torch", get_profile("applio"), {"max_abs": 0.0})
-    assert r["rvclab_differs"] == ["sine_phase='frame-wrapped' (rvclab: 'interpolated-cumsum')"]
-    assert "rvclab_differs" not in row("synth", "torch", p, {"max_abs": 0.0})
-    assert "rvclab_differs" not in row("rmvpe", "torch", p, {"max_abs": 0.0})  # the profile's framing is followed
+    assert row("synth", "torch", get_profile("applio"), {"max_abs": 0.0})["reference"] == "applio"
     assert all(r["ok"] is None for r in skipped("hubert", p, "skipped: x"))
 
 
@@ -192,9 +189,8 @@ def test_real_checkout_synthesizer_and_rmvpe(var):
     ran = [r for r in rows if r["ok"] is not None]
     for r in rows:
         assert r["status"] in ("pass", "fail") or r["status"].startswith("skipped: "), r
-    for r in ran:  # every stage that ran and that rvclab follows the profile in meets its goal
-        if "rvclab_differs" not in r:
-            assert r["ok"], r
+    for r in ran:  # every stage that ran meets its goal
+        assert r["ok"], r
     if len(ran) < len(rows):
         pytest.skip("part of the checkout's code does not import here: "
                     + "; ".join(sorted({r["status"] for r in rows if r["ok"] is None})))

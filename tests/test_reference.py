@@ -55,15 +55,15 @@ def test_every_field_is_applied_or_listed_as_not_reproduced():
 
 def test_gaps_per_profile():
     assert reference_gaps(P26) == reference_gaps(P24) == ("input_resampler",)
-    assert reference_gaps(APPLIO) == ("sine_phase", "input_dtype")
+    assert reference_gaps(APPLIO) == ("input_dtype",)
 
 
 def test_gaps_warn_once_per_process():
     mine = dataclasses.replace(APPLIO, name="applio-test-copy")
     with pytest.warns(ReferenceGapWarning) as caught:
-        assert warn_gaps(mine) == ("sine_phase", "input_dtype")
-    assert [str(w.message).split(": ")[1].split("=")[0] for w in caught] == ["sine_phase", "input_dtype"]
-    assert "applio-test-copy" in str(caught[0].message) and "'frame-wrapped'" in str(caught[0].message)
+        assert warn_gaps(mine) == ("input_dtype",)
+    assert [str(w.message).split(": ")[1].split("=")[0] for w in caught] == ["input_dtype"]
+    assert "applio-test-copy" in str(caught[0].message) and "'float64'" in str(caught[0].message)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         warn_gaps(mine)  # the second time: silent
@@ -176,16 +176,44 @@ def test_convert_voice_follows_the_profile(small_voice, speech):
     assert output_samples(applio_like) is applio_like.audio
 
 
+def test_convert_voice_and_the_stream_build_the_profiles_sine_phase(small_voice, speech, monkeypatch):
+    """The synthesizer is run with the profile's NSF phase form (Applio: "frame-wrapped")."""
+    from rvclab.pipeline import conversion
+    from rvclab.stream import converter
+    from rvclab.stream.config import StreamConfig
+
+    seen = []
+
+    def recording(real):
+        def run(*args):
+            seen.append(args[-1])
+            return real(*args)
+        return run
+
+    monkeypatch.setattr(conversion, "synthesize", recording(conversion.synthesize))
+    monkeypatch.setattr(converter, "run_synth", recording(converter.run_synth))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ReferenceGapWarning)
+        for name in ("applio", "rvc-webui-2026"):
+            convert_voice(speech[:8000], small_voice, sr=16000, f0_method="rmvpe", backend="torch", reference=name)
+    assert seen == ["frame-wrapped", "interpolated-cumsum"]
+    seen.clear()
+    stream = converter.StreamConverter(small_voice, "torch", StreamConfig(block=0.25, crossfade=0.05, extra=0.5,
+                                                                          f0_method="rmvpe", reference="applio"))
+    stream.process(np.resize(speech, stream.frames.block).astype(np.float32))
+    assert seen == ["frame-wrapped"]
+
+
 def test_sidecar_records_the_profile_and_its_gaps(tmp_path):
     src = tmp_path / "in.wav"
     src.write_bytes(b"x")
     record = provenance.make_record(source=src, files={}, settings={}, backend="mlx", reference="applio")
     assert record["reference_profile"] == "applio"
-    assert record["reference_gaps"] == ["sine_phase", "input_dtype"]
+    assert record["reference_gaps"] == ["input_dtype"]
     default = provenance.make_record(source=src, files={}, settings={}, backend="mlx")
     assert provenance.differences(record, default) == [
         "reference_profile 'applio' -> 'rvc-webui-2026'",
-        "reference_gaps ['sine_phase', 'input_dtype'] -> ['input_resampler']"]
+        "reference_gaps ['input_dtype'] -> ['input_resampler']"]
 
 
 def test_the_resampler_gap_applies_only_to_inputs_not_at_16k(small_voice, speech):

@@ -12,9 +12,18 @@ import torch
 
 from rvclab import tolerances as tol
 from rvclab.mlx.accumulate import blocked_matmul, blocked_sum
-from rvclab.models.synth.config import SynthConfig
+from rvclab.models.synth.config import PHASE_FORMS, SynthConfig
 from rvclab.models.synth.mlx.layers import Conv1d
-from rvclab.models.synth.parity import CONFIG_NAMES, clip_inputs, compare, models_from_voice, torch_voice
+from rvclab.models.synth.noise import make_noise
+from rvclab.models.synth.parity import (
+    CONFIG_NAMES,
+    clip_inputs,
+    compare,
+    models_from_voice,
+    run_mlx,
+    run_torch,
+    torch_voice,
+)
 from rvclab.models.synth.textenc_precision import text_encoder_distances
 from rvclab.runtime import import_mlx
 
@@ -104,7 +113,8 @@ def test_relative_absolute_index_conversion():
     assert np.array_equal(back, expect)
 
 
-def test_sinegen_matches_torch_over_two_seconds():
+@pytest.mark.parametrize("phase_form", PHASE_FORMS)
+def test_sinegen_matches_torch_over_two_seconds(phase_form):
 
     from rvclab.models.synth.mlx.vocoder import SineGen as MSine
     from rvclab.models.synth.torch.vocoder import SineGen as TSine
@@ -118,10 +128,25 @@ def test_sinegen_matches_torch_over_two_seconds():
     phase0 = np.zeros((1, 1), np.float32)
     noise = rng.standard_normal((1, frames * upp, 1)).astype(np.float32)
     ref, uv, _ = TSine(sr)(torch.from_numpy(f0), upp, torch.from_numpy(phase0),
-                           torch.from_numpy(noise))
-    got, uv_m, _ = MSine(sr)(mx.array(f0), upp, phase0=phase0, noise=noise)
+                           torch.from_numpy(noise), phase_form)
+    got, uv_m, _ = MSine(sr)(mx.array(f0), upp, phase0=phase0, noise=noise, phase_form=phase_form)
     assert np.array_equal(np.array(uv_m), uv.numpy())
     assert np.abs(np.array(got) - ref.numpy()).max() < 1e-6
+
+
+def test_frame_wrapped_phase_reaches_the_source_through_infer_on_both_backends():
+    """Synthesizer.infer(phase_form=...) changes the waveform (bit for bit on torch) and keeps the
+    backends within the waveform goal."""
+    config = SynthConfig.preset("v2-48k").small()
+    tmodel, mmodel = models_from_voice(torch_voice(config, seed=0, weights="seeded"))
+    assert torch.is_grad_enabled() and not any(p.requires_grad for p in tmodel.parameters())  # no global switch
+    inp = clip_inputs(config, FRAMES, seed=2)
+    noise = make_noise(config, 1, FRAMES, 3)
+    cumulative = run_torch(tmodel, inp, noise)["wave"]
+    wrapped = run_torch(tmodel, inp, noise, "frame-wrapped")["wave"]
+    assert np.abs(wrapped).max() > 1e-3 and np.abs(wrapped - cumulative).max() > 0
+    got = run_mlx(mmodel, inp, noise, True, "frame-wrapped")["wave"]
+    assert np.abs(got - wrapped).max() <= tol.SYNTH_CHECKS["wave_max_abs"].guard
 
 
 def test_reverse_flow_inverts_forward():

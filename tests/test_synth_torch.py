@@ -313,6 +313,29 @@ def test_sinegen_voiced_phase_and_unvoiced_noise():
     torch.testing.assert_close(shifted[0, : 6 * upp, 0].double(), exp_shift, rtol=0, atol=2e-5)
 
 
+def test_sinegen_frame_wrapped_phase_is_the_f0_integral_with_a_constant_initial_phase():
+    """The "frame-wrapped" form (Applio): the phase is the running integral of the frame F0, across
+    frame changes and wraps, and the initial phase is a constant offset (the cumulative form
+    accrues it over frame 0's samples instead); harmonic h runs at h times the phase."""
+    sr, upp = 48000, 480
+    f0 = torch.tensor([[220.0, 220.0, 331.5, 97.0, 1021.0, 0.0, 0.0, 440.0]])
+    frames = f0.shape[1]
+    gen = SineGen(sr, harmonic_num=2)
+    zeros = torch.zeros(1, frames * upp, 3)
+    phase0 = torch.tensor([[0.0, 0.25, 0.6]])
+    sine, uv, _ = gen(f0, upp, phase0, zeros, "frame-wrapped")
+    f = np.repeat(f0[0].double().numpy(), upp) / sr  # cycles per sample
+    phase = np.cumsum(f)  # after sample n: the sum of the increments up to n
+    expected = 0.1 * np.sin(2 * math.pi * (phase[:, None] * np.arange(1, 4) + phase0.double().numpy()))
+    expected *= uv[0].double().numpy()
+    np.testing.assert_allclose(sine[0].double().numpy(), expected, rtol=0, atol=5e-6)
+    cumulative, _, _ = gen(f0, upp, phase0, zeros)
+    assert float((cumulative - sine)[0, :upp, 1:].abs().max()) > 0.05  # the initial phases differ
+    assert float((cumulative - sine)[0, 2 * upp:5 * upp, 0].abs().max()) < 1e-5  # the fundamental agrees
+    with pytest.raises(ValueError, match="unknown NSF sine phase form 'wrapped'.*interpolated-cumsum, frame-wrapped"):
+        gen(f0, upp, phase0, zeros, "wrapped")
+
+
 def test_make_noise_shapes_and_determinism():
     config = SynthConfig.preset("v2-48k")
     a = make_noise(config, 2, 30, seed=5)

@@ -10,6 +10,7 @@ process's ``sys.modules`` (docs/f0_methods.md, "The torchaudio problem").
 from __future__ import annotations
 
 import importlib
+import importlib.machinery
 import importlib.util
 import sys
 import types
@@ -102,7 +103,10 @@ def _stand_in_torchaudio() -> types.ModuleType:
 
     root = types.ModuleType("torchaudio")
     root.__doc__ = "rvclab stand-in (see rvclab.models.f0_packages); the real torchaudio failed."
+    # a spec, so importlib.util.find_spec("torchaudio") (transformers asks it) answers instead of raising
+    root.__spec__ = importlib.machinery.ModuleSpec("torchaudio", loader=None)
     transforms = types.ModuleType("torchaudio.transforms")
+    transforms.__spec__ = importlib.machinery.ModuleSpec("torchaudio.transforms", loader=None)
     transforms.Resample = Resample
     root.transforms = transforms
     root.load = _unavailable

@@ -6,12 +6,19 @@ upstream's draws are replaced by rvclab's (:class:`rvclab.parity_upstream.draws.
 since ``convert_voice`` draws its own. rvclab's arguments come from the profile
 (:func:`rvclab_arguments`); one row per F0 method the profile offers, with and without the index,
 and backend. Output compared as the release writes it: int16 steps, or float32 / 32768 steps.
+
+RVC WebUI's and Applio's ``Pipeline.pipeline`` take different keywords (:data:`PIPELINE_KEYWORDS`),
+and Applio's F0 predictors read their weights from paths relative to the working directory
+(:data:`APPLIO_PREDICTOR_FILES`): the call runs in a temporary folder holding links to rvclab's files.
 """
 
 from __future__ import annotations
 
+import contextlib
 import inspect
+import os
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -21,7 +28,7 @@ import torch
 from rvclab import metrics
 from rvclab.audio import SAMPLE_RATE_16K, data_clips
 from rvclab.checkpoints import load_checkpoint
-from rvclab.models.f0_packages import ensure_torchaudio
+from rvclab.models.f0_packages import asset_path, ensure_torchaudio
 from rvclab.parity_upstream.checkout import CheckoutCode, quiet
 from rvclab.parity_upstream.draws import DrawingSynth, RvclabDraws
 from rvclab.parity_upstream.stages import BACKENDS, build_upstream_synth, row, skipped
@@ -33,14 +40,16 @@ from rvclab.pipeline.parity import build_test_index
 from rvclab.profiles import ReferenceProfile
 
 # Keywords of the 2024 release's Pipeline.pipeline that the 2026 one dropped, at the UI's values.
-# Applio's Pipeline.pipeline takes other arguments (autotune, proposed pitch): not driven here.
 WEBUI_2024_EXTRAS = dict(input_audio_path="", filter_radius=3, f0_file=None)
+# Applio's F0 predictors open these paths relative to the working directory: F0 method -> (path,
+# rvclab's file: "rmvpe" the RMVPE checkpoint, else an rvclab.models.f0_packages asset name)
+APPLIO_PREDICTOR_FILES = dict(rmvpe=("rvc/models/predictors/rmvpe.pt", "rmvpe"),
+                              fcpe=("rvc/models/predictors/fcpe.pt", "fcpe"))
 # The package each F0 method needs on both sides; a method whose package does not import is skipped.
-METHOD_PACKAGES = dict(pm="parselmouth", fcpe="torchfcpe", crepe="torchcrepe", harvest="pyworld")
-# Packages that import torchaudio at import time: rvclab's stand-in (rvclab.models.f0_packages) is
-# put in its place first when the real one does not import; the stand-in raises if anything in it
-# is used, and each row of such a method names which torchaudio it ran with ("torchaudio").
-TORCHAUDIO_PACKAGES = ("torchfcpe", "torchcrepe")
+# torchfcpe and torchcrepe import torchaudio: rvclab's stand-in (rvclab.models.f0_packages) is put in
+# its place first when the real one does not import; it raises if anything in it is used.
+METHOD_PACKAGES = {"pm": "parselmouth", "fcpe": "torchfcpe", "crepe": "torchcrepe", "crepe-tiny": "torchcrepe",
+                   "harvest": "pyworld"}
 
 
 def rvclab_arguments(profile: ReferenceProfile, method: str) -> dict:
@@ -67,18 +76,60 @@ def upstream_pipeline(code: CheckoutCode, profile: ReferenceProfile, voice_sr: i
     return pipe
 
 
+def webui_keywords(voice: VoiceModel, profile: ReferenceProfile, params) -> dict:
+    """RVC WebUI's ``Pipeline.pipeline`` keywords beyond the shared ones (``params``: its signature's)."""
+    kwargs = dict(times=[0, 0, 0], f0_up_key=0, if_f0=int(voice.has_f0), tgt_sr=voice.sr, resample_sr=0,
+                  rms_mix_rate=profile.default_rms_mix_rate)
+    kwargs.update({k: v for k, v in WEBUI_2024_EXTRAS.items() if k in params})
+    return kwargs
+
+
+def applio_keywords(voice: VoiceModel, profile: ReferenceProfile, params) -> dict:
+    """Applio's ``Pipeline.pipeline`` keywords beyond the shared ones: no pitch shift, autotune or
+    proposed pitch (the UI's defaults)."""
+    return dict(pitch=0, pitch_guidance=voice.has_f0, volume_envelope=profile.default_rms_mix_rate,
+                f0_autotune=False, f0_autotune_strength=1.0, proposed_pitch=False, proposed_pitch_threshold=155.0)
+
+
+PIPELINE_KEYWORDS = dict(webui=webui_keywords, applio=applio_keywords)  # Layout.synth_family -> keywords
+
+
+@contextlib.contextmanager
+def predictor_folder(family: str, rmvpe_path: Path) -> Iterator[None]:
+    """For Applio: the working directory is a temporary folder whose relative predictor paths
+    (:data:`APPLIO_PREDICTOR_FILES`) link to rvclab's files, for the block. Others: nothing."""
+    if family != "applio":
+        yield
+        return
+    before = Path.cwd()
+    with tempfile.TemporaryDirectory() as tmp:
+        for rel, source in APPLIO_PREDICTOR_FILES.values():
+            link = Path(tmp) / rel
+            link.parent.mkdir(parents=True, exist_ok=True)
+            with contextlib.suppress(Exception):  # a package not installed: its method is skipped anyway
+                link.symlink_to(rmvpe_path.resolve() if source == "rmvpe" else asset_path(source))
+        os.chdir(tmp)
+        try:
+            yield
+        finally:
+            os.chdir(before)
+
+
 def pipeline_rows(code: CheckoutCode, profile: ReferenceProfile, voice_path: Path, hubert_folder: Path,
                   rmvpe_path: Path, clips: list, seed: int) -> list[dict]:
-    """Rows for each F0 method of ``profile`` x (no index, index) x backend on ``clips``."""
-    if code.layout.synth_family != "webui":
-        return skipped("pipeline", profile, f"skipped: rvclab does not drive {code.layout.name}'s "
-                       f"{code.layout.pipeline}.{code.layout.pipeline_class} yet")
+    """Rows for each F0 method of ``profile`` x (no index, index) x backend on ``clips``.
+
+    Applio's pipeline module imports torchcrepe, which imports torchaudio: rvclab's stand-in takes
+    its place first when the real one does not import (every row names which one ran)."""
+    torchaudio = ensure_torchaudio()
     voice = VoiceModel(voice_path)
+    family = code.layout.synth_family
     pipe = upstream_pipeline(code, profile, voice.sr, rmvpe_path)
     hubert_cls = code.attr(code.layout.hubert, code.layout.hubert_class)
     reason = code.skip_reason(code.layout.pipeline, code.layout.rmvpe, code.layout.hubert)
     if pipe is None or hubert_cls is None or not hasattr(hubert_cls, "from_pretrained"):
-        return skipped("pipeline", profile, reason or "skipped: no transformers HuBERT in this layout (fairseq)")
+        return skipped("pipeline", profile, reason or "skipped: no transformers HuBERT in this layout (fairseq)",
+                       torchaudio=torchaudio)
     net = build_upstream_synth(code, load_checkpoint(voice_path))
     with quiet():
         hubert = hubert_cls.from_pretrained(str(hubert_folder), local_files_only=True,
@@ -90,18 +141,22 @@ def pipeline_rows(code: CheckoutCode, profile: ReferenceProfile, voice_path: Pat
             x = steps.normalize_input(audio)
             for method in profile.f0_method_names:
                 for idx in (None, index):
-                    skip, extra = _method_skip(code, method)
-                    info = dict(clip=name, f0_method=method, index=idx is not None, voice=voice_path.name, **extra)
+                    skip = _method_skip(code, method)
+                    info = dict(clip=name, f0_method=method, index=idx is not None, voice=voice_path.name,
+                                torchaudio=torchaudio)
                     if skip:
                         rows += skipped("pipeline", profile, skip, **info)
                         continue
-                    ref, ref_f0 = _run_upstream(pipe, hubert, net, voice, x, method, idx, profile, seed)
+                    with predictor_folder(family, rmvpe_path):
+                        ref, ref_f0 = _run_upstream(family, pipe, hubert, net, voice, x, method, idx, profile, seed)
                     for b in BACKENDS:
                         conv = convert_voice(x, voice, sr=SAMPLE_RATE_16K, index=idx, backend=b, noise_seed=seed,
                                              hubert_path=hubert_folder, **rvclab_arguments(profile, method))
                         figures = _compare(ref, conv.audio, profile)
                         # upstream again with rvclab's F0: what differs once F0 is taken out
-                        same_f0, _ = _run_upstream(pipe, hubert, net, voice, x, method, idx, profile, seed, conv)
+                        with predictor_folder(family, rmvpe_path):
+                            same_f0, _ = _run_upstream(family, pipe, hubert, net, voice, x, method, idx, profile,
+                                                       seed, conv)
                         figures["max_int16_steps_given_rvclab_f0"] = _compare(same_f0, conv.audio, profile)[
                             "max_int16_steps"]
                         figures.update(_f0_figures(ref_f0, conv.f0))
@@ -109,18 +164,16 @@ def pipeline_rows(code: CheckoutCode, profile: ReferenceProfile, voice_path: Pat
     return rows
 
 
-def _method_skip(code: CheckoutCode, method: str) -> tuple[str, dict]:
-    """(why F0 ``method`` cannot run, "" if it can; fields every row of the method carries:
-    ``torchaudio`` "real" or "stand-in" for a package that imports it)."""
+def _method_skip(code: CheckoutCode, method: str) -> str:
+    """Why F0 ``method`` cannot run ("" if it can)."""
     package = METHOD_PACKAGES.get(method)
-    extra = {"torchaudio": ensure_torchaudio()} if package in TORCHAUDIO_PACKAGES else {}
     if package and code.module(package) is None:
-        return f"skipped: {package} does not import ({code.failures[package]}); F0 method {method} needs it", extra
-    return "", extra
+        return f"skipped: {package} does not import ({code.failures[package]}); F0 method {method} needs it"
+    return ""
 
 
-def _run_upstream(pipe, hubert, net, voice: VoiceModel, x: np.ndarray, method: str, index, profile, seed: int,
-                  given=None):
+def _run_upstream(family: str, pipe, hubert, net, voice: VoiceModel, x: np.ndarray, method: str, index, profile,
+                  seed: int, given=None):
     """Upstream's conversion of ``x`` (N,) float32 @ 16 kHz: (its output array, int16 or float32;
     the F0 in Hz its ``get_f0`` gave). ``given``: a rvclab Conversion whose F0 (coarse and Hz)
     replaces upstream's ``get_f0``."""
@@ -134,12 +187,9 @@ def _run_upstream(pipe, hubert, net, voice: VoiceModel, x: np.ndarray, method: s
 
     pipe.get_f0 = get_f0
     kwargs = dict(model=hubert, net_g=DrawingSynth(net, RvclabDraws(voice.config, seed)), sid=0, audio=x.copy(),
-                  times=[0, 0, 0], f0_up_key=0, f0_method=method,
-                  file_index=str(index.path) if index is not None else "", index_rate=profile.default_index_rate,
-                  if_f0=int(voice.has_f0), tgt_sr=voice.sr, resample_sr=0, rms_mix_rate=profile.default_rms_mix_rate,
-                  version=voice.version, protect=profile.default_protect)
-    params = inspect.signature(pipe.pipeline).parameters
-    kwargs.update({k: v for k, v in WEBUI_2024_EXTRAS.items() if k in params})
+                  f0_method=method, file_index=str(index.path) if index is not None else "",
+                  index_rate=profile.default_index_rate, version=voice.version, protect=profile.default_protect)
+    kwargs.update(PIPELINE_KEYWORDS[family](voice, profile, inspect.signature(pipe.pipeline).parameters))
     with torch.no_grad(), quiet():
         out = np.asarray(pipe.pipeline(**kwargs))
     del pipe.get_f0

@@ -30,27 +30,17 @@ from rvclab.runtime import import_mlx
 from rvclab.tolerances import UPSTREAM_GOALS
 
 BACKENDS = ("torch", "mlx")
-# What rvclab does today where it does not yet read the profile, per stage: {field: rvclab's value}.
-# A row whose profile asks otherwise names the field under "rvclab_differs" (the wiring of the
-# profiles into rvclab, issue 19, empties this).
-RVCLAB_FIXED = dict(
-    synth=dict(sine_phase="interpolated-cumsum"),  # the synthesizer stage builds rvclab's own model
-)
 WEBUI_SYNTH_CLASSES = {("v1", 1): "SynthesizerTrnMs256NSFsid", ("v1", 0): "SynthesizerTrnMs256NSFsid_nono",
                        ("v2", 1): "SynthesizerTrnMs768NSFsid", ("v2", 0): "SynthesizerTrnMs768NSFsid_nono"}
 
 
 def row(stage: str, backend: str, profile: ReferenceProfile, figures: dict, **info) -> dict:
     """One JSON row; ``ok``: the figure :data:`rvclab.tolerances.UPSTREAM_GOALS` names for (stage,
-    backend) is within its goal (False for NaN). Fields of the profile that rvclab does not follow
-    yet for this stage are listed under ``rvclab_differs``."""
+    backend) is within its goal (False for NaN)."""
     goal = UPSTREAM_GOALS[stage][backend]
     ok = bool(float(figures[goal["figure"]]) <= goal["goal"])  # NaN compares False
-    differs = [f"{k}={getattr(profile, k)!r} (rvclab: {v!r})" for k, v in RVCLAB_FIXED.get(stage, {}).items()
-               if getattr(profile, k) != v]
     return {"stage": stage, "backend": backend, "reference": profile.name, **info, **figures,
-            "goal": f"{goal['figure']} <= {goal['goal']:g}", "ok": ok, "status": "pass" if ok else "fail",
-            **({"rvclab_differs": differs} if differs else {})}
+            "goal": f"{goal['figure']} <= {goal['goal']:g}", "ok": ok, "status": "pass" if ok else "fail"}
 
 
 def skipped(stage: str, profile: ReferenceProfile, reason: str, **info) -> list[dict]:
@@ -119,7 +109,8 @@ def synth_rows(code: CheckoutCode, profile: ReferenceProfile, voice: Path, secon
     ref = {"wave": o.numpy()[:, 0], "m_p": m_p.numpy().transpose(0, 2, 1), "logs_p": logs_p.numpy().transpose(0, 2, 1),
            "z": z.numpy().transpose(0, 2, 1)}
     tmodel, mmodel = models_from_voice(ckpt)
-    runs = {"torch": run_torch(tmodel, inp, noise), "mlx": run_mlx(mmodel, inp, noise, bool(config.f0))}
+    runs = {"torch": run_torch(tmodel, inp, noise, profile.sine_phase),
+            "mlx": run_mlx(mmodel, inp, noise, bool(config.f0), profile.sine_phase)}
     rows = []
     for backend, out in runs.items():
         first = next((k for k in ("m_p", "logs_p", "z", "wave") if metrics.max_abs(ref[k], out[k]) > 0), None)

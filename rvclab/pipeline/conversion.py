@@ -328,7 +328,7 @@ def convert_voice(
             del feats, feats0
             t = time.perf_counter()
             wave = chunk.trim(synthesize(synth, voice, frames, pitch, pitchf, sid, noise_seed + i, chosen["synth"],
-                                          noise, step, modes["synth"]))
+                                          noise, step, modes["synth"], p.sine_phase))
             timings["synth"] += time.perf_counter() - t
             with step("write_output"):
                 if filled + wave.shape[0] > out.shape[0]:  # never for RVC's synthesizers; kept safe

@@ -20,6 +20,7 @@ import numpy as np
 from rvclab.checkpoints import safetensors_metadata
 from rvclab.models.hubert.io import load_hubert
 from rvclab.models.rmvpe import f0 as rmvpe_f0
+from rvclab.models.synth.config import DEFAULT_PHASE_FORM
 from rvclab.models.synth.noise import make_noise
 from rvclab.models.synth.rules import config_from_metadata, load_mlx_voice
 from rvclab.pipeline.index import FeatureIndex, load_index
@@ -230,8 +231,10 @@ def features(hubert, chunk16: np.ndarray, version: str, backend: str, step=None,
 
 
 def synthesize(synth, voice: VoiceModel, frames, pitch, pitchf, sid, seed, backend, kind="numpy",
-                step=None, mode=None) -> np.ndarray:
-    """Synthesizer on one chunk: (n, C) features @ 100 fps -> (n * hop,) float32 @ voice.sr."""
+                step=None, mode=None, phase_form=DEFAULT_PHASE_FORM) -> np.ndarray:
+    """Synthesizer on one chunk: (n, C) features @ 100 fps -> (n * hop,) float32 @ voice.sr.
+
+    ``phase_form``: the NSF source's phase (a reference profile's ``sine_phase``)."""
     n = frames.shape[0]
     step = step or StepTimes()
     if backend == "torch":
@@ -252,7 +255,7 @@ def synthesize(synth, voice: VoiceModel, frames, pitch, pitchf, sid, seed, backe
             args = [a if a is None else a.to(dev) for a in args]
             noise = {k: (torch.from_numpy(v) if isinstance(v, np.ndarray) else v).to(dev) for k, v in noise.items()}
         with torch.no_grad(), step("synth"), torch_precision(mode, dev.type):
-            wave = synth.infer(*args, torch.tensor([sid], device=dev), noise)[0]
+            wave = synth.infer(*args, torch.tensor([sid], device=dev), noise, phase_form=phase_form)[0]
         with step("copy_out"):
             return check_output("synth", mode, wave[0, 0].float().cpu().numpy())
     mx = import_mlx()
@@ -268,7 +271,7 @@ def synthesize(synth, voice: VoiceModel, frames, pitch, pitchf, sid, seed, backe
         args += [mx.array(pitch[None].astype(np.int32)), mx.array(pitchf[None])] if voice.has_f0 else [None, None]
         noise = {k: mx.array(v) for k, v in noise.items()}
     with step("synth"):
-        wave = mlx_model(synth, mode).infer(*args, mx.array([sid]), noise)[0]
+        wave = mlx_model(synth, mode).infer(*args, mx.array([sid]), noise, phase_form=phase_form)[0]
         mx.eval(wave)
     with step("copy_out"):
         return check_output("synth", mode, np.array(wave[0, :, 0].astype(mx.float32)))

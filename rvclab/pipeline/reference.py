@@ -58,9 +58,8 @@ FIELD_USE = MappingProxyType(dict(
     half_pad_config=Use(f"{_CONVERT}: pad_config=None and the synthesizer in fp16 (device_pad_config)"),
     low_memory_pad_config=Use(f"{_CONVERT}: pad_config=None and a torch CUDA GPU of <= 4 GB (device_pad_config)"),
     split_quietness=Use("rvclab.pipeline.chunks.plan_chunks(quietness=...)"),
-    sine_phase=Use("", reproduced=("interpolated-cumsum",),
-                   why="rvclab's NSF source integrates the frame phase with a cumulative sum, linearly "
-                       "upsampled; the per-frame wrapped ramps are not implemented"),
+    sine_phase=Use("rvclab.pipeline.networks.synthesize(phase_form=...) and the stream's run_synth: "
+                   "Synthesizer.infer(phase_form=...) on both backends"),
     input_resampler=Use("rvclab.audio.resample(res_type=...) when the input is not at 16 kHz",
                         reproduced=("soxr_vhq", "soxr_hq"),
                         why="rvclab does not run the ffmpeg CLI; inputs not at 16 kHz are resampled "

@@ -47,7 +47,7 @@ class StreamConfig:
     semitones; rms_mix_rate: 1 keeps the model's envelope, 0 imposes the input's; sr: the stream's
     rate (None: the voice's rate, upstream's "sr_model"); noise_seed: block i draws with
     ``noise_seed + i``; reference: the release followed (:mod:`rvclab.profiles`): its F0 methods
-    and their parameters, RMVPE's framing and HuBERT's v1 layer; f0_method None: its default;
+    and their parameters, RMVPE's framing, HuBERT's v1 layer and the NSF phase form; f0_method None: its default;
     fill_unvoiced: interpolate F0 over each window's unvoiced frames (None: the profile's
     ``f0_fill_unvoiced``; RVC WebUI 2026's realtime path always fills).
     """

@@ -18,7 +18,7 @@ import time
 import numpy as np
 
 from rvclab.audio import HOP_16K, check_finite
-from rvclab.models.synth.config import coarse_pitch
+from rvclab.models.synth.config import DEFAULT_PHASE_FORM, coarse_pitch
 from rvclab.models.synth.noise import make_noise
 from rvclab.pipeline.conversion import BACKENDS
 from rvclab.pipeline.networks import VoiceModel, embedder, features, torch_device, voice_index
@@ -151,7 +151,7 @@ class StreamConverter:
         t = time.perf_counter()
         noise = make_noise(self.voice.config, 1, p_len, cfg.noise_seed + self.block_index)
         wave = run_synth(self.synth, self.backend, phone, pitch, pitchf, cfg.sid, noise, f.skip_head,
-                         f.return_length, self.return_length2)
+                         f.return_length, self.return_length2, cfg.profile.sine_phase)
         timing["synth_s"] = time.perf_counter() - t
         hop = self.model_sr // 100
         upp_res = int(math.floor(self.factor * self.model_sr // 100))
@@ -178,8 +178,10 @@ class StreamConverter:
 
 
 def run_synth(synth, backend: str, phone, pitch, pitchf, sid: int, noise, skip_head: int, return_length: int,
-              return_length2: int) -> np.ndarray:
-    """One windowed synthesizer call: phone (T, C) @ 100 fps -> (return_length2 * hop,) float32."""
+              return_length2: int, phase_form: str = DEFAULT_PHASE_FORM) -> np.ndarray:
+    """One windowed synthesizer call: phone (T, C) @ 100 fps -> (return_length2 * hop,) float32.
+
+    ``phase_form``: the NSF source's phase (a reference profile's ``sine_phase``)."""
     n = phone.shape[0]
     if backend == "torch":
         import torch
@@ -191,10 +193,11 @@ def run_synth(synth, backend: str, phone, pitch, pitchf, sid: int, noise, skip_h
         args = [a if a is None else a.to(dev) for a in args]
         with torch.no_grad():
             wave = synth.infer(*args, torch.tensor([sid], device=dev), noise, skip_head, return_length,
-                               return_length2)[0]
+                               return_length2, phase_form=phase_form)[0]
         return wave[0, 0].float().cpu().numpy()
     mx = import_mlx()
     args = [mx.array(phone[None].astype(np.float32)), mx.array([n])]
     args += [mx.array(pitch[None].astype(np.int32)), mx.array(pitchf[None])] if pitch is not None else [None, None]
-    wave = synth.infer(*args, mx.array([sid]), noise, skip_head, return_length, return_length2)[0]
+    wave = synth.infer(*args, mx.array([sid]), noise, skip_head, return_length, return_length2,
+                       phase_form=phase_form)[0]
     return np.array(wave[0, :, 0].astype(mx.float32))

@@ -108,6 +108,7 @@ class ConvFeatureExtractor(nn.Module):
 
     def __init__(self, config: HubertConfig):
         super().__init__()
+        self.config = config  # its frame count, hop and receptive field
         layers, in_ch = [], 1
         for i, (dim, kernel, stride) in enumerate(config.conv_layers):
             conv = Conv1d(in_ch, dim, kernel, stride, config.conv_bias)
@@ -122,20 +123,13 @@ class ConvFeatureExtractor(nn.Module):
         """(B, N) -> (B, T, C); more than ``segment_frames`` (default ``FRONT_END_SEGMENT_FRAMES``)
         output frames run in segments (:meth:`_segmented`)."""
         segment_frames = segment_frames or FRONT_END_SEGMENT_FRAMES
-        if self.frames(wav.shape[-1]) <= segment_frames:
+        if self.config.num_frames(wav.shape[-1]) <= segment_frames:
             x = wav[..., None]  # (B, N, 1)
             for block in self.conv_layers:
                 for layer in block:
                     x = layer(x)
             return x
         return self._segmented(wav, segment_frames)
-
-    def frames(self, n: int) -> int:
-        """Output frames of ``n`` samples (valid convs)."""
-        for block in self.conv_layers:
-            conv = block[0]
-            n = (n - conv.weight.shape[1]) // conv.stride + 1
-        return n
 
     def _segmented(self, wav, segment_frames: int):
         """The front end on long inputs, ``segment_frames`` output frames at a time.
@@ -148,10 +142,7 @@ class ConvFeatureExtractor(nn.Module):
         """
         conv0, _, norm, act0 = self.conv_layers[0]
         k0, s0 = conv0.weight.shape[1], conv0.stride
-        hop, field = 1, 1
-        for block in self.conv_layers:
-            field += (block[0].weight.shape[1] - 1) * hop
-            hop *= block[0].stride
+        hop, field = self.config.hop, self.config.receptive_field
         n0 = (wav.shape[-1] - k0) // s0 + 1  # layer-0 frames
         step = segment_frames * (hop // s0)  # layer-0 frames per segment of the statistics passes
 
@@ -170,7 +161,7 @@ class ConvFeatureExtractor(nn.Module):
             total = part if total is None else total + part
             mx.eval(total)
         inv_std = mx.rsqrt(total / n0 + norm.eps)
-        frames = self.frames(wav.shape[-1])
+        frames = self.config.num_frames(wav.shape[-1])
         outs = []
         for a in range(0, frames, segment_frames):
             b = min(a + segment_frames, frames)

@@ -25,6 +25,19 @@ FLOW_COUPLINGS, FLOW_KERNEL_SIZE, FLOW_DILATION_RATE, FLOW_LAYERS = 4, 5, 1, 3
 # SineGen, the NSF source: sine amplitude, noise std on voiced samples (SINE_AMP / 3 on
 # unvoiced ones), voiced iff F0 > VOICED_THRESHOLD (Hz)
 SINE_AMP, SINE_NOISE_STD, VOICED_THRESHOLD = 0.1, 0.003, 0.0
+# How SineGen builds the phase (a reference profile's ``sine_phase``):
+#   "interpolated-cumsum": RVC WebUI's cumulative frame phase, linearly upsampled, with wrap corrections;
+#   "frame-wrapped": Applio's per-frame ramps f0/sr * (1..hop) plus the previous frames' end phases,
+#   each wrapped to [-0.5, 0.5) and their running sum wrapped with fmod; harmonics scale the phase.
+PHASE_FORMS = ("interpolated-cumsum", "frame-wrapped")
+DEFAULT_PHASE_FORM = PHASE_FORMS[0]
+
+
+def check_phase_form(phase_form: str) -> str:
+    """``phase_form`` itself, or ValueError naming the known forms."""
+    if phase_form not in PHASE_FORMS:
+        raise ValueError(f"unknown NSF sine phase form {phase_form!r}; known: {', '.join(PHASE_FORMS)}")
+    return phase_form
 # coarse pitch: ids 1..255 (PITCH_BINS embedding rows), mel scale between F0_MIN and F0_MAX (Hz)
 PITCH_BINS = 256
 F0_MEL_MIN = 1127.0 * np.log(1.0 + F0_MIN / 700.0)

@@ -22,7 +22,7 @@ from rvclab.audio import HOP_16K, SAMPLE_RATE_16K, data_clips, load_audio, log_m
 from rvclab.audio import clip as find_clip
 from rvclab.checkpoints import load_checkpoint
 from rvclab.convert import load_into_mlx
-from rvclab.models.synth.config import F0_MAX, F0_MIN, SynthConfig, coarse_pitch
+from rvclab.models.synth.config import DEFAULT_PHASE_FORM, F0_MAX, F0_MIN, SynthConfig, coarse_pitch
 from rvclab.models.synth.io import model_from_weights, prepare_weights, voice_checkpoint
 from rvclab.models.synth.mlx.synthesizer import build_synthesizer as build_mlx
 from rvclab.models.synth.noise import make_noise
@@ -98,35 +98,35 @@ def models_from_voice(ckpt: dict):
     """(torch model, MLX model) from one voice checkpoint dict, each through its own loader:
     the reference's (:mod:`rvclab.models.synth.io`) and the converter (:mod:`rvclab.models.synth.rules`)."""
     config = config_of(ckpt)
-    tmodel = model_from_weights(config, prepare_weights(ckpt["weight"]))
-    torch.set_grad_enabled(False)
+    tmodel = model_from_weights(config, prepare_weights(ckpt["weight"])).requires_grad_(False)  # no autograd graph
     arrays, _ = convert_checkpoint(ckpt)
     mmodel = build_mlx(config)
     load_into_mlx(mmodel, arrays)
     return tmodel, mmodel
 
 
-def run_torch(model, inp, noise):
+def run_torch(model, inp, noise, phase_form: str = DEFAULT_PHASE_FORM):
     """The torch model on ``inp`` (clip_inputs) and ``noise``: wave (B, T*hop) and the
-    stages m_p, logs_p, z_p, z as (B, T, C) numpy."""
+    stages m_p, logs_p, z_p, z as (B, T, C) numpy. ``phase_form``: the NSF source's phase."""
     f0 = model.config.f0
     with torch.no_grad():
         o, _, (z, z_p, m_p, logs_p) = model.infer(
             torch.from_numpy(inp["phone"]), torch.from_numpy(inp["lengths"]),
             torch.from_numpy(inp["pitch"]) if f0 else None,
-            torch.from_numpy(inp["f0"]) if f0 else None, torch.from_numpy(inp["sid"]), noise)
+            torch.from_numpy(inp["f0"]) if f0 else None, torch.from_numpy(inp["sid"]), noise,
+            phase_form=phase_form)
     t = lambda a: a.numpy().transpose(0, 2, 1)  # noqa: E731  (B, C, T) -> (B, T, C)
     return {"wave": o.numpy()[:, 0], "m_p": t(m_p), "logs_p": t(logs_p), "z_p": t(z_p),
             "z": t(z)}
 
 
-def run_mlx(model, inp, noise, f0: bool):
+def run_mlx(model, inp, noise, f0: bool, phase_form: str = DEFAULT_PHASE_FORM):
     """As :func:`run_torch` for the MLX model (``noise`` None: drawn by the port)."""
     mx = import_mlx()
     o, _, (z, z_p, m_p, logs_p) = model.infer(
         mx.array(inp["phone"]), mx.array(inp["lengths"]),
         mx.array(inp["pitch"]) if f0 else None, mx.array(inp["f0"]) if f0 else None,
-        mx.array(inp["sid"]), noise)
+        mx.array(inp["sid"]), noise, phase_form=phase_form)
     mx.eval(o, z, z_p, m_p, logs_p)
     return {"wave": np.array(o)[..., 0], "m_p": np.array(m_p), "logs_p": np.array(logs_p),
             "z_p": np.array(z_p), "z": np.array(z)}

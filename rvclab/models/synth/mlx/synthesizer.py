@@ -15,6 +15,7 @@ import mlx.core as mx
 import mlx.nn as nn
 
 from rvclab.models.synth.config import (
+    DEFAULT_PHASE_FORM,
     FLOW_DILATION_RATE,
     FLOW_KERNEL_SIZE,
     FLOW_LAYERS,
@@ -70,7 +71,7 @@ class Synthesizer(nn.Module):
         self.emb_g = Embedding(spk_embed_dim, gin_channels)
 
     def infer(self, phone, phone_lengths, pitch, nsff0, sid, noise=None, skip_head=None,
-              return_length=None, return_length2=None):
+              return_length=None, return_length2=None, *, phase_form=DEFAULT_PHASE_FORM):
         """As the torch reference's ``infer``, in (B, T, C) layout.
 
         phone (B, T, 256|768) float @ 100 fps; phone_lengths (B,) int; pitch (B, T) int coarse
@@ -80,10 +81,11 @@ class Synthesizer(nn.Module):
         Returns (audio (B, T*hop, 1) @ sr, x_mask (B, T, 1), (z, z_p, m_p, logs_p) (B, T, inter)).
         ``skip_head`` / ``return_length`` / ``return_length2``: the streaming window, as the torch
         reference (audio (B, return_length[2]*hop, 1)); the noise, when given, covers all T frames.
+        ``phase_form``: the NSF source's phase, as the torch reference.
         """
         if skip_head is not None and return_length is not None:
             return self._infer_window(phone, phone_lengths, pitch, nsff0, sid, noise, int(skip_head),
-                                      int(return_length), return_length2)
+                                      int(return_length), return_length2, phase_form)
         z_noise = phase0 = sine_noise = None
         if noise is not None:
             z_noise = mx.array(noise[Z_P], dtype=mx.float32).transpose(0, 2, 1)
@@ -96,12 +98,13 @@ class Synthesizer(nn.Module):
         z_p = (m_p + mx.exp(logs_p) * z_noise * Z_P_SCALE) * x_mask
         z = self.flow(z_p, x_mask, g=g, reverse=True)
         if self.USE_F0:
-            o = self.dec(z * x_mask, nsff0, g=g, phase0=phase0, sine_noise=sine_noise)
+            o = self.dec(z * x_mask, nsff0, g=g, phase0=phase0, sine_noise=sine_noise, phase_form=phase_form)
         else:
             o = self.dec(z * x_mask, g=g)
         return o, x_mask, (z, z_p, m_p, logs_p)
 
-    def _infer_window(self, phone, phone_lengths, pitch, nsff0, sid, noise, head, length, length2):
+    def _infer_window(self, phone, phone_lengths, pitch, nsff0, sid, noise, head, length, length2,
+                      phase_form=DEFAULT_PHASE_FORM):
         """``infer`` on frames head .. head+length only (see the torch reference)."""
         t = phone.shape[1]
         check_window(head, length, t)
@@ -128,9 +131,9 @@ class Synthesizer(nn.Module):
         if noise is not None:
             phase0, sine_noise = noise[SINE_PHASE], noise[SINE_NOISE][:, head * hop:(head + length) * hop]
         if n == length:
-            o = self.dec(x, f0, g=g, phase0=phase0, sine_noise=sine_noise)
+            o = self.dec(x, f0, g=g, phase0=phase0, sine_noise=sine_noise, phase_form=phase_form)
             return o, x_mask, (z, z_p, m_p, logs_p)
-        har = _resize(self.dec.m_source(f0, hop, phase0=phase0, noise=sine_noise), n * hop)
+        har = _resize(self.dec.m_source(f0, hop, phase0=phase0, noise=sine_noise, phase_form=phase_form), n * hop)
         return self.dec.body(x, g, har), x_mask, (z, z_p, m_p, logs_p)
 
     def __call__(self, *args, **kwargs):

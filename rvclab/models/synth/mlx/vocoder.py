@@ -13,11 +13,13 @@ import mlx.nn as nn
 import numpy as np
 
 from rvclab.models.synth.config import (
+    DEFAULT_PHASE_FORM,
     LRELU_SLOPE,
     POST_LRELU_SLOPE,
     SINE_AMP,
     SINE_NOISE_STD,
     VOICED_THRESHOLD,
+    check_phase_form,
 )
 from rvclab.models.synth.mlx.layers import Conv1d, ConvTranspose1d, Linear, leaky_relu
 from rvclab.models.synth.mlx.modules import ResBlock1, ResBlock2
@@ -72,7 +74,8 @@ class SineGen(nn.Module):
     """F0 (B, T) Hz at frame rate -> sine excitation (B, T*upp, dim) @ sr, uv, noise.
 
     The random parts (initial phases of the overtones, Gaussian noise) come in as arrays;
-    when absent they are drawn here (independent-noise mode)."""
+    when absent they are drawn here (independent-noise mode). ``phase_form`` as the torch
+    reference's SineGen (rvclab.models.synth.config.PHASE_FORMS)."""
 
     def __init__(self, samp_rate, harmonic_num=HARMONIC_NUM, sine_amp=SINE_AMP,
                  noise_std=SINE_NOISE_STD, voiced_threshold=VOICED_THRESHOLD):
@@ -84,16 +87,32 @@ class SineGen(nn.Module):
         self.sampling_rate = samp_rate
         self.voiced_threshold = voiced_threshold
 
-    def __call__(self, f0, upp, phase0=None, noise=None):
+    def __call__(self, f0, upp, phase0=None, noise=None, phase_form=DEFAULT_PHASE_FORM):
         """f0 (B, T) Hz @ 100 fps; phase0 (B, dim) initial phases in cycles (column 0 is 0);
         noise (B, T*upp, dim) standard normal -> sine (B, T*upp, dim), uv, scaled noise."""
         b, t = f0.shape
         f0 = f0[..., None].astype(mx.float32)  # (B, T, 1)
-        f0_buf = f0 * mx.arange(1, self.dim + 1, dtype=mx.float32)  # (B, T, dim) harmonics
-        rad_values = mx.remainder(f0_buf / self.sampling_rate, 1.0)
+        harmonics = mx.arange(1, self.dim + 1, dtype=mx.float32)
         if phase0 is None:  # independent mode: draw here; the fundamental starts at phase 0
             phase0 = mx.random.uniform(shape=(b, self.dim)) * (mx.arange(self.dim) > 0)
         phase0 = mx.array(phase0, dtype=mx.float32)
+        if check_phase_form(phase_form) == "frame-wrapped":
+            sine = mx.sin(2 * math.pi * self._frame_wrapped_phase(f0, upp, harmonics, phase0))
+        else:
+            sine = mx.sin(cumsum_acc(self._cumsum_increments(f0, upp, harmonics, phase0), axis=1)
+                          * 2 * math.pi)
+        sine = sine * self.sine_amp
+        uv = mx.repeat((f0 > self.voiced_threshold).astype(mx.float32), upp, axis=1)
+        noise_amp = uv * self.noise_std + (1 - uv) * self.sine_amp / 3
+        if noise is None:
+            noise = mx.random.normal(sine.shape)
+        noise = noise_amp * mx.array(noise, dtype=mx.float32).reshape(sine.shape)
+        return sine * uv + noise, uv, noise
+
+    def _cumsum_increments(self, f0, upp, harmonics, phase0):
+        """"interpolated-cumsum": f0 (B, T, 1) -> per-sample phase increments (B, T*upp, dim)."""
+        b = f0.shape[0]
+        rad_values = mx.remainder(f0 * harmonics / self.sampling_rate, 1.0)  # (B, T, dim)
         rad_values = mx.concatenate([rad_values[:, :1] + phase0[:, None], rad_values[:, 1:]],
                                     axis=1)
         tmp_over_one = cumsum_acc(rad_values, axis=1) * upp
@@ -102,13 +121,17 @@ class SineGen(nn.Module):
         wrapped = (tmp_over_one[:, 1:] - tmp_over_one[:, :-1]) < 0
         shift = mx.concatenate([mx.zeros((b, 1, self.dim)), wrapped.astype(mx.float32) * -1.0],
                                axis=1)
-        sine = mx.sin(cumsum_acc(rad_up + shift, axis=1) * 2 * math.pi) * self.sine_amp
-        uv = mx.repeat((f0 > self.voiced_threshold).astype(mx.float32), upp, axis=1)
-        noise_amp = uv * self.noise_std + (1 - uv) * self.sine_amp / 3
-        if noise is None:
-            noise = mx.random.normal(sine.shape)
-        noise = noise_amp * mx.array(noise, dtype=mx.float32).reshape(sine.shape)
-        return sine * uv + noise, uv, noise
+        return rad_up + shift
+
+    def _frame_wrapped_phase(self, f0, upp, harmonics, phase0):
+        """"frame-wrapped": f0 (B, T, 1) -> phase in cycles (B, T*upp, dim); fmod is x - trunc(x)."""
+        b = f0.shape[0]
+        ramp = f0 / self.sampling_rate * mx.arange(1, upp + 1, dtype=mx.float32)  # (B, T, upp)
+        ends = ramp[:, :-1, -1:] + 0.5
+        ends = ends - mx.trunc(ends) - 0.5
+        offsets = cumsum_acc(ends, axis=1)
+        offsets = mx.concatenate([mx.zeros((b, 1, 1)), offsets - mx.trunc(offsets)], axis=1)
+        return (ramp + offsets).reshape(b, -1, 1) * harmonics + phase0[:, None]
 
 
 class SourceModuleHnNSF(nn.Module):
@@ -121,8 +144,8 @@ class SourceModuleHnNSF(nn.Module):
                                  voiced_threshold)
         self.l_linear = Linear(harmonic_num + 1, 1)
 
-    def __call__(self, f0, upp, phase0=None, noise=None):
-        sine, _, _ = self.l_sin_gen(f0, upp, phase0=phase0, noise=noise)
+    def __call__(self, f0, upp, phase0=None, noise=None, phase_form=DEFAULT_PHASE_FORM):
+        sine, _, _ = self.l_sin_gen(f0, upp, phase0=phase0, noise=noise, phase_form=phase_form)
         return mx.tanh(self.l_linear(sine))
 
 
@@ -204,7 +227,7 @@ class GeneratorNSF(Generator):
         super().__init__(initial_channel, resblock, resblock_kernel_sizes,
                          resblock_dilation_sizes, upsample_rates, upsample_initial_channel,
                          upsample_kernel_sizes, gin_channels)
-        self.upp = math.prod(upsample_rates)
+        self.upp = self.hop  # upstream's name for the samples per frame
         self.m_source = SourceModuleHnNSF(sampling_rate=sr, harmonic_num=HARMONIC_NUM)
         self.noise_convs = []
         for i in range(len(upsample_rates)):
@@ -215,8 +238,8 @@ class GeneratorNSF(Generator):
             else:
                 self.noise_convs.append(Conv1d(1, c_cur, 1))
 
-    def __call__(self, x, f0, g=None, *, phase0=None, sine_noise=None):
-        """x (B, T, C), f0 (B, T) Hz, g (B, 1, gin); phase0 / sine_noise as SineGen (None:
-        drawn here) -> (B, T*upp, 1)."""
-        har = self.m_source(f0, self.upp, phase0=phase0, noise=sine_noise)  # (B, T*upp, 1)
+    def __call__(self, x, f0, g=None, *, phase0=None, sine_noise=None, phase_form=DEFAULT_PHASE_FORM):
+        """x (B, T, C), f0 (B, T) Hz, g (B, 1, gin); phase0 / sine_noise / phase_form as SineGen
+        (None: drawn here) -> (B, T*upp, 1)."""
+        har = self.m_source(f0, self.upp, phase0=phase0, noise=sine_noise, phase_form=phase_form)  # (B, T*upp, 1)
         return self.body(x, g, har)

@@ -24,6 +24,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from rvclab.models.synth.config import (
+    DEFAULT_PHASE_FORM,
     FLOW_DILATION_RATE,
     FLOW_KERNEL_SIZE,
     FLOW_LAYERS,
@@ -119,7 +120,7 @@ class Synthesizer(nn.Module):
 
     def infer(self, phone, phone_lengths, pitch, nsff0, sid, noise: Mapping[str, Any],
               skip_head: int | None = None, return_length: int | None = None,
-              return_length2: int | None = None):
+              return_length2: int | None = None, *, phase_form: str = DEFAULT_PHASE_FORM):
         """One inference pass, as upstream's ``infer`` with the noise given explicitly.
 
         phone (B, T, 256|768) float @ 100 fps; phone_lengths (B,) int; pitch (B, T) int coarse
@@ -136,10 +137,13 @@ class Synthesizer(nn.Module):
         (B, 1, return_length2*hop). The noise is still drawn for all T frames and sliced at the
         same positions, so the kept frames see the draws a full ``infer`` gives them. Defaults
         (None) leave the call as above.
+
+        ``phase_form``: how the NSF source builds its phase (a reference profile's ``sine_phase``;
+        :data:`rvclab.models.synth.config.PHASE_FORMS`); no-F0 models ignore it.
         """
         if skip_head is not None and return_length is not None:
             return self._infer_window(phone, phone_lengths, pitch, nsff0, sid, noise, int(skip_head),
-                                      int(return_length), return_length2)
+                                      int(return_length), return_length2, phase_form)
         b, t = phone.shape[0], phone.shape[1]
         check_noise(noise, self.config, b, t)
         nz = noise_to_torch(noise, phone.device)
@@ -149,13 +153,13 @@ class Synthesizer(nn.Module):
         z = self.flow(z_p, x_mask, g=g, reverse=True)
         if self.USE_F0:
             o = self.dec(z * x_mask, nsff0, g=g, phase0=nz[SINE_PHASE],
-                         sine_noise=nz[SINE_NOISE])
+                         sine_noise=nz[SINE_NOISE], phase_form=phase_form)
         else:
             o = self.dec(z * x_mask, g=g)
         return o, x_mask, (z, z_p, m_p, logs_p)
 
     def _infer_window(self, phone, phone_lengths, pitch, nsff0, sid, noise, head: int, length: int,
-                      length2: int | None):
+                      length2: int | None, phase_form: str = DEFAULT_PHASE_FORM):
         """``infer`` on frames head .. head+length only (see ``infer``)."""
         b, t = phone.shape[0], phone.shape[1]
         check_window(head, length, t)
@@ -180,9 +184,9 @@ class Synthesizer(nn.Module):
         f0 = nsff0[:, head:head + length]
         sine_noise = nz[SINE_NOISE][:, head * hop:(head + length) * hop]
         if n == length:
-            o = self.dec(x, f0, g=g, phase0=nz[SINE_PHASE], sine_noise=sine_noise)
+            o = self.dec(x, f0, g=g, phase0=nz[SINE_PHASE], sine_noise=sine_noise, phase_form=phase_form)
             return o, x_mask, (z, z_p, m_p, logs_p)
-        har = self.dec.m_source(f0, hop, nz[SINE_PHASE], sine_noise).transpose(1, 2)  # (B, 1, L*hop)
+        har = self.dec.m_source(f0, hop, nz[SINE_PHASE], sine_noise, phase_form).transpose(1, 2)  # (B, 1, L*hop)
         har = F.interpolate(har, size=n * hop, mode="linear")
         return self.dec.body(x, g, har), x_mask, (z, z_p, m_p, logs_p)
 

@@ -14,11 +14,13 @@ import torch.nn.functional as F
 from torch import nn
 
 from rvclab.models.synth.config import (
+    DEFAULT_PHASE_FORM,
     LRELU_SLOPE,
     POST_LRELU_SLOPE,
     SINE_AMP,
     SINE_NOISE_STD,
     VOICED_THRESHOLD,
+    check_phase_form,
 )
 from rvclab.models.synth.noise import HARMONIC_NUM
 from rvclab.models.synth.torch.layers import WNConvTranspose1d
@@ -33,12 +35,20 @@ class SineGen(nn.Module):
     noise (B, T*upp, dim) standard normal -> sine (B, T*upp, dim), uv (B, T*upp, 1),
     scaled noise (B, T*upp, dim).
 
-    Steps: per-frame phase increment ``rad = (f0 * h / sr) % 1`` for harmonic h; the initial phase
-    is added to frame 0; the cumulative phase at the frame rate (times upp) is linearly
-    interpolated (align_corners) to the audio rate and wrapped to [0, 1); every place where the
-    wrapped value decreases marks a -1 cycle shift; the sine is
-    ``sin(2 pi cumsum(nearest-upsampled rad + shift))``. Voiced iff f0 > threshold;
-    output ``sine_amp * sine * uv + noise * (uv * noise_std + (1 - uv) * sine_amp / 3)``.
+    ``phase_form`` (rvclab.models.synth.config.PHASE_FORMS) picks how the phase is built:
+
+    - "interpolated-cumsum" (RVC WebUI): per-frame phase increment ``rad = (f0 * h / sr) % 1`` for
+      harmonic h; the initial phase is added to frame 0; the cumulative phase at the frame rate
+      (times upp) is linearly interpolated (align_corners) to the audio rate and wrapped to
+      [0, 1); every place where the wrapped value decreases marks a -1 cycle shift; the sine is
+      ``sin(2 pi cumsum(nearest-upsampled rad + shift))``.
+    - "frame-wrapped" (Applio): frame t's samples k = 1..upp get ``f0[t] / sr * k`` plus the
+      running sum over earlier frames of their end phase ``f0 / sr * upp`` wrapped to
+      [-0.5, 0.5), that sum wrapped with fmod; harmonic h multiplies the phase by h and the
+      initial phase is added; the sine is ``sin(2 pi phase)``.
+
+    Voiced iff f0 > threshold; output
+    ``sine_amp * sine * uv + noise * (uv * noise_std + (1 - uv) * sine_amp / 3)``.
     """
 
     def __init__(self, samp_rate: int, harmonic_num: int = HARMONIC_NUM,
@@ -52,23 +62,17 @@ class SineGen(nn.Module):
         self.sampling_rate = samp_rate
         self.voiced_threshold = voiced_threshold
 
-    def forward(self, f0: torch.Tensor, upp: int, phase0: torch.Tensor, noise: torch.Tensor):
+    def forward(self, f0: torch.Tensor, upp: int, phase0: torch.Tensor, noise: torch.Tensor,
+                phase_form: str = DEFAULT_PHASE_FORM):
         with torch.no_grad():
             f0 = f0.unsqueeze(-1).float()  # (B, T, 1)
             harmonics = torch.arange(1, self.dim + 1, dtype=f0.dtype, device=f0.device)
-            f0_buf = f0 * harmonics  # (B, T, dim)
-            rad = (f0_buf / self.sampling_rate) % 1
-            rad[:, 0, :] = rad[:, 0, :] + phase0.to(rad)
-            cum = torch.cumsum(rad, 1) * upp  # (B, T, dim)
-            cum = F.interpolate(cum.transpose(2, 1), scale_factor=float(upp), mode="linear",
-                                align_corners=True).transpose(2, 1)  # (B, T*upp, dim)
-            rad = F.interpolate(rad.transpose(2, 1), scale_factor=float(upp),
-                                mode="nearest").transpose(2, 1)
-            cum = cum % 1
-            wrapped = (cum[:, 1:, :] - cum[:, :-1, :]) < 0
-            shift = torch.zeros_like(rad)
-            shift[:, 1:, :] = wrapped * -1.0
-            sine = torch.sin(torch.cumsum(rad + shift, dim=1) * 2 * math.pi) * self.sine_amp
+            if check_phase_form(phase_form) == "frame-wrapped":
+                sine = torch.sin(2 * math.pi * self._frame_wrapped_phase(f0, upp, harmonics, phase0))
+            else:
+                sine = torch.sin(torch.cumsum(self._cumsum_increments(f0, upp, harmonics, phase0), dim=1)
+                                 * 2 * math.pi)
+            sine = sine * self.sine_amp
             uv = (f0 > self.voiced_threshold).to(f0.dtype)
             uv = F.interpolate(uv.transpose(2, 1), scale_factor=float(upp),
                                mode="nearest").transpose(2, 1)  # (B, T*upp, 1)
@@ -76,6 +80,30 @@ class SineGen(nn.Module):
             noise = noise_amp * noise.to(sine)
             sine = sine * uv + noise
         return sine, uv, noise
+
+    def _cumsum_increments(self, f0, upp: int, harmonics, phase0):
+        """"interpolated-cumsum": f0 (B, T, 1) -> per-sample phase increments (B, T*upp, dim)."""
+        rad = (f0 * harmonics / self.sampling_rate) % 1  # (B, T, dim)
+        rad[:, 0, :] = rad[:, 0, :] + phase0.to(rad)
+        cum = torch.cumsum(rad, 1) * upp  # (B, T, dim)
+        cum = F.interpolate(cum.transpose(2, 1), scale_factor=float(upp), mode="linear",
+                            align_corners=True).transpose(2, 1)  # (B, T*upp, dim)
+        rad = F.interpolate(rad.transpose(2, 1), scale_factor=float(upp),
+                            mode="nearest").transpose(2, 1)
+        cum = cum % 1
+        wrapped = (cum[:, 1:, :] - cum[:, :-1, :]) < 0
+        shift = torch.zeros_like(rad)
+        shift[:, 1:, :] = wrapped * -1.0
+        return rad + shift
+
+    def _frame_wrapped_phase(self, f0, upp: int, harmonics, phase0):
+        """"frame-wrapped": f0 (B, T, 1) -> phase in cycles (B, T*upp, dim)."""
+        b = f0.shape[0]
+        ramp = f0 / self.sampling_rate * torch.arange(1, upp + 1, dtype=f0.dtype, device=f0.device)
+        ends = torch.fmod(ramp[:, :-1, -1:] + 0.5, 1.0) - 0.5  # (B, T-1, 1)
+        offsets = torch.fmod(torch.cumsum(ends, dim=1), 1.0)
+        ramp = ramp + F.pad(offsets, (0, 0, 1, 0))  # frame 0 starts at 0
+        return ramp.reshape(b, -1, 1) * harmonics.reshape(1, 1, -1) + phase0.to(ramp)[:, None, :]
 
 
 class SourceModuleHnNSF(nn.Module):
@@ -93,8 +121,8 @@ class SourceModuleHnNSF(nn.Module):
         self.l_linear = nn.Linear(harmonic_num + 1, 1)
         self.l_tanh = nn.Tanh()
 
-    def forward(self, f0, upp: int, phase0, noise):
-        sines, _, _ = self.l_sin_gen(f0, upp, phase0, noise)
+    def forward(self, f0, upp: int, phase0, noise, phase_form: str = DEFAULT_PHASE_FORM):
+        sines, _, _ = self.l_sin_gen(f0, upp, phase0, noise, phase_form)
         sines = sines.to(self.l_linear.weight.dtype)
         return self.l_tanh(self.l_linear(sines))
 
@@ -183,7 +211,7 @@ class GeneratorNSF(Generator):
 
     ``noise_convs[i]`` downsample the (B, 1, T*hop) excitation to stage i's rate: kernel
     2*s, stride s, padding s//2 with s = prod(upsample_rates[i+1:]); the last is a 1x1 conv.
-    forward(z (B, C, T), f0 (B, T) Hz, g (B, gin, 1), phase0, sine_noise) -> (B, 1, T*hop).
+    forward(z (B, C, T), f0 (B, T) Hz, g (B, gin, 1), phase0, sine_noise, phase_form) -> (B, 1, T*hop).
     """
 
     def __init__(self, initial_channel, resblock, resblock_kernel_sizes, resblock_dilation_sizes,
@@ -195,7 +223,7 @@ class GeneratorNSF(Generator):
                          upsample_kernel_sizes, gin_channels)
 
     def _build_source(self, upsample_rates, upsample_initial_channel) -> None:
-        self.upp = math.prod(upsample_rates)
+        self.upp = self.hop  # upstream's name for the samples per frame
         self.m_source = SourceModuleHnNSF(sampling_rate=self.sr, harmonic_num=HARMONIC_NUM)
         self.noise_convs = nn.ModuleList()
         for i in range(len(upsample_rates)):
@@ -207,6 +235,7 @@ class GeneratorNSF(Generator):
             else:
                 self.noise_convs.append(nn.Conv1d(1, c_cur, kernel_size=1))
 
-    def forward(self, x, f0, g=None, *, phase0: torch.Tensor, sine_noise: torch.Tensor):
-        har = self.m_source(f0, self.upp, phase0, sine_noise).transpose(1, 2)  # (B, 1, T*hop)
+    def forward(self, x, f0, g=None, *, phase0: torch.Tensor, sine_noise: torch.Tensor,
+                phase_form: str = DEFAULT_PHASE_FORM):
+        har = self.m_source(f0, self.upp, phase0, sine_noise, phase_form).transpose(1, 2)  # (B, 1, T*hop)
         return self.body(x, g, har)
