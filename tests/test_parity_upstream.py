@@ -194,3 +194,16 @@ def test_real_checkout_synthesizer_and_rmvpe(var):
     if len(ran) < len(rows):
         pytest.skip("part of the checkout's code does not import here: "
                     + "; ".join(sorted({r["status"] for r in rows if r["ok"] is None})))
+
+
+def test_upstream_f0_runs_with_the_dither_seeded_as_rvclab_and_the_callers_rng_restored():
+    """torchcrepe dithers from numpy's global RNG: seeded as rvclab's CREPE seeds its own, upstream's
+    CREPE F0 is reproducible; the caller's RNG carries on as if nothing ran."""
+    from rvclab.models.crepe.f0 import DITHER_SEED
+    from rvclab.parity_upstream.pipeline import _seeded_dither
+
+    np.random.seed(123)
+    expected_next = np.random.RandomState(123).random_sample(3)
+    drawn = _seeded_dither(lambda n: np.random.random_sample(n), 4)
+    np.testing.assert_array_equal(drawn, np.random.RandomState(DITHER_SEED).random_sample(4))
+    np.testing.assert_array_equal(np.random.random_sample(3), expected_next)

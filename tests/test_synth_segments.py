@@ -10,10 +10,12 @@ import numpy as np
 import pytest
 import torch
 
-from rvclab.models.synth.config import SynthConfig
+from rvclab.models.synth.config import TORCH_FULL_ATTENTION_FRAMES, SynthConfig
 from rvclab.models.synth.mlx.attention import ATTN_ROW_BLOCK, MultiHeadAttention
 from rvclab.models.synth.noise import make_noise
 from rvclab.models.synth.parity import clip_inputs, models_from_voice, torch_voice
+from rvclab.models.synth.torch import attention as torch_attention
+from rvclab.models.synth.torch.attention import MultiHeadAttention as TorchAttention
 from rvclab.models.synth.window import DECODE_SEGMENT_FRAMES, decode_segments, decoder_context
 from rvclab.runtime import import_mlx
 
@@ -158,3 +160,30 @@ def test_attention_in_row_blocks_equals_full_scores(frames):
     attn._attention_rows = lambda *a: calls.append(1) or MultiHeadAttention._attention_rows(attn, *a)
     attn(x, x, mask)
     assert calls == [1]  # long inputs take the row-block path
+
+
+@pytest.mark.parametrize("frames", [TORCH_FULL_ATTENTION_FRAMES + 1, TORCH_FULL_ATTENTION_FRAMES + ATTN_ROW_BLOCK + 37])
+def test_torch_attention_in_row_blocks_equals_full_scores_and_the_port(frames, monkeypatch):
+    """The torch reference beyond TORCH_FULL_ATTENTION_FRAMES: row blocks with the relative band
+    give its full-score output (padding mask included) and agree with the MLX port's rows."""
+    torch.manual_seed(frames)
+    attn = TorchAttention(16, 16, 2).eval()
+    rng = np.random.default_rng(frames)
+    x = rng.standard_normal((2, 16, frames)).astype(np.float32)
+    m = (np.arange(frames)[None] < np.array([frames, frames - 37])[:, None]).astype(np.float32)
+    mask = (m[:, :, None] * m[:, None, :])[:, None]
+    with torch.no_grad():
+        rows = attn(torch.from_numpy(x), torch.from_numpy(x), torch.from_numpy(mask)).numpy()
+        monkeypatch.setattr(torch_attention, "TORCH_FULL_ATTENTION_FRAMES", frames)  # the full-score path
+        full = attn(torch.from_numpy(x), torch.from_numpy(x), torch.from_numpy(mask)).numpy()
+    scale = np.abs(full).max()
+    assert np.abs(rows - full).max() <= 1e-5 * scale and scale > 0.1
+    port = MultiHeadAttention(16, 16, 2)
+    convs = {name: {"weight": getattr(attn, name).weight.detach().numpy().transpose(0, 2, 1),
+                    "bias": getattr(attn, name).bias.detach().numpy()}
+             for name in ("conv_q", "conv_k", "conv_v", "conv_o")}
+    port.update(tree_map(mx.array, {**convs, "emb_rel_k": attn.emb_rel_k.detach().numpy(),
+                                    "emb_rel_v": attn.emb_rel_v.detach().numpy()}))
+    xt = mx.array(x.transpose(0, 2, 1))
+    got = np.array(port(xt, xt, mx.array(mask))).transpose(0, 2, 1)
+    assert np.abs(got - rows).max() <= 1e-5 * scale

@@ -192,3 +192,18 @@ def test_profile_switcher_compares_two_profiles_and_names_missing_methods():
     assert figures.value.count("<img") == 2 and len(players.children) == 2
     box.controls["b"].value = "rvc-webui-2024"
     assert box.last == {} and len(calls) == 2  # the same profile twice; nothing converted again
+
+
+def test_table_cells_are_escaped_and_long_tokens_may_break():
+    """A regex's named group shows as written (it was taken for an HTML tag and vanished), and a
+    long token without spaces may break anywhere so the table fits the notebook."""
+    from rvclab.views.tables import LONG_TOKEN, f0_agreement_table, info_table, rows_table
+
+    pattern = r"(?P<prefix>dec\.ups\.\d+)\.(?:weight_g|parametrizations\.weight\.original0)"
+    for table in (rows_table([{"pattern": pattern, "n": 3}]), f0_agreement_table([{"pattern": pattern}]),
+                  info_table({"pattern": pattern})):
+        body = table.data
+        assert "(?P&lt;prefix&gt;dec" in body and "<prefix>" not in body
+        assert '<span style="word-break:break-all">(?P&lt;' in body
+    short = rows_table([{"key": "x" * (LONG_TOKEN - 1), "words": "a b " * 20}]).data
+    assert "word-break" not in short  # short tokens and text with spaces wrap as usual

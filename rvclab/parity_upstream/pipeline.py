@@ -28,6 +28,7 @@ import torch
 from rvclab import metrics
 from rvclab.audio import SAMPLE_RATE_16K, data_clips
 from rvclab.checkpoints import load_checkpoint
+from rvclab.models.crepe.f0 import DITHER_SEED
 from rvclab.models.f0_packages import asset_path, ensure_torchaudio
 from rvclab.parity_upstream.checkout import CheckoutCode, quiet
 from rvclab.parity_upstream.draws import DrawingSynth, RvclabDraws
@@ -181,7 +182,8 @@ def _run_upstream(family: str, pipe, hubert, net, voice: VoiceModel, x: np.ndarr
     own = type(pipe).get_f0.__get__(pipe)
 
     def get_f0(*args, **kwargs):
-        out = own(*args, **kwargs) if given is None else (given.coarse.astype(np.int32), given.f0.astype(np.float64))
+        out = _seeded_dither(own, *args, **kwargs) if given is None else (given.coarse.astype(np.int32),
+                                                                           given.f0.astype(np.float64))
         recorded.append(np.asarray(out[1], np.float64).copy())
         return out
 
@@ -194,6 +196,18 @@ def _run_upstream(family: str, pipe, hubert, net, voice: VoiceModel, x: np.ndarr
         out = np.asarray(pipe.pipeline(**kwargs))
     del pipe.get_f0
     return out, recorded[0]
+
+
+def _seeded_dither(fn, *args, **kwargs):
+    """``fn(...)`` with numpy's global RNG seeded as rvclab's CREPE seeds its dither
+    (:data:`rvclab.models.crepe.f0.DITHER_SEED`): torchcrepe draws its +-20-cent dither from that
+    global state, so unseeded, upstream's CREPE F0 is random. The caller's RNG state is restored."""
+    state = np.random.get_state()
+    np.random.seed(DITHER_SEED)
+    try:
+        return fn(*args, **kwargs)
+    finally:
+        np.random.set_state(state)
 
 
 def _compare(ref: np.ndarray, out: np.ndarray, profile: ReferenceProfile) -> dict:

@@ -2,10 +2,24 @@
 
 from __future__ import annotations
 
+import html
+
 import numpy as np
 from IPython.display import HTML
 
 from rvclab.pipeline import explore as vc_views
+
+LONG_TOKEN = 32  # characters: a cell text without spaces at least this long may break anywhere
+
+
+def breakable(text: str) -> str:
+    """``text`` as cell HTML: escaped (a regex's ``(?P<name>`` shows as written), and a long token
+    without spaces (a key path, a regex) may break anywhere, so a table fits the notebook's width
+    instead of scrolling sideways (``word-break`` is one of the styles JupyterLab's sanitizer keeps)."""
+    shown = html.escape(text, quote=False)
+    if len(text) >= LONG_TOKEN and not any(c.isspace() for c in text):
+        return f'<span style="word-break:break-all">{shown}</span>'
+    return shown
 
 
 def _fmt(v) -> str:
@@ -13,12 +27,12 @@ def _fmt(v) -> str:
         return "yes" if v else "NO"
     if isinstance(v, float | np.floating):
         return f"{v:.3g}" if v != 0 else "0"
-    return str(v)
+    return breakable(str(v))
 
 
 def info_table(info: dict):
     """A two-column HTML table of ``rvclab.info.collect()``."""
-    rows = "".join(f"<tr><td><code>{k}</code></td><td>{v}</td></tr>" for k, v in info.items())
+    rows = "".join(f"<tr><td><code>{k}</code></td><td>{breakable(str(v))}</td></tr>" for k, v in info.items())
     return HTML(f"<table>{rows}</table>")
 
 
@@ -34,7 +48,7 @@ def _cell(v) -> str:
         return NOT_COMPARABLE
     if isinstance(v, float | np.floating) and v == 0:
         return str(abs(v))
-    return str(v)
+    return breakable(str(v))
 
 
 def f0_agreement_table(rows: list[dict]):

@@ -98,6 +98,9 @@ def _triangular(rng: np.random.RandomState, shape) -> np.ndarray:
                             random_state=rng)
 
 
+DITHER_SEED = 0  # the dither's RandomState seed by default (torchcrepe draws from numpy's global state)
+
+
 def _to_hz(cents: np.ndarray) -> np.ndarray:
     return (np.float32(10.0) * np.power(np.float32(2.0), cents / np.float32(1200.0))).astype(
         np.float32)
@@ -105,7 +108,7 @@ def _to_hz(cents: np.ndarray) -> np.ndarray:
 
 def decode(probs: np.ndarray, f0_min: float = F0_MIN, f0_max: float = F0_MAX,
            decoder: str = "viterbi", batch_size: int = BATCH_SIZE,
-           seed: int | None = 0) -> tuple[np.ndarray, np.ndarray]:
+           seed: int | None = DITHER_SEED) -> tuple[np.ndarray, np.ndarray]:
     """(T, 360) probabilities -> (f0 Hz (T,), periodicity (T,)), decoded per ``batch_size`` frames.
 
     ``seed`` seeds the dither (None: numpy's global state, exactly as torchcrepe).
@@ -172,7 +175,7 @@ def mean_filter(x: np.ndarray, win: int = FILTER_WIN) -> np.ndarray:
 
 def predict(audio_16k: np.ndarray, backend: str = "mlx", f0_min: float = F0_MIN,
             f0_max: float = F0_MAX, *, capacity: str = "full", decoder: str = "viterbi",
-            batch_size: int = BATCH_SIZE, seed: int | None = 0) -> dict:
+            batch_size: int = BATCH_SIZE, seed: int | None = DITHER_SEED) -> dict:
     """Raw decode (steps 1-4): {'f0': Hz (T,), 'periodicity': (T,), 'probs': (T, 360)}."""
     audio = check_audio_16k(audio_16k)
     probs = probabilities(audio, capacity, backend, batch_size) if audio.size else \
@@ -193,7 +196,7 @@ def postprocess(f0: np.ndarray, periodicity: np.ndarray,
 def estimate(audio_16k: np.ndarray, backend: str = "mlx", f0_min: float = F0_MIN,
              f0_max: float = F0_MAX, *, capacity: str = "full", method: str | None = None,
              decoder: str = "viterbi", threshold: float = PERIODICITY_THRESHOLD,
-             batch_size: int = BATCH_SIZE, seed: int | None = 0, model: str | None = None,
+             batch_size: int = BATCH_SIZE, seed: int | None = DITHER_SEED, model: str | None = None,
              **_) -> tuple[np.ndarray, np.ndarray]:
     """(N,) audio @ 16 kHz -> (f0_hz, voiced), each (N // 160 + 1,). The capacity comes from
     ``model`` ('full' / 'tiny', as rvclab.pitch passes it), else ``method`` ('crepe' /

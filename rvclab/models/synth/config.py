@@ -17,6 +17,12 @@ SYNTHESIZER_CLASSES = {
 LRELU_SLOPE = 0.1  # leaky ReLU of the text encoder, the generator stages and the resblocks
 POST_LRELU_SLOPE = 0.01  # before the generator's conv_post: torch's default slope, as upstream
 WINDOW_SIZE = 10  # relative-position window of the text encoder's attention (+-10 frames)
+# Long inputs: the TextEncoder's attention runs in blocks of ATTN_ROW_BLOCK query rows, with the
+# relative-position terms as their +-WINDOW_SIZE band, beyond ATTN_ROW_BLOCK frames on MLX and beyond
+# TORCH_FULL_ATTENTION_FRAMES on torch (up to there the torch reference keeps upstream's full
+# (T, T) scores, bit-exact with upstream; its decoder leaves its one-call path at the same length)
+ATTN_ROW_BLOCK = 512
+TORCH_FULL_ATTENTION_FRAMES = 1000
 MASK_FILL = -1e4  # attention score of masked positions, before the softmax
 LAYER_NORM_EPS = 1e-5
 # the prior flow: FLOW_COUPLINGS x (coupling, Flip); each coupling's WaveNet has FLOW_LAYERS

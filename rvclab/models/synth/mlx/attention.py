@@ -19,10 +19,8 @@ import mlx.core as mx
 import mlx.nn as nn
 
 from rvclab.mlx.accumulate import MATMUL_K_BLOCK, layer_norm, softmax
-from rvclab.models.synth.config import LAYER_NORM_EPS, MASK_FILL, WINDOW_SIZE
+from rvclab.models.synth.config import ATTN_ROW_BLOCK, LAYER_NORM_EPS, MASK_FILL, WINDOW_SIZE
 from rvclab.models.synth.mlx.layers import Conv1d
-
-ATTN_ROW_BLOCK = 512  # query rows per block of attention scores on inputs longer than this (frames)
 
 
 class LayerNorm(nn.Module):

@@ -8,6 +8,9 @@ repeated x2 by the pipeline). Names and shapes follow upstream checkpoints:
   the real configs; plain parameters, no ``.weight`` suffix; shared by all heads.
 * ``conv_q/k/v/o``: 1x1 Conv1d (C, C, 1).
 * ``FFN.conv_1`` (filter, C, k), ``conv_2`` (C, filter, k), 'same' padding, ReLU.
+
+Inputs longer than ``TORCH_FULL_ATTENTION_FRAMES`` run the attention in blocks of ``ATTN_ROW_BLOCK``
+query rows with the relative terms as a band (memory T x block instead of T x T), as the MLX port.
 """
 
 from __future__ import annotations
@@ -18,7 +21,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from rvclab.models.synth.config import LAYER_NORM_EPS, MASK_FILL, WINDOW_SIZE
+from rvclab.models.synth.config import (
+    ATTN_ROW_BLOCK,
+    LAYER_NORM_EPS,
+    MASK_FILL,
+    TORCH_FULL_ATTENTION_FRAMES,
+    WINDOW_SIZE,
+)
 from rvclab.models.synth.torch.layers import rel_stddev
 
 
@@ -81,6 +90,9 @@ class MultiHeadAttention(nn.Module):
         query = query.view(b, h, dk, t_t).transpose(2, 3) / math.sqrt(dk)  # (B, H, Tt, dk)
         key = key.view(b, h, dk, t_s).transpose(2, 3)
         value = value.view(b, h, dk, t_s).transpose(2, 3)
+        if self.window_size is not None and t_t > TORCH_FULL_ATTENTION_FRAMES:
+            assert t_s == t_t, "relative attention needs self-attention"
+            return self._attention_rows(query, key, value, mask).transpose(2, 3).contiguous().view(b, d, t_t)
         scores = query @ key.transpose(-2, -1)  # (B, H, Tt, Ts)
         if self.window_size is not None:
             assert t_s == t_t, "relative attention needs self-attention"
@@ -96,6 +108,49 @@ class MultiHeadAttention(nn.Module):
             rel_v = self._relative_embeddings(self.emb_rel_v, t_s)
             out = out + rel_w @ rel_v.unsqueeze(0)
         return out.transpose(2, 3).contiguous().view(b, d, t_t)
+
+    def _attention_rows(self, q, k, v, mask):
+        """(B, H, T, dk) each -> (B, H, T, dk) in blocks of ``ATTN_ROW_BLOCK`` query rows: each
+        block's (B, H, rows, T) scores are made, softmaxed and used before the next, and the
+        relative-position terms enter as the band of +-window keys they are nonzero on, so memory
+        grows with T x block, not T x T. Per row the same terms as :meth:`attention`'s full
+        scores; sums may round in another order."""
+        t_s = k.shape[2]
+        k_t = k.transpose(-2, -1)
+        outs = []
+        for r0 in range(0, q.shape[2], ATTN_ROW_BLOCK):
+            q_b = q[:, :, r0:r0 + ATTN_ROW_BLOCK]  # (B, H, n, dk)
+            scores = q_b @ k_t + self._band_to_keys(q_b @ self.emb_rel_k[0].T, r0, t_s)  # (B, H, n, Ts)
+            if mask is not None:
+                scores = scores.masked_fill(mask[:, :, r0:r0 + ATTN_ROW_BLOCK] == 0, MASK_FILL)
+            p_attn = self.drop(F.softmax(scores, dim=-1))
+            outs.append(p_attn @ v + self._keys_to_band(p_attn, r0) @ self.emb_rel_v[0])
+        return torch.cat(outs, dim=2)
+
+    def _band_to_keys(self, band: torch.Tensor, r0: int, t_s: int) -> torch.Tensor:
+        """(B, H, n, 2w+1) terms of query rows r0.. for key offsets -w..w -> (B, H, n, Ts), zero
+        off the band: row i's entry m lands on key r0 + i - w + m (dropped outside 0..Ts-1)."""
+        b, h, n, width = band.shape
+        w = self.window_size
+        skew = F.pad(band, (0, n)).reshape(b, h, n * (n + width))
+        skew = skew[:, :, :n * (n + width - 1)].reshape(b, h, n, n + width - 1)  # column c: key r0 - w + c
+        lo = r0 - w
+        if lo < 0:
+            skew, lo = skew[..., -lo:], 0
+        skew = skew[..., :t_s - lo]
+        return F.pad(skew, (lo, t_s - lo - skew.shape[-1]))
+
+    def _keys_to_band(self, p_attn: torch.Tensor, r0: int) -> torch.Tensor:
+        """(B, H, n, Ts) weights of query rows r0.. -> (B, H, n, 2w+1): row i's weights on keys
+        r0 + i - w .. r0 + i + w (zero where the key is outside 0..Ts-1)."""
+        b, h, n, t_s = p_attn.shape
+        w = self.window_size
+        width = n + 2 * w  # column c: key r0 - w + c
+        start, end = max(r0 - w, 0), min(r0 + n + w, t_s)
+        left = start - (r0 - w)
+        ext = F.pad(p_attn[..., start:end], (left, width - left - (end - start)))
+        flat = F.pad(ext.reshape(b, h, n * width), (0, n))
+        return flat.reshape(b, h, n, width + 1)[..., :2 * w + 1]
 
     def _relative_embeddings(self, emb: torch.Tensor, length: int) -> torch.Tensor:
         """(1, 2W+1, dk) -> (1, 2*length-1, dk): zero-padded or cropped around the centre."""
