@@ -90,31 +90,37 @@ class MultiHeadAttention(nn.Module):
         query = query.view(b, h, dk, t_t).transpose(2, 3) / math.sqrt(dk)  # (B, H, Tt, dk)
         key = key.view(b, h, dk, t_s).transpose(2, 3)
         value = value.view(b, h, dk, t_s).transpose(2, 3)
-        if self.window_size is not None and t_t > TORCH_FULL_ATTENTION_FRAMES:
-            assert t_s == t_t, "relative attention needs self-attention"
-            return self._attention_rows(query, key, value, mask).transpose(2, 3).contiguous().view(b, d, t_t)
-        scores = query @ key.transpose(-2, -1)  # (B, H, Tt, Ts)
         if self.window_size is not None:
             assert t_s == t_t, "relative attention needs self-attention"
+        if self.window_size is not None and t_t > TORCH_FULL_ATTENTION_FRAMES:
+            out = self._attention_rows(query, key, value, mask)
+        else:
+            out = self._attention_full(query, key, value, mask)
+        return out.transpose(2, 3).contiguous().view(b, d, t_t)
+
+    def _attention_full(self, q, k, v, mask):
+        """(B, H, T, dk) each -> (B, H, T, dk), with (B, H, T, T) scores: upstream's steps."""
+        t_s = k.shape[2]
+        scores = q @ k.transpose(-2, -1)  # (B, H, Tt, Ts)
+        if self.window_size is not None:
             rel_k = self._relative_embeddings(self.emb_rel_k, t_s)  # (1, 2T-1, dk)
-            rel_logits = query @ rel_k.unsqueeze(0).transpose(-2, -1)  # (B, H, T, 2T-1)
+            rel_logits = q @ rel_k.unsqueeze(0).transpose(-2, -1)  # (B, H, T, 2T-1)
             scores = scores + self._relative_to_absolute(rel_logits)
         if mask is not None:
             scores = scores.masked_fill(mask == 0, MASK_FILL)
         p_attn = self.drop(F.softmax(scores, dim=-1))
-        out = p_attn @ value  # (B, H, T, dk)
+        out = p_attn @ v  # (B, H, T, dk)
         if self.window_size is not None:
             rel_w = self._absolute_to_relative(p_attn)  # (B, H, T, 2T-1)
             rel_v = self._relative_embeddings(self.emb_rel_v, t_s)
             out = out + rel_w @ rel_v.unsqueeze(0)
-        return out.transpose(2, 3).contiguous().view(b, d, t_t)
+        return out
 
     def _attention_rows(self, q, k, v, mask):
-        """(B, H, T, dk) each -> (B, H, T, dk) in blocks of ``ATTN_ROW_BLOCK`` query rows: each
-        block's (B, H, rows, T) scores are made, softmaxed and used before the next, and the
+        """As :meth:`_attention_full` in blocks of ``ATTN_ROW_BLOCK`` query rows: each block's
+        (B, H, rows, T) scores are made, softmaxed and used before the next, and the
         relative-position terms enter as the band of +-window keys they are nonzero on, so memory
-        grows with T x block, not T x T. Per row the same terms as :meth:`attention`'s full
-        scores; sums may round in another order."""
+        grows with T x block, not T x T. Per row the same terms; sums may round in another order."""
         t_s = k.shape[2]
         k_t = k.transpose(-2, -1)
         outs = []
