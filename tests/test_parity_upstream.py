@@ -207,3 +207,31 @@ def test_upstream_f0_runs_with_the_dither_seeded_as_rvclab_and_the_callers_rng_r
     drawn = _seeded_dither(lambda n: np.random.random_sample(n), 4)
     np.testing.assert_array_equal(drawn, np.random.RandomState(DITHER_SEED).random_sample(4))
     np.testing.assert_array_equal(np.random.random_sample(3), expected_next)
+
+
+def test_a_fairseq_hubert_that_does_not_import_is_replaced_by_rvclabs_behind_its_interface(tmp_path, monkeypatch):
+    """RVC WebUI 2024 reads HuBERT with fairseq: where fairseq does not import, upstream's pipeline
+    gets rvclab's torch HuBERT behind fairseq's extract_features interface, and the label says so."""
+    from rvclab.models.hubert.config import HubertConfig
+    from rvclab.models.hubert.torch import HubertModel
+    from rvclab.parity_upstream import pipeline as up_pipeline
+
+    torch.manual_seed(0)
+    model = HubertModel(HubertConfig.small()).eval()
+    with torch.no_grad():
+        for p in model.parameters():
+            p.copy_(torch.randn_like(p) * 0.1)
+    monkeypatch.setattr(up_pipeline, "embedder", lambda backend, path: model)
+    root = _fake_layout(tmp_path, "rvc-webui-2024")
+    (root / "fairseq").mkdir()
+    (root / "fairseq" / "__init__.py").write_text("raise ImportError('fairseq needs Python < 3.11 (test)')\n")
+    with checkout_code(*find_layout(root)) as code:
+        hubert, label = up_pipeline.upstream_hubert_model(code, get_profile("rvc-webui-2024"), tmp_path)
+    assert label.startswith("rvclab's torch HuBERT behind fairseq's interface (fairseq.checkpoint_utils")
+    assert "fairseq needs Python < 3.11 (test)" in label
+    wav = torch.randn(1, 16000)
+    with torch.no_grad():
+        feats, mask = hubert.extract_features(source=wav, padding_mask=None, output_layer=2)
+        assert torch.isfinite(feats).all() and float(feats.abs().max()) > 0
+        torch.testing.assert_close(feats, model.layer_output(wav, 2, attention="explicit"), rtol=0, atol=0)
+        assert hubert.final_proj is model.final_proj and mask is None

@@ -35,7 +35,7 @@ from rvclab.parity_upstream.draws import DrawingSynth, RvclabDraws
 from rvclab.parity_upstream.stages import BACKENDS, build_upstream_synth, row, skipped
 from rvclab.pipeline import steps
 from rvclab.pipeline.conversion import convert_voice
-from rvclab.pipeline.networks import VoiceModel
+from rvclab.pipeline.networks import VoiceModel, embedder
 from rvclab.pipeline.output import INT16_SCALE, to_int16_webui
 from rvclab.pipeline.parity import build_test_index
 from rvclab.profiles import ReferenceProfile
@@ -126,15 +126,11 @@ def pipeline_rows(code: CheckoutCode, profile: ReferenceProfile, voice_path: Pat
     voice = VoiceModel(voice_path)
     family = code.layout.synth_family
     pipe = upstream_pipeline(code, profile, voice.sr, rmvpe_path)
-    hubert_cls = code.attr(code.layout.hubert, code.layout.hubert_class)
-    reason = code.skip_reason(code.layout.pipeline, code.layout.rmvpe, code.layout.hubert)
-    if pipe is None or hubert_cls is None or not hasattr(hubert_cls, "from_pretrained"):
-        return skipped("pipeline", profile, reason or "skipped: no transformers HuBERT in this layout (fairseq)",
-                       torchaudio=torchaudio)
+    reason = code.skip_reason(code.layout.pipeline, code.layout.rmvpe)
+    if pipe is None:
+        return skipped("pipeline", profile, reason, torchaudio=torchaudio)
+    hubert, upstream_hubert = upstream_hubert_model(code, profile, hubert_folder)
     net = build_upstream_synth(code, load_checkpoint(voice_path))
-    with quiet():
-        hubert = hubert_cls.from_pretrained(str(hubert_folder), local_files_only=True,
-                                            torch_dtype=torch.float32).eval()
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         index = build_test_index(voice, data_clips(), Path(tmp))  # rvclab's index file, read by both
@@ -144,7 +140,7 @@ def pipeline_rows(code: CheckoutCode, profile: ReferenceProfile, voice_path: Pat
                 for idx in (None, index):
                     skip = _method_skip(code, method)
                     info = dict(clip=name, f0_method=method, index=idx is not None, voice=voice_path.name,
-                                torchaudio=torchaudio)
+                                torchaudio=torchaudio, upstream_hubert=upstream_hubert)
                     if skip:
                         rows += skipped("pipeline", profile, skip, **info)
                         continue
@@ -163,6 +159,34 @@ def pipeline_rows(code: CheckoutCode, profile: ReferenceProfile, voice_path: Pat
                         figures.update(_f0_figures(ref_f0, conv.f0))
                         rows.append(row("pipeline", b, profile, figures, **info))
     return rows
+
+
+class FairseqHubert:
+    """fairseq's HuBERT as RVC WebUI 2024's pipeline calls it (``extract_features(source=,
+    padding_mask=, output_layer=)`` -> (features (B, T, 768), padding mask), ``final_proj``), over
+    rvclab's torch HuBERT with the profile's attention kernel (fairseq's form for that release)."""
+
+    def __init__(self, model, attention: str):
+        self.model, self.attention, self.final_proj = model, attention, model.final_proj
+
+    def extract_features(self, source, padding_mask=None, output_layer=None):
+        return self.model.layer_output(source, output_layer, padding_mask, attention=self.attention), padding_mask
+
+
+def upstream_hubert_model(code: CheckoutCode, profile: ReferenceProfile, hubert_folder: Path) -> tuple:
+    """(the HuBERT upstream's pipeline runs, what it is): the layout's transformers model read from
+    ``hubert_folder``, or, where the layout's HuBERT is fairseq's (RVC WebUI 2024; fairseq does not
+    install on current Python), rvclab's torch HuBERT behind fairseq's interface
+    (:class:`FairseqHubert`): the rows then measure that release's pipeline around one HuBERT that
+    both sides share, and say so."""
+    cls = code.attr(code.layout.hubert, code.layout.hubert_class)
+    if cls is not None and hasattr(cls, "from_pretrained"):
+        with quiet():
+            model = cls.from_pretrained(str(hubert_folder), local_files_only=True, torch_dtype=torch.float32)
+        return model.eval(), "upstream"
+    why = code.failures.get(code.layout.hubert, "not a transformers model").split("\n")[0]
+    return (FairseqHubert(embedder("torch", hubert_folder), profile.hubert_attention),
+            f"rvclab's torch HuBERT behind fairseq's interface ({code.layout.hubert}: {why})")
 
 
 def _method_skip(code: CheckoutCode, method: str) -> str:
